@@ -1,0 +1,51 @@
+# Cumulo: `make up` gives a running cloud on this machine, `make test` runs every test CI runs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+APT_PACKAGES := $(shell grep -v '^\#' scripts/apt-packages.txt)
+
+.PHONY: up test install check lint format bench docs clean
+
+up: install
+	$(VENV)/bin/cumulo up
+
+test: install
+	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+install: .stamp-apt .stamp-venv
+
+.stamp-apt: scripts/apt-packages.txt
+	@if [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	else \
+	  echo "not root: skipping apt packages ($(APT_PACKAGES))"; \
+	fi
+	touch $@
+
+.stamp-venv: pyproject.toml .stamp-apt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+check: install
+	scripts/check
+
+lint:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format:
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
+
+bench: install
+	$(PY) bench/api_throughput.py
+
+docs: install
+	$(PY) -m cumulo.api.cloudstack.coverage > docs/api-coverage.md
+
+clean:
+	rm -rf $(VENV) .stamp-apt .stamp-venv

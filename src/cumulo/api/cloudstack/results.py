@@ -1,0 +1,115 @@
+"""What command handlers return, and the context they run in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
+
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.orm import Session
+
+from cumulo.services.access import Caller, ListScope
+from cumulo.services.errors import ParamError
+
+if TYPE_CHECKING:
+    from cumulo.services.runtime import Runtime
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+@dataclass
+class Listing:
+    """A page of response objects and the total number of matches (CloudStack ``count``)."""
+
+    items: list[dict[str, Any]]
+    count: int
+
+
+@dataclass
+class Success:
+    """CloudStack's SuccessResponse: ``{"success": true, "displaytext": …}``."""
+
+    displaytext: str | None = None
+    success: bool = True
+
+
+@dataclass
+class Flat:
+    """A response body whose fields sit directly under ``<command>response`` (login)."""
+
+    body: dict[str, Any]
+
+
+@dataclass
+class Submit:
+    """An async command's accepted request: the job row is written from this."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    instance_type: str | None = None
+    instance_id: str | None = None
+    # Async-create commands allocate their entity first and reply with its id as well.
+    created_id: str | None = None
+    resource_name: str | None = None
+
+
+@dataclass
+class Paging:
+    page: int | None
+    pagesize: int | None  # None means unlimited (pagesize=-1)
+    keyword: str | None
+
+
+@dataclass
+class Ctx:
+    """Everything a handler may use; built per call by the dispatcher or a job worker."""
+
+    session: Session
+    caller: Caller
+    runtime: Runtime
+    request_id: str
+    paging: Paging = field(default_factory=lambda: Paging(None, 500, None))
+    scope: ListScope = field(default_factory=ListScope)
+    # listall, domainid, account, isrecursive as sent, for lists that scope in their own way.
+    list_args: dict[str, Any] = field(default_factory=dict)
+    job_id: str | None = None
+    # Set by handlers whose event names a resource that the response does not show.
+    event_resource: tuple[str | None, str | None] | None = None
+    # The HTTP request and reply (login and logout set cookies); None inside a job.
+    request: Any = None
+    reply: Any = None
+
+    def _count_and_limit(self, stmt: Select[*Ts]) -> tuple[Select[*Ts], int]:
+        total = self.session.scalar(
+            select(func.count()).select_from(stmt.order_by(None).subquery())
+        )
+        p = self.paging
+        if p.pagesize is not None:
+            stmt = stmt.limit(p.pagesize).offset(((p.page or 1) - 1) * p.pagesize)
+        return stmt, int(total or 0)
+
+    def page(self, stmt: Select[T]) -> tuple[list[T], int]:
+        """One page of a single-entity select, and the count of all its matches."""
+        limited, total = self._count_and_limit(stmt)
+        return list(self.session.scalars(limited)), total
+
+    def page_rows(self, stmt: Select[*Ts]) -> tuple[list[Row[*Ts]], int]:
+        """One page of a multi-column select (entity joined with its owners), and the count."""
+        limited, total = self._count_and_limit(stmt)
+        return list(self.session.execute(limited).all()), total
+
+
+def paging_from(values: dict[str, Any], max_page_size: int) -> Paging:
+    page, size = values.get("page"), values.get("pagesize")
+    if size == -1:
+        if page is not None:
+            raise ParamError("Can't specify page parameter when pagesize is -1 (Unlimited)")
+        return Paging(None, None, values.get("keyword"))
+    if size is not None and size < 1:
+        raise ParamError("Page size must be a positive number or -1 for unlimited")
+    if size is not None and max_page_size > 0 and size > max_page_size:
+        raise ParamError(f"Page size can't exceed max allowed page size value: {max_page_size}")
+    if page is not None and page < 1:
+        raise ParamError("Page must be a positive number")
+    effective = size if size is not None else (max_page_size if max_page_size > 0 else None)
+    return Paging(page, effective, values.get("keyword"))

@@ -1,0 +1,100 @@
+"""One management server process: the runtime, its job workers and its HTTP listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
+from cumulo.api.cloudstack.dispatch import Dispatcher
+from cumulo.api.cloudstack.endpoint import ApiEndpoint
+from cumulo.api.cloudstack.jobs import JobRunner
+from cumulo.api.middleware.request_id import RequestIdMiddleware
+from cumulo.common.settings import Settings
+from cumulo.db.migrate import require_current
+from cumulo.services.jobs.worker import JobWorkers
+from cumulo.services.runtime import Runtime, open_runtime
+
+log = logging.getLogger(__name__)
+API_PATHS = ("/client/api", "/client/api/")
+
+
+async def livez(_: Request) -> Response:
+    """Liveness with no work behind it: also the benchmark's bare endpoint."""
+    return JSONResponse({"status": "ok"})
+
+
+class ManagementServer:
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+        self.settings = settings
+        self.rt = runtime or open_runtime(settings)
+        require_current(self.rt.db.engine)
+        self.rt.register_server()
+        self.workers = JobWorkers(self.rt.db, self.rt.server_id, settings.jobs, JobRunner(self.rt))
+        self.dispatcher = Dispatcher(self.rt, on_job=self.workers.notify)
+        self._stop = threading.Event()
+
+    def app(self, integration: bool = False) -> Starlette:
+        endpoint = ApiEndpoint(self.dispatcher, self.settings.api.max_body_bytes, integration)
+        routes = [Route(p, endpoint.handle, methods=["GET", "POST"]) for p in API_PATHS]
+        routes.append(Route("/livez", livez))
+        return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(10):
+            try:
+                self.rt.heartbeat_server()
+            except Exception:
+                log.exception("server heartbeat failed")
+
+    async def serve(self) -> None:
+        api = self.settings.api
+        configs = [
+            uvicorn.Config(
+                self.app(),
+                host=api.host,
+                port=api.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+            )
+        ]
+        if api.integration_port:
+            # Unauthenticated admin access: loopback only, whatever api.host says.
+            configs.append(
+                uvicorn.Config(
+                    self.app(integration=True),
+                    host="127.0.0.1",
+                    port=api.integration_port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                    server_header=False,
+                )
+            )
+        servers = [uvicorn.Server(c) for c in configs]
+        self.workers.start()
+        threading.Thread(target=self._heartbeat, name="server-heartbeat", daemon=True).start()
+        log.info(
+            "management server listening",
+            extra={
+                "endpoint": f"http://{api.host}:{api.port}/client/api",
+                "integration_port": api.integration_port or None,
+                "server": self.rt.server_uuid,
+            },
+        )
+        try:
+            await asyncio.gather(*(s.serve() for s in servers))
+        finally:
+            self._stop.set()
+            self.workers.stop()
+            self.rt.db.dispose()

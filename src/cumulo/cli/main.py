@@ -1,0 +1,129 @@
+"""The ``cumulo`` command: run the cloud's processes and administer its database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from cumulo.common.logging import configure_logging
+from cumulo.common.settings import Settings, load_settings
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create a 0600 file atomically: secrets are never world-readable, even for a moment."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def cmd_db_upgrade(settings: Settings, _: argparse.Namespace) -> int:
+    from cumulo.db.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    print(f"database at {_safe_url(settings.database_url)} is up to date")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def init_cloud(settings: Settings) -> str | None:
+    """Migrate, create the first rows, and on first run the admin's password and keys."""
+    from cumulo.db.migrate import upgrade
+    from cumulo.db.models import User
+    from cumulo.services.identity.bootstrap import ensure_cloud
+    from cumulo.services.identity.keys import register_keys
+    from cumulo.services.runtime import open_runtime
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    rt = open_runtime(settings)
+    try:
+        with rt.db.write() as session:
+            password = ensure_cloud(session)
+            if password is None:
+                return None
+            session.flush()
+            admin = session.query(User).filter(User.is_default.is_(True)).one()
+            api_key, secret = register_keys(session, rt.box, admin)
+    finally:
+        rt.db.dispose()
+    _write_private(settings.admin_password_file, password + "\n")
+    endpoint = f"http://{settings.api.host}:{settings.api.port}/client/api"
+    _write_private(
+        settings.data_dir / "admin.ini",
+        f"[cloudstack]\nendpoint = {endpoint}\nkey = {api_key}\nsecret = {secret}\n",
+    )
+    return password
+
+
+def cmd_init(settings: Settings, _: argparse.Namespace) -> int:
+    password = init_cloud(settings)
+    _print_welcome(settings, password)
+    return 0
+
+
+def _print_welcome(settings: Settings, password: str | None) -> None:
+    api = settings.api
+    print(f"Cumulo API:      http://{api.host}:{api.port}/client/api")
+    print("Log in as:       admin (domain ROOT)")
+    if password is not None:
+        print(f"Admin password:  {password}   (shown once; also in {settings.admin_password_file})")
+    else:
+        print(f"Admin password:  in {settings.admin_password_file}")
+    print(f"API keys (cs):   CLOUDSTACK_CONFIG={settings.data_dir / 'admin.ini'} cs listUsers")
+    sys.stdout.flush()
+
+
+def cmd_server(settings: Settings, _: argparse.Namespace) -> int:
+    from cumulo.api.server import ManagementServer
+    from cumulo.db.migrate import SchemaBehind
+
+    try:
+        server = ManagementServer(settings)
+    except SchemaBehind as err:
+        print(f"cumulo: {err}", file=sys.stderr)
+        return 2
+    asyncio.run(server.serve())
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    password = init_cloud(settings)
+    _print_welcome(settings, password)
+    return cmd_server(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cumulo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run a whole cloud on this machine").set_defaults(fn=cmd_up)
+    sub.add_parser("server", help="run a management server").set_defaults(fn=cmd_server)
+    sub.add_parser(
+        "init", help="migrate the database and create the admin on first run"
+    ).set_defaults(fn=cmd_init)
+    db = sub.add_parser("db", help="database administration").add_subparsers(
+        dest="db_cmd", required=True
+    )
+    db.add_parser("upgrade", help="apply every pending migration").set_defaults(fn=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    configure_logging(settings.log.level, settings.log.format, settings.log.file)
+    fn: Callable[[Settings, argparse.Namespace], int] = args.fn
+    return fn(settings, args)

@@ -1,0 +1,117 @@
+"""The one typed settings object.
+
+Sources, lowest priority first: built-in defaults (good for a single box), the TOML file named
+by ``CUMULO_CONFIG`` (or ``/etc/cumulo/cumulo.toml`` when it exists), then ``CUMULO_*``
+environment variables with ``__`` between nested names (``CUMULO_API__PORT=8081``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("/etc/cumulo/cumulo.toml")
+
+
+def _default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/cumulo")
+    return Path.home() / ".local" / "share" / "cumulo"
+
+
+class DatabaseSettings(BaseModel):
+    # Empty means the embedded SQLite database under the data directory.
+    url: str = ""
+    pool_size: int = Field(default=10, ge=1)
+    echo: bool = False
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # The unauthenticated admin port CloudStack calls integration.api.port: 0 keeps it off.
+    integration_port: int = Field(default=0, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # Seconds a session lives without use, as CloudStack's session.timeout.
+    session_timeout: int = Field(default=1800, ge=60)
+    # How long a resolved API key stays cached in one server before it is looked up again.
+    key_cache_seconds: float = Field(default=2.0, ge=0)
+    # Uvicorn worker processes; 1 keeps the single box small.
+    workers: int = Field(default=1, ge=1)
+
+
+class JobSettings(BaseModel):
+    workers: int = Field(default=4, ge=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    poll_seconds: float = Field(default=0.2, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # Testing only: each job sleeps this long before it runs, so tests can catch jobs in flight.
+    inject_delay_seconds: float = Field(default=0.0, ge=0)
+
+
+class LogSettings(BaseModel):
+    level: str = "INFO"
+    format: Literal["json", "kv"] = "json"
+    file: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CUMULO_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    jobs: JobSettings = JobSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'cumulo.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.data_dir / "admin-password"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.data_dir / "master.key"
+
+
+def config_file() -> Path | None:
+    named = os.environ.get("CUMULO_CONFIG")
+    if named:
+        return Path(named)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

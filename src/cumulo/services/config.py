@@ -1,0 +1,262 @@
+"""Global settings that CloudStack exposes through listConfigurations, kept in the database.
+
+Definitions (name, type, default, scopes) live here in code; the ``configurations`` table
+holds only values an operator set. Values are cached per process for a few seconds so a hot
+path such as throttling does not query on every call; ``updateConfiguration`` on one server
+reaches the others within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cumulo.db.models import Configuration
+from cumulo.services.errors import ParamError
+
+SCOPES = ("global", "account", "domain")
+CACHE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    category: str
+    type: str  # Boolean, Integer, Long, Float, String, Range
+    default: str
+    description: str
+    scopes: tuple[str, ...] = ("global",)
+    dynamic: bool = True
+    component: str = "ManagementServer"
+    group: str = "Miscellaneous"
+    subgroup: str = "Others"
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def scope(self) -> str:
+        """CloudStack shows the narrowest scope a key supports."""
+        return self.scopes[-1]
+
+    def convert(self, text: str) -> Any:
+        try:
+            if self.type == "Boolean":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                return text.lower() == "true"
+            if self.type in ("Integer", "Long"):
+                number: float = int(text)
+            elif self.type == "Float":
+                number = float(text)
+            else:
+                return text
+        except ValueError:
+            raise ParamError(
+                f"Invalid value {text!r} for configuration {self.name}: expected {self.type}"
+            ) from None
+        if (self.min is not None and number < self.min) or (
+            self.max is not None and number > self.max
+        ):
+            raise ParamError(
+                f"Value {text} for configuration {self.name} is outside {self.min}..{self.max}"
+            )
+        return number
+
+
+KEYS: dict[str, ConfigKey] = {}
+
+
+def define(key: ConfigKey) -> ConfigKey:
+    if key.name in KEYS:
+        raise ValueError(f"configuration {key.name} defined twice")
+    KEYS[key.name] = key
+    return key
+
+
+DEFAULT_PAGE_SIZE = define(
+    ConfigKey(
+        "default.page.size",
+        "Advanced",
+        "Integer",
+        "500",
+        "Default page size for API list* commands",
+        group="Management Server",
+        subgroup="API",
+        min=-1,
+    )
+)
+THROTTLE_ENABLED = define(
+    ConfigKey(
+        "api.throttling.enabled",
+        "Advanced",
+        "Boolean",
+        "false",
+        "Enable/disable Api rate limit",
+        group="Management Server",
+        subgroup="API",
+    )
+)
+THROTTLE_INTERVAL = define(
+    ConfigKey(
+        "api.throttling.interval",
+        "Advanced",
+        "Integer",
+        "1",
+        "Time interval (in seconds) to reset API count",
+        group="Management Server",
+        subgroup="API",
+        min=1,
+    )
+)
+THROTTLE_MAX = define(
+    ConfigKey(
+        "api.throttling.max",
+        "Advanced",
+        "Integer",
+        "25",
+        "Max allowed number of APIs within fixed interval",
+        group="Management Server",
+        subgroup="API",
+        min=1,
+    )
+)
+SESSION_CHECK = define(
+    ConfigKey(
+        "api.sessionkey.check.locations",
+        "Advanced",
+        "String",
+        "CookieAndParameter",
+        "Where the session key must be present: CookieAndParameter, CookieOrParameter or "
+        "ParameterOnly",
+        group="Management Server",
+        subgroup="API",
+    )
+)
+ALLOW_USER_VIEW_DESTROYED_VM = define(
+    ConfigKey(
+        "allow.user.view.destroyed.vm",
+        "Advanced",
+        "Boolean",
+        "false",
+        "Determines whether users can view their destroyed or expunging vm",
+        scopes=("global", "account"),
+    )
+)
+ALLOW_USER_EXPUNGE_RECOVER_VM = define(
+    ConfigKey(
+        "allow.user.expunge.recover.vm",
+        "Advanced",
+        "Boolean",
+        "false",
+        "Determines whether users can expunge or recover their vm",
+        scopes=("global", "account"),
+    )
+)
+SECURITY_GROUPS_ENABLED = define(
+    ConfigKey(
+        "security.groups.enabled",
+        "Network",
+        "Boolean",
+        "false",
+        "Whether any zone of the cloud uses security groups",
+        dynamic=False,
+    )
+)
+EVENTS_PURGE_DELAY = define(
+    ConfigKey(
+        "event.purge.delay",
+        "Advanced",
+        "Integer",
+        "15",
+        "Events older than specified number days will be purged. Set this value to 0 to never "
+        "delete events",
+        min=0,
+    )
+)
+
+
+class ConfigStore:
+    """Reads effective values: account, then domain (and its parents), then global, then default."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, int], tuple[float, str | None]] = {}
+
+    def _row(self, session: Session, name: str, scope: str, scope_id: int) -> str | None:
+        key = (name, scope, scope_id)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        value = session.scalar(
+            select(Configuration.value).where(
+                Configuration.name == name,
+                Configuration.scope == scope,
+                Configuration.scope_id == scope_id,
+            )
+        )
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value
+
+    def raw(
+        self,
+        session: Session,
+        key: ConfigKey,
+        account_id: int | None = None,
+        domain_ids: tuple[int, ...] = (),
+    ) -> str:
+        if account_id is not None and "account" in key.scopes:
+            found = self._row(session, key.name, "account", account_id)
+            if found is not None:
+                return found
+        if "domain" in key.scopes:
+            for domain_id in domain_ids:
+                found = self._row(session, key.name, "domain", domain_id)
+                if found is not None:
+                    return found
+        found = self._row(session, key.name, "global", 0)
+        return key.default if found is None else found
+
+    def get(self, session: Session, key: ConfigKey, **scope: Any) -> Any:
+        return key.convert(self.raw(session, key, **scope))
+
+    def set(
+        self, session: Session, key: ConfigKey, value: str | None, scope: str, scope_id: int
+    ) -> None:
+        """Write (or with None, reset) one value; the caller's transaction commits it."""
+        if scope not in key.scopes:
+            raise ParamError(f"Configuration {key.name} cannot be set at the {scope} scope")
+        row = session.scalar(
+            select(Configuration).where(
+                Configuration.name == key.name,
+                Configuration.scope == scope,
+                Configuration.scope_id == scope_id,
+            )
+        )
+        if value is None:
+            if row is not None:
+                session.delete(row)
+        else:
+            key.convert(value)
+            if row is None:
+                session.add(
+                    Configuration(name=key.name, scope=scope, scope_id=scope_id, value=value)
+                )
+            else:
+                row.value = value
+        with self._lock:
+            self._cache.pop((key.name, scope, scope_id), None)
+
+
+def find_key(name: str) -> ConfigKey:
+    key = KEYS.get(name)
+    if key is None:
+        raise ParamError(f"Configuration {name} not found")
+    return key

@@ -7,10 +7,14 @@ from typing import Annotated, Any
 from sqlalchemy import Select, or_, select
 
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
-from cumulo.api.cloudstack.results import Ctx, Listing
+from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.common.time import to_wire
 from cumulo.db.models import Account, Domain, Role, User
-from cumulo.services.access import ADMINS, ListScope
+from cumulo.services.access import ADMINS, ListScope, find_domain
+from cumulo.services.errors import ParamError
+from cumulo.services.identity import keys as key_service
+from cumulo.services.identity import users as user_service
+from cumulo.services.identity.users import UserChanges
 
 USER_FIELDS = (
     "id",
@@ -123,3 +127,285 @@ def list_users(
         )
     rows, total = ctx.page_rows(stmt.order_by(User.id))
     return Listing([user_response(*r._tuple()) for r in rows], total)
+
+
+def render(user: User) -> dict[str, Any]:
+    account = user.account
+    return user_response(user, account, account.domain, account.role)
+
+
+def _forget_keys(ctx: Ctx) -> None:
+    """Keys and user states are cached per process for a moment; this server reacts now."""
+    ctx.runtime.key_cache.forget_all()
+
+
+def _target(ctx: Ctx, id: str) -> User:
+    """The user a command acts on, after checking the caller may act on it (531 otherwise)."""
+    user = user_service.find_user(ctx.session, id)
+    user_service.check_user_access(ctx.caller, user)
+    return user
+
+
+@command(
+    "createUser",
+    description="Creates a user for an account that already exists",
+    response="user",
+    roles=ADMINS,
+    event="USER.CREATE",
+    entity="User",
+    fields=USER_FIELDS,
+    since="1.0",
+)
+def create_user(
+    ctx: Ctx,
+    account: Annotated[
+        str,
+        Param(
+            "Creates the user under the specified account. If no account is specified, "
+            "the username will be used as the account name.",
+            required=True,
+        ),
+    ],
+    username: Annotated[str, Param("Unique username.", required=True)],
+    password: Annotated[
+        str,
+        Param(
+            "Clear text password (Default hashed to SHA256SALT). If you wish to use any other "
+            "hashing algorithm, you would need to write a custom authentication adapter See "
+            "Docs section.",
+            required=True,
+        ),
+    ],
+    firstname: Annotated[str, Param("firstname", required=True)],
+    lastname: Annotated[str, Param("lastname", required=True)],
+    email: Annotated[str, Param("email", required=True)],
+    domainid: Annotated[
+        UUIDStr | None,
+        Param(
+            "Creates the user under the specified domain. Has to be accompanied with the "
+            "account parameter",
+            entity="Domain",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        Param(
+            "Specifies a timezone for this command. For more information on the timezone "
+            "parameter, see Time Zone Format."
+        ),
+    ] = None,
+    userid: Annotated[
+        str | None,
+        Param("User UUID, required for adding account from external provisioning system"),
+    ] = None,
+) -> dict[str, Any]:
+    domain = find_domain(ctx.session, domainid or ctx.caller.domain_uuid)
+    ctx.caller.check_domain(domain)
+    owner = user_service.find_account(ctx.session, account, domain)
+    user_service.check_account_admin(ctx.caller, owner)
+    user = user_service.create_user(
+        ctx.session,
+        owner,
+        username=username,
+        password=password,
+        firstname=firstname,
+        lastname=lastname,
+        email=email,
+        timezone=timezone,
+        uuid=userid,
+    )
+    return render(user)
+
+
+@command(
+    "updateUser",
+    description="Updates a user account",
+    response="user",
+    event="USER.UPDATE",
+    entity="User",
+    fields=USER_FIELDS,
+    since="1.0",
+)
+def update_user(
+    ctx: Ctx,
+    id: Annotated[UUIDStr, Param("User uuid", required=True, entity="User")],
+    username: Annotated[str | None, Param("Unique username")] = None,
+    firstname: Annotated[str | None, Param("first name")] = None,
+    lastname: Annotated[str | None, Param("last name")] = None,
+    email: Annotated[str | None, Param("email")] = None,
+    timezone: Annotated[
+        str | None,
+        Param(
+            "Specifies a timezone for this command. For more information on the timezone "
+            "parameter, see Time Zone Format."
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        Param(
+            "Clear text password (default hashed to SHA256SALT). If you wish to use any other "
+            "hashing algorithm, you would need to write a custom authentication adapter. Can't "
+            "be passed when updating a user that is also the caller; the current password "
+            "(currentpassword) must be given then.",
+            length=1024,
+        ),
+    ] = None,
+    currentpassword: Annotated[
+        str | None,
+        Param(
+            "Current password that was being used by the user. You must inform the current "
+            "password when updating the password.",
+            length=1024,
+            since="4.15",
+        ),
+    ] = None,
+    userapikey: Annotated[
+        str | None, Param("The API key for the user. Must be specified with userSecretKey")
+    ] = None,
+    usersecretkey: Annotated[
+        str | None, Param("The secret key for the user. Must be specified with userApiKey")
+    ] = None,
+) -> dict[str, Any]:
+    user = _target(ctx, id)
+    user_service.update_profile(
+        ctx.session, user, UserChanges(username, firstname, lastname, email, timezone)
+    )
+    if password is not None:
+        user_service.change_password(ctx.caller, user, password, currentpassword)
+    if (userapikey is None) != (usersecretkey is None):
+        raise ParamError("Please provide a userApiKey/userSecretKey pair")
+    if userapikey is not None and usersecretkey is not None:
+        key_service.set_keys(ctx.session, ctx.runtime.box, user, userapikey, usersecretkey)
+        _forget_keys(ctx)
+    return render(user)
+
+
+@command(
+    "deleteUser",
+    description="Deletes a user for an account",
+    roles=ADMINS,
+    event="USER.DELETE",
+    entity="User",
+    since="1.0",
+)
+def delete_user(
+    ctx: Ctx, id: Annotated[UUIDStr, Param("id of the user to be deleted", required=True)]
+) -> Success:
+    user = _target(ctx, id)
+    user_service.delete_user(ctx.session, ctx.caller, user)
+    _forget_keys(ctx)
+    ctx.event_resource = (user.uuid, user.username)
+    return Success()
+
+
+def _set_state(ctx: Ctx, id: str, state: str) -> dict[str, Any]:
+    user = _target(ctx, id)
+    user_service.set_state(ctx.session, ctx.caller, user, state)
+    _forget_keys(ctx)
+    return render(user)
+
+
+@command(
+    "enableUser",
+    description="Enables a user account",
+    response="user",
+    roles=ADMINS,
+    event="USER.ENABLE",
+    entity="User",
+    fields=USER_FIELDS,
+    since="1.0",
+)
+def enable_user(
+    ctx: Ctx, id: Annotated[UUIDStr, Param("Enables user by user ID.", required=True)]
+) -> dict[str, Any]:
+    return _set_state(ctx, id, user_service.ENABLED)
+
+
+@command(
+    "lockUser",
+    description="Locks a user account",
+    response="user",
+    roles=ADMINS,
+    event="USER.LOCK",
+    entity="User",
+    fields=USER_FIELDS,
+    since="1.0",
+)
+def lock_user(
+    ctx: Ctx, id: Annotated[UUIDStr, Param("Locks user by user ID.", required=True)]
+) -> dict[str, Any]:
+    return _set_state(ctx, id, user_service.LOCKED)
+
+
+@command(
+    "disableUser",
+    kind=Kind.ASYNC,
+    description="Disables a user account",
+    response="user",
+    roles=ADMINS,
+    event="USER.DISABLE",
+    entity="User",
+    fields=USER_FIELDS,
+    since="1.0",
+)
+def disable_user(
+    ctx: Ctx, id: Annotated[UUIDStr, Param("Disables user by user ID.", required=True)]
+) -> Submit:
+    """Checks run now so a refusal is immediate; the job only applies the state."""
+    user = _target(ctx, id)
+    if user.id == ctx.caller.user_id:
+        raise ParamError("A user cannot disable or lock themself")
+    return Submit(
+        params={"id": user.uuid},
+        instance_type="User",
+        instance_id=user.uuid,
+        resource_name=user.username,
+    )
+
+
+@disable_user.runs
+def run_disable_user(ctx: Ctx, id: str) -> dict[str, Any]:
+    """Idempotent: disabling a disabled user changes nothing and answers the same."""
+    return _set_state(ctx, id, user_service.DISABLED)
+
+
+def keys_response(api_key: str | None, secret: str | None) -> dict[str, Any]:
+    return {"apikey": api_key, "secretkey": secret}
+
+
+@command(
+    "registerUserKeys",
+    description="This command allows a user to register for the developer API, returning a "
+    "secret key and an API key. This request is made through the integration API port, so it "
+    "is a privileged command and must be made on behalf of a user. It is up to the implementer "
+    "just how the username and password are entered, and then how that translates to an "
+    "integration API request. Both secret key and API key should be returned to the user",
+    response="userkeys",
+    event="REGISTER.USER.KEY",
+    entity="User",
+    fields=("apikey", "secretkey"),
+    since="1.0",
+)
+def register_user_keys(
+    ctx: Ctx, id: Annotated[UUIDStr, Param("User id", required=True, entity="User")]
+) -> dict[str, Any]:
+    user = _target(ctx, id)
+    api_key, secret = key_service.register_keys(ctx.session, ctx.runtime.box, user)
+    _forget_keys(ctx)
+    ctx.event_resource = (user.uuid, user.username)
+    return keys_response(api_key, secret)
+
+
+@command(
+    "getUserKeys",
+    description="This command allows the user to query the seceret and API keys for the account",
+    response="userkeys",
+    fields=("apikey", "secretkey", "apikeyaccess"),
+    since="4.10.0",
+)
+def get_user_keys(
+    ctx: Ctx, id: Annotated[UUIDStr, Param("ID of the user whose keys are required", required=True)]
+) -> dict[str, Any]:
+    user = _target(ctx, id)
+    api_key, secret = key_service.user_keys(ctx.runtime.box, user)
+    return {**keys_response(api_key, secret), "apikeyaccess": True}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cumulo.api.cloudstack import envelope
 from cumulo.api.cloudstack.params import parse
@@ -99,32 +100,37 @@ class Dispatcher:
         return reply
 
     def _serve(self, spec: CommandSpec | None, req: ApiRequest, reply: ApiReply) -> dict[str, Any]:
-        if spec is not None and spec.public:
-            return self._run(spec, None, req, reply)
-        caller = self._authenticate(req)
-        if spec is None or not self._permitted(spec, caller):
-            raise UnsupportedAction(NOT_AVAILABLE)
-        self._throttle(caller)
-        return self._run(spec, caller, req, reply)
+        """Authenticate, authorise and run in ONE transaction: the hot path opens one session."""
+        writes = spec is not None and (spec.writes or spec.kind.is_async)
+        with self.rt.db.write() if writes else self.rt.db.read() as session:
+            caller = None
+            if spec is None or not spec.public:
+                caller = self._authenticate(session, req)
+                if spec is None or not self._permitted(session, spec, caller):
+                    raise UnsupportedAction(NOT_AVAILABLE)
+                self._throttle(session, caller)
+            body = self._run(session, spec, caller, req, reply)
+        if spec.kind.is_async:
+            self.on_job()
+        return body
 
-    def _authenticate(self, req: ApiRequest) -> Caller:
-        with self.rt.db.read() as session:
-            if req.integration:
-                return self._integration_caller(session)
-            api_key = req.get("apikey")
-            if api_key is not None:
-                return self._verify_signature(session, req, api_key)
-            check = self.rt.config.raw(session, config.SESSION_CHECK)
-            caller, _ = auth.session_caller(
-                session,
-                req.cookies.get(SESSION_COOKIE),
-                req.get("sessionkey"),
-                req.cookies.get(KEY_COOKIE),
-                check,
-            )
-            return caller
+    def _authenticate(self, session: Session, req: ApiRequest) -> Caller:
+        if req.integration:
+            return self._integration_caller(session)
+        api_key = req.get("apikey")
+        if api_key is not None:
+            return self._verify_signature(session, req, api_key)
+        check = self.rt.config.raw(session, config.SESSION_CHECK)
+        caller, _ = auth.session_caller(
+            session,
+            req.cookies.get(SESSION_COOKIE),
+            req.get("sessionkey"),
+            req.cookies.get(KEY_COOKIE),
+            check,
+        )
+        return caller
 
-    def _verify_signature(self, session: Any, req: ApiRequest, api_key: str) -> Caller:
+    def _verify_signature(self, session: Session, req: ApiRequest, api_key: str) -> Caller:
         signature = req.get("signature")
         if not signature:
             raise Unauthorized(auth.BAD_CREDENTIALS)
@@ -137,7 +143,7 @@ class Dispatcher:
             raise Unauthorized(auth.BAD_CREDENTIALS)
         return ident.caller
 
-    def _integration_caller(self, session: Any) -> Caller:
+    def _integration_caller(self, session: Session) -> Caller:
         user_id = session.scalar(
             select(User.id)
             .where(User.is_default.is_(True), User.removed.is_(None))
@@ -149,18 +155,16 @@ class Dispatcher:
             raise Unauthorized(auth.BAD_CREDENTIALS)
         return caller
 
-    def _permitted(self, spec: CommandSpec, caller: Caller) -> bool:
+    def _permitted(self, session: Session, spec: CommandSpec, caller: Caller) -> bool:
         if caller.role_type not in spec.roles:
             return False
-        with self.rt.db.read() as session:
-            return self.rt.rules.permits(session, caller.role_id, spec.name)
+        return self.rt.rules.permits(session, caller.role_id, spec.name)
 
-    def _throttle(self, caller: Caller) -> None:
-        with self.rt.db.read() as session:
-            if not self.rt.config.get(session, config.THROTTLE_ENABLED):
-                return
-            interval = self.rt.config.get(session, config.THROTTLE_INTERVAL)
-            limit = self.rt.config.get(session, config.THROTTLE_MAX)
+    def _throttle(self, session: Session, caller: Caller) -> None:
+        if not self.rt.config.get(session, config.THROTTLE_ENABLED):
+            return
+        interval = self.rt.config.get(session, config.THROTTLE_INTERVAL)
+        limit = self.rt.config.get(session, config.THROTTLE_MAX)
         if not self.throttle.allow(caller.account_id, interval, limit):
             raise Throttled(
                 "The given user has reached his/her account api limit, please retry after "
@@ -168,37 +172,34 @@ class Dispatcher:
             )
 
     def _run(
-        self, spec: CommandSpec, caller: Caller | None, req: ApiRequest, reply: ApiReply
+        self,
+        session: Session,
+        spec: CommandSpec,
+        caller: Caller | None,
+        req: ApiRequest,
+        reply: ApiReply,
     ) -> dict[str, Any]:
         values = parse(spec, req.params)
-        writes = spec.writes or spec.kind.is_async
-        with self.rt.db.write() if writes else self.rt.db.read() as session:
-            # Public commands (login) run before there is a caller; they never read it.
-            ctx = Ctx(
-                session=session,
-                caller=caller,  # type: ignore[arg-type]
-                runtime=self.rt,
-                request_id=req.request_id,
-                request=req,
-                reply=reply,
-            )
-            if spec.kind is Kind.LIST:
-                ctx.paging = paging_from(
-                    values, self.rt.config.get(session, config.DEFAULT_PAGE_SIZE)
-                )
-                if spec.scoped and caller is not None:
-                    ctx.list_args = {k: values[k] for k in SCOPE_ARGS}
-                    ctx.scope = resolve_scope(session, caller, **ctx.list_args)
-            args = {k: v for k, v in values.items() if k in spec.handler_args}
-            result = spec.handler(ctx, **args)
-            if spec.kind.is_async:
-                body = self._submit(ctx, spec, result)
-            else:
-                body = envelope.body_for(result, spec.response)
-                self._event(ctx, spec, result)
+        # Public commands (login) run before there is a caller; they never read it.
+        ctx = Ctx(
+            session=session,
+            caller=caller,  # type: ignore[arg-type]
+            runtime=self.rt,
+            request_id=req.request_id,
+            request=req,
+            reply=reply,
+        )
+        if spec.kind is Kind.LIST:
+            ctx.paging = paging_from(values, self.rt.config.get(session, config.DEFAULT_PAGE_SIZE))
+            if spec.scoped and caller is not None:
+                ctx.list_args = {k: values[k] for k in SCOPE_ARGS}
+                ctx.scope = resolve_scope(session, caller, **ctx.list_args)
+        args = {k: v for k, v in values.items() if k in spec.handler_args}
+        result = spec.handler(ctx, **args)
         if spec.kind.is_async:
-            self.on_job()
-        return body
+            return self._submit(ctx, spec, result)
+        self._event(ctx, spec, result)
+        return envelope.body_for(result, spec.response)
 
     def _submit(self, ctx: Ctx, spec: CommandSpec, submit: Submit) -> dict[str, Any]:
         job = queue.submit(

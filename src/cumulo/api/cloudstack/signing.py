@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import quote
 
@@ -25,29 +27,36 @@ def java_encode(value: str) -> str:
     return quote(value, safe=_JAVA_SAFE).replace("~", "%7E")
 
 
-def _encoders() -> tuple[tuple[str, ...], ...]:
-    # Characters each client family leaves unescaped beyond Java's set.
-    return ((), ("~",), ("~", "[", "]"))
+# Characters each client family leaves unescaped beyond Java's set.
+_VARIANTS: tuple[tuple[str, ...], ...] = ((), ("~",), ("~", "[", "]"))
+# \Z, not $: "$" also matches before a final newline, and "abc\n" must be encoded.
+_PLAIN = re.compile(r"[A-Za-z0-9._*-]*\Z")
 
 
 def _encode(value: str, keep: tuple[str, ...]) -> str:
+    if _PLAIN.match(value):
+        return value  # the common case: nothing to escape under any rule
     text = java_encode(value)
     for ch in keep:
         text = text.replace(quote(ch, safe=""), ch)
     return text
 
 
-def canonical_strings(params: dict[str, str]) -> list[str]:
-    """Every string a known client may have signed, the server's own rule first."""
+def _canonical(params: dict[str, str], order: list[str], keep: tuple[str, ...]) -> str:
+    return "&".join(f"{n}={_encode(params[n], keep)}" for n in order).lower()
+
+
+def canonical_strings(params: dict[str, str]) -> Iterator[str]:
+    """Every string a known client may have signed, the server's own rule first, lazily."""
     names = [n for n in params if n.lower() != "signature"]
     orders = (sorted(names), sorted(names, key=str.lower))
-    seen: list[str] = []
-    for keep in _encoders():
+    seen: set[str] = set()
+    for keep in _VARIANTS:
         for order in orders:
-            text = "&".join(f"{n}={_encode(params[n], keep)}" for n in order).lower()
+            text = _canonical(params, order, keep)
             if text not in seen:
-                seen.append(text)
-    return seen
+                seen.add(text)
+                yield text
 
 
 def sign(secret: str, text: str) -> str:
@@ -58,16 +67,17 @@ def sign(secret: str, text: str) -> str:
 def verify(secret: str, params: dict[str, str], signature: str) -> bool:
     """True when any accepted canonical form matches; every candidate is compared in full."""
     # A "+" sent unencoded in a query string arrives as a space.
+    # Each comparison is constant-time; which variant matched reveals nothing secret.
     wanted = signature.replace(" ", "+").encode()
-    ok = False
-    for text in canonical_strings(params):
-        ok |= hmac.compare_digest(sign(secret, text).encode(), wanted)
-    return ok
+    return any(
+        hmac.compare_digest(sign(secret, text).encode(), wanted)
+        for text in canonical_strings(params)
+    )
 
 
 def sign_params(secret: str, params: dict[str, str]) -> str:
     """The server-rule signature of ``params`` (used by the CLI, tests and benchmarks)."""
-    return sign(secret, canonical_strings(params)[0])
+    return sign(secret, next(canonical_strings(params)))
 
 
 def parse_expires(value: str) -> datetime | None:

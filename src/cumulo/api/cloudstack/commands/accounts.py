@@ -1,0 +1,268 @@
+"""Account commands: list, create, update, delete, disable, enable, lock."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from sqlalchemy import Select, select
+
+from cumulo.api.cloudstack.commands.domains import wire_path
+from cumulo.api.cloudstack.commands.users import identity_scope, user_response, users_select
+from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
+from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
+from cumulo.common.time import to_wire
+from cumulo.db.models import Account, Domain, Role, User
+from cumulo.services.access import ADMINS, find_domain
+from cumulo.services.errors import ParamError
+from cumulo.services.identity import accounts as svc
+
+ACCOUNT_FIELDS = (
+    "id",
+    "name",
+    "accounttype",
+    "roleid",
+    "roletype",
+    "rolename",
+    "domainid",
+    "domain",
+    "domainpath",
+    "state",
+    "networkdomain",
+    "created",
+    "user",
+    "isdefault",
+)
+
+
+def account_response(
+    account: Account, domain: Domain, role: Role, users: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "id": account.uuid,
+        "name": account.name,
+        "accounttype": account.type,
+        "roleid": role.uuid,
+        "roletype": role.type,
+        "rolename": role.name,
+        "domainid": domain.uuid,
+        "domain": domain.name,
+        "domainpath": wire_path(domain.path),
+        "state": account.state,
+        "networkdomain": account.network_domain,
+        "created": to_wire(account.created),
+        "user": users,
+        "isdefault": any(u["isdefault"] for u in users),
+    }
+
+
+def accounts_select() -> Select[Account, Domain, Role]:
+    return (
+        select(Account, Domain, Role)
+        .join(Domain, Account.domain_id == Domain.id)
+        .join(Role, Account.role_id == Role.id)
+        .where(Account.removed.is_(None))
+    )
+
+
+def users_by_account(ctx: Ctx, account_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """One query for the users of a whole page of accounts."""
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in account_ids}
+    if account_ids:
+        stmt = users_select().where(User.account_id.in_(account_ids)).order_by(User.id)
+        for row in ctx.session.execute(stmt):
+            found[row[0].account_id].append(user_response(*row._tuple()))
+    return found
+
+
+def render_accounts(ctx: Ctx, rows: list[tuple[Account, Domain, Role]]) -> list[dict[str, Any]]:
+    users = users_by_account(ctx, [r[0].id for r in rows])
+    return [account_response(a, d, r, users[a.id]) for a, d, r in rows]
+
+
+def render_account(ctx: Ctx, account: Account) -> dict[str, Any]:
+    ctx.session.flush()
+    row = ctx.session.execute(accounts_select().where(Account.id == account.id)).one()
+    return render_accounts(ctx, [row._tuple()])[0]
+
+
+def target_account(ctx: Ctx, id: str | None, account: str | None, domainid: str | None) -> Account:
+    """The account a command names: ``id``, or ``account`` together with ``domainid``."""
+    if id is not None:
+        return svc.find_account(ctx.session, id)
+    if account is None or domainid is None:
+        raise ParamError("Either id or account and domainid must be specified")
+    return svc.find_account_by_name(ctx.session, account, find_domain(ctx.session, domainid))
+
+
+def forget_keys(ctx: Ctx) -> None:
+    """Signed calls cache the key owner briefly; a switched-off account must stop at once."""
+    ctx.runtime.key_cache.forget_all()
+
+
+@command(
+    "listAccounts",
+    kind=Kind.LIST,
+    description="Lists accounts and provides detailed account information for listed accounts",
+    response="account",
+    scoped=True,
+    fields=ACCOUNT_FIELDS,
+    since="1.0",
+)
+def list_accounts(
+    ctx: Ctx,
+    id: Annotated[UUIDStr | None, Param("List account by account ID", entity="Account")] = None,
+    name: Annotated[str | None, Param("List account by account name")] = None,
+    accounttype: Annotated[
+        int | None,
+        Param(
+            "List accounts by account type. Valid account types are 1 (admin), 2 "
+            "(domain-admin), and 0 (user).",
+            min=0,
+            max=2,
+        ),
+    ] = None,
+    state: Annotated[
+        str | None, Param("List accounts by state. Valid states are enabled, disabled, and locked.")
+    ] = None,
+    iscleanuprequired: Annotated[
+        bool | None, Param("list accounts by cleanuprequired attribute (values are true or false)")
+    ] = None,
+) -> Listing:
+    scope = identity_scope(ctx)
+    stmt = accounts_select().where(scope.where(Account.id, Domain.path))
+    if id is not None:
+        stmt = stmt.where(Account.uuid == id)
+    if name is not None:
+        stmt = stmt.where(Account.name == name)
+    if accounttype is not None:
+        stmt = stmt.where(Account.type == accounttype)
+    if state is not None:
+        stmt = stmt.where(Account.state == state.lower())
+    if ctx.paging.keyword:
+        stmt = stmt.where(Account.name.ilike(f"%{ctx.paging.keyword}%"))
+    rows, total = ctx.page_rows(stmt.order_by(Account.id))
+    return Listing(render_accounts(ctx, [r._tuple() for r in rows]), total)
+
+
+@command(
+    "createAccount",
+    description="Creates an account",
+    response="account",
+    roles=ADMINS,
+    event="ACCOUNT.CREATE",
+    entity="Account",
+    fields=ACCOUNT_FIELDS,
+    since="1.0",
+)
+def create_account(
+    ctx: Ctx,
+    username: Annotated[str, Param("Unique username.", required=True)],
+    password: Annotated[
+        str,
+        Param(
+            "Clear text password (Default hashed to SHA256SALT). If you wish to use any other "
+            "hashing algorithm, you would need to write a custom authentication adapter "
+            "See Docs section.",
+            required=True,
+            length=1024,
+        ),
+    ],
+    firstname: Annotated[str, Param("Firstname", required=True)],
+    lastname: Annotated[str, Param("Lastname", required=True)],
+    email: Annotated[str, Param("Email", required=True)],
+    accounttype: Annotated[
+        int | None,
+        Param("Type of the account.  Specify 0 for user, 1 for root admin, and 2 for domain admin"),
+    ] = None,
+    roleid: Annotated[
+        UUIDStr | None, Param("Creates the account under the specified role.", entity="Role")
+    ] = None,
+    account: Annotated[
+        str | None,
+        Param(
+            "Name of the account to be created. The user will be added to this newly created "
+            "account. If no account is specified, the username will be used as the account "
+            "name."
+        ),
+    ] = None,
+    domainid: Annotated[
+        UUIDStr | None, Param("Creates the user under the specified domain.", entity="Domain")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        Param(
+            "Specifies a timezone for this command. For more information on the timezone "
+            "parameter, see Time Zone Format."
+        ),
+    ] = None,
+    networkdomain: Annotated[
+        str | None,
+        Param("Network domain for the account's networks"),
+    ] = None,
+    accountid: Annotated[
+        str | None,
+        Param("Account UUID, required for adding account from external provisioning system"),
+    ] = None,
+    userid: Annotated[
+        str | None,
+        Param("User UUID, required for adding account from external provisioning system"),
+    ] = None,
+) -> dict[str, Any]:
+    domain = find_domain(ctx.session, domainid) if domainid else _caller_domain(ctx)
+    new = svc.NewAccount(
+        username=username,
+        password=password,
+        firstname=firstname,
+        lastname=lastname,
+        email=email,
+        name=account,
+        account_type=accounttype,
+        role_uuid=roleid,
+        timezone=timezone,
+        network_domain=networkdomain,
+        account_uuid=accountid,
+        user_uuid=userid,
+    )
+    return render_account(ctx, svc.create_account(ctx.session, ctx.caller, domain, new))
+
+
+def _caller_domain(ctx: Ctx) -> Domain:
+    domain = ctx.session.get(Domain, ctx.caller.domain_id)
+    assert domain is not None
+    return domain
+
+
+@command(
+    "deleteAccount",
+    kind=Kind.ASYNC,
+    description="Deletes a account, and all users associated with this account",
+    roles=ADMINS,
+    event="ACCOUNT.DELETE",
+    entity="Account",
+    since="1.0",
+)
+def delete_account(
+    ctx: Ctx,
+    id: Annotated[UUIDStr, Param("Account id", required=True, entity="Account")],
+) -> Submit:
+    account = svc.find_account(ctx.session, id)
+    svc.check_may_delete(ctx.session, ctx.caller, account)
+    return Submit(
+        params={"id": id},
+        instance_type="Account",
+        instance_id=account.uuid,
+        resource_name=account.name,
+    )
+
+
+@delete_account.runs
+def run_delete_account(ctx: Ctx, id: str) -> Success:
+    """Checked again in the job: the account may have changed since the request."""
+    account = ctx.session.scalar(select(Account).where(Account.uuid == id))
+    if account is None:
+        raise ParamError(f"Unable to find account by id {id}")
+    if account.removed is None:
+        svc.check_may_delete(ctx.session, ctx.caller, account)
+        svc.delete_account(ctx.session, account)
+        forget_keys(ctx)
+    return Success()

@@ -29,6 +29,8 @@ def java_encode(value: str) -> str:
 
 # Characters each client family leaves unescaped beyond Java's set.
 _VARIANTS: tuple[tuple[str, ...], ...] = ((), ("~",), ("~", "[", "]"))
+# How java_encode writes each of them (the "~" by hand, see java_encode).
+_ESCAPED = {"~": "%7E", "[": "%5B", "]": "%5D"}
 # \Z, not $: "$" also matches before a final newline, and "abc\n" must be encoded.
 _PLAIN = re.compile(r"[A-Za-z0-9._*-]*\Z")
 
@@ -38,7 +40,8 @@ def _encode(value: str, keep: tuple[str, ...]) -> str:
         return value  # the common case: nothing to escape under any rule
     text = java_encode(value)
     for ch in keep:
-        text = text.replace(quote(ch, safe=""), ch)
+        # Not quote(ch): Python's quote never escapes "~", so that would replace "~" by "~".
+        text = text.replace(_ESCAPED[ch], ch)
     return text
 
 

@@ -8,6 +8,7 @@ carry ``count`` and the object array, and an empty list is an empty object; JSON
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -17,14 +18,15 @@ from cumulo.services.errors import CloudError
 
 JSON_TYPE = "application/json; charset=UTF-8"
 XML_TYPE = "text/xml; charset=UTF-8"
+# Characters XML 1.0 cannot carry even escaped; one stray control character in a user-supplied
+# name would otherwise make every XML listing that shows it unparsable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def body_for(result: Any, object_name: str | None) -> dict[str, Any]:
     """The content under ``<command>response`` for a handler's result."""
     if isinstance(result, Listing):
-        if not result.items:
-            return {}
-        return {"count": result.count, object_name or "item": result.items}
+        return list_body(result, object_name or "item")
     if isinstance(result, Success):
         body: dict[str, Any] = {"success": result.success}
         if result.displaytext:
@@ -37,6 +39,20 @@ def body_for(result: Any, object_name: str | None) -> dict[str, Any]:
     raise TypeError(f"handler returned {type(result).__name__}")
 
 
+def list_body(listing: Listing, object_name: str) -> dict[str, Any]:
+    """``count`` only when non-zero and the array only when non-empty (CS ApiResponseSerializer).
+
+    So an empty result is ``{}``, and a page past the end still tells the total: ``{"count": N}``
+    (``cs``'s ``fetch_list`` stops on it).
+    """
+    body: dict[str, Any] = {}
+    if listing.count:
+        body["count"] = listing.count
+    if listing.items:
+        body[object_name] = listing.items
+    return body
+
+
 def submit_body(submit: Submit, job_id: str) -> dict[str, Any]:
     if submit.created_id:
         return {"id": submit.created_id, "jobid": job_id}
@@ -44,8 +60,9 @@ def submit_body(submit: Submit, job_id: str) -> dict[str, Any]:
 
 
 def error_body(err: CloudError) -> dict[str, Any]:
+    """CS ExceptionResponse; each uuidList entry is an ExceptionProxyObject ``{"uuid": …}``."""
     return {
-        "uuidList": err.uuids,
+        "uuidList": [{"uuid": u} for u in err.uuids],
         "errorcode": err.errorcode,
         "cserrorcode": err.cserrorcode,
         "errortext": err.text,
@@ -69,7 +86,7 @@ def _xml_scalar(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return escape(str(value))
+    return escape(_NOT_XML.sub("", str(value)))
 
 
 def _xml_items(name: str, value: Any, out: list[str]) -> None:
@@ -87,13 +104,25 @@ def _xml_items(name: str, value: Any, out: list[str]) -> None:
     out.append(f"<{name}>{text}</{name}>" if text else f"<{name}/>")
 
 
+def _xml_uuid_list(entries: list[dict[str, str]], out: list[str]) -> None:
+    """CS writes the ids of an error inside ONE element: ``<uuidList><uuid>…</uuid></uuidList>``,
+    and leaves the element out when there are none."""
+    if not entries:
+        return
+    out.append("<uuidList>")
+    for entry in entries:
+        _xml_items("uuid", entry["uuid"], out)
+    out.append("</uuidList>")
+
+
 def to_xml(response_name: str, body: dict[str, Any]) -> bytes:
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<{response_name} cloud-stack-version="{CLOUDSTACK_VERSION}">',
     ]
     for key, value in body.items():
-        if key == "uuidList" and not value:
+        if key == "uuidList":
+            _xml_uuid_list(value, out)
             continue
         _xml_items(key, value, out)
     out.append(f"</{response_name}>")

@@ -9,7 +9,10 @@ from typing import Any
 from cumulo.api.cloudstack.registry import CommandSpec, ParamSpec
 from cumulo.services.errors import ParamError
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Java's Long.parseLong: an optional sign and ASCII digits. Python's int() would also take
+# spaces, underscores ("1_0") and non-ASCII digits, which no CloudStack server accepts.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _MAP_KEY = re.compile(r"^([a-z0-9_]+)\[(\d+)\]\.(.+)$", re.IGNORECASE)
 _DATE_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -20,7 +23,7 @@ def _bad(spec: ParamSpec, value: str, why: str) -> ParamError:
 
 
 def _uuid(spec: ParamSpec, value: str) -> str:
-    if not _UUID.match(value):
+    if not _UUID.fullmatch(value):
         raise _bad(
             spec,
             value,
@@ -45,10 +48,9 @@ def _scalar(spec: ParamSpec, kind: str, value: str) -> Any:
             raise _bad(spec, value, "not being a boolean (true or false)")
         return value.lower() == "true"
     if kind in INT_RANGE:
-        try:
-            number = int(value)
-        except ValueError:
-            raise _bad(spec, value, "incorrect number format") from None
+        if not _INTEGER.fullmatch(value):
+            raise _bad(spec, value, "incorrect number format")
+        number = int(value)
         low, high = INT_RANGE[kind]
         low = spec.meta.min if spec.meta.min is not None else low
         high = spec.meta.max if spec.meta.max is not None else high

@@ -21,6 +21,7 @@ from cumulo.services.errors import ParamError
 
 SCOPES = ("global", "account", "domain")
 CACHE_SECONDS = 3.0
+WIRE_TYPES = {"Integer": "Number", "Long": "Number", "Float": "Decimal"}
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,26 @@ class ConfigKey:
     subgroup: str = "Others"
     min: float | None = None
     max: float | None = None
+    display_text: str = ""
+    parent: str | None = None
 
     @property
     def scope(self) -> str:
         """CloudStack shows the narrowest scope a key supports."""
         return self.scopes[-1]
+
+    @property
+    def wire_type(self) -> str:
+        """The value kinds the CloudStack UI knows (it picks an input widget by them)."""
+        return WIRE_TYPES.get(self.type, self.type)
+
+    @property
+    def display(self) -> str:
+        """CloudStack derives a label from the dotted name when none is declared."""
+        if self.display_text:
+            return self.display_text
+        words = self.name.replace(".", " ").replace("_", " ")
+        return words[:1].upper() + words[1:]
 
     def convert(self, text: str) -> Any:
         try:
@@ -178,6 +194,50 @@ EVENTS_PURGE_DELAY = define(
         min=0,
     )
 )
+
+
+# Default resource limits (CloudStack's "Account Defaults" and "Domain Defaults"): the limit an
+# account or a non-ROOT domain has when no explicit updateResourceLimit row exists. Keyed by
+# CloudStack's resource type name; storage limits are in GiB, memory in MiB. -1 is unlimited.
+_LIMIT_DEFAULTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("user_vm", "user.vms", "20", "40", "number of user VMs that can be deployed"),
+    ("public_ip", "public.ips", "20", "40", "number of public IPs that can be consumed"),
+    ("volume", "volumes", "20", "40", "number of volumes that can be created"),
+    ("snapshot", "snapshots", "20", "40", "number of snapshots that can be created"),
+    ("template", "templates", "20", "40", "number of templates that can be deployed"),
+    ("project", "projects", "10", "50", "number of projects that can be created"),
+    ("network", "networks", "20", "40", "number of networks that can be created"),
+    ("vpc", "vpcs", "20", "40", "number of vpcs that can be created"),
+    ("cpu", "cpus", "40", "80", "number of cpu cores that can be used"),
+    ("memory", "memory", "40960", "81920", "memory (in MB) that can be used"),
+    ("primary_storage", "primary.storage", "200", "400", "primary storage space (in GiB)"),
+    ("secondary_storage", "secondary.storage", "400", "800", "secondary storage space (in GiB)"),
+)
+
+
+def _limit_key(owner: str, suffix: str, default: str, what: str) -> ConfigKey:
+    return define(
+        ConfigKey(
+            f"max.{owner}.{suffix}",
+            f"{owner.capitalize()} Defaults",
+            "Long",
+            default,
+            f"The default maximum {what} for an {owner}"
+            if owner == "account"
+            else f"The default maximum {what} for a {owner}",
+            min=-1,
+        )
+    )
+
+
+ACCOUNT_LIMIT_KEYS: dict[str, ConfigKey] = {
+    rtype: _limit_key("account", suffix, account, what)
+    for rtype, suffix, account, _domain, what in _LIMIT_DEFAULTS
+}
+DOMAIN_LIMIT_KEYS: dict[str, ConfigKey] = {
+    rtype: _limit_key("domain", suffix, domain, what)
+    for rtype, suffix, _account, domain, what in _LIMIT_DEFAULTS
+}
 
 
 class ConfigStore:

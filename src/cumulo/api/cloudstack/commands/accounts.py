@@ -12,7 +12,7 @@ from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.common.time import to_wire
 from cumulo.db.models import Account, Domain, Role, User
-from cumulo.services.access import ADMINS, find_domain
+from cumulo.services.access import ADMINS, ListScope, find_domain, resolve_scope
 from cumulo.services.errors import ParamError
 from cumulo.services.identity import accounts as svc
 
@@ -95,8 +95,21 @@ def target_account(ctx: Ctx, id: str | None, account: str | None, domainid: str 
 
 
 def forget_keys(ctx: Ctx) -> None:
-    """Signed calls cache the key owner briefly; a switched-off account must stop at once."""
+    """Signed calls cache the key owner (or its absence) briefly; a state change must show
+    at once in this process (other servers see it when their short cache expires)."""
     ctx.runtime.key_cache.forget_all()
+
+
+def _scope_for_id(ctx: Ctx, id: str) -> ListScope:
+    """Asking for one account by id searches all the caller may see, and says 531 when the
+    account exists outside it (CloudStack checks access on the named account)."""
+    a = ctx.list_args
+    if a["domainid"] or a["account"]:
+        return ctx.scope
+    found = ctx.session.scalar(select(Account).where(Account.uuid == id, Account.removed.is_(None)))
+    if found is not None:
+        ctx.caller.check_account(found)
+    return resolve_scope(ctx.session, ctx.caller, listall=True)
 
 
 @command(
@@ -128,7 +141,7 @@ def list_accounts(
         bool | None, Param("list accounts by cleanuprequired attribute (values are true or false)")
     ] = None,
 ) -> Listing:
-    scope = identity_scope(ctx)
+    scope = identity_scope(ctx) if id is None else _scope_for_id(ctx, id)
     stmt = accounts_select().where(scope.where(Account.id, Domain.path))
     if id is not None:
         stmt = stmt.where(Account.uuid == id)
@@ -266,3 +279,141 @@ def run_delete_account(ctx: Ctx, id: str) -> Success:
         svc.delete_account(ctx.session, account)
         forget_keys(ctx)
     return Success()
+
+
+@command(
+    "updateAccount",
+    description="Updates account information for the authenticated user",
+    response="account",
+    roles=ADMINS,
+    event="ACCOUNT.UPDATE",
+    entity="Account",
+    fields=ACCOUNT_FIELDS,
+    since="1.0",
+)
+def update_account(
+    ctx: Ctx,
+    id: Annotated[UUIDStr | None, Param("Account UUID", entity="Account")] = None,
+    account: Annotated[str | None, Param("Current account name")] = None,
+    domainid: Annotated[
+        UUIDStr | None,
+        Param("The UUID of the domain where the account exists", entity="Domain"),
+    ] = None,
+    newname: Annotated[str | None, Param("New name for the account")] = None,
+    networkdomain: Annotated[str | None, Param("Network domain for the account's networks")] = None,
+    roleid: Annotated[
+        UUIDStr | None, Param("The UUID of the dynamic role to set for the account", entity="Role")
+    ] = None,
+) -> dict[str, Any]:
+    target = target_account(ctx, id, account, domainid)
+    svc.check_may_manage(ctx.caller, target)
+    if newname is not None:
+        svc.rename_account(ctx.session, target, newname)
+    if networkdomain is not None:
+        target.network_domain = svc.check_network_domain(networkdomain)
+    if roleid is not None:
+        svc.check_may_change_state(ctx.caller, target)
+        svc.change_role(ctx.session, target, roleid)
+        forget_keys(ctx)
+    return render_account(ctx, target)
+
+
+def _state_target(ctx: Ctx, id: str | None, account: str | None, domainid: str | None) -> Account:
+    target = target_account(ctx, id, account, domainid)
+    svc.check_may_change_state(ctx.caller, target)
+    return target
+
+
+@command(
+    "disableAccount",
+    kind=Kind.ASYNC,
+    description="Disables an account",
+    response="account",
+    roles=ADMINS,
+    event="ACCOUNT.DISABLE",
+    entity="Account",
+    fields=ACCOUNT_FIELDS,
+    since="1.0",
+)
+def disable_account(
+    ctx: Ctx,
+    lock: Annotated[
+        bool,
+        Param(
+            "If true, only lock the account; else disable the account",
+            required=True,
+        ),
+    ],
+    id: Annotated[UUIDStr | None, Param("Account UUID", entity="Account")] = None,
+    account: Annotated[str | None, Param("Disables specified account.")] = None,
+    domainid: Annotated[
+        UUIDStr | None, Param("Disables specified account in this domain.", entity="Domain")
+    ] = None,
+) -> Submit:
+    target = _state_target(ctx, id, account, domainid)
+    svc.check_not_last_admin(ctx.session, target, enabled_only=True)
+    return Submit(
+        params={"id": target.uuid, "lock": lock},
+        instance_type="Account",
+        instance_id=target.uuid,
+        resource_name=target.name,
+    )
+
+
+@disable_account.runs
+def run_disable_account(ctx: Ctx, id: str, lock: bool) -> dict[str, Any]:
+    """Re-running it finds the state already set and changes nothing."""
+    target = svc.find_account(ctx.session, id)
+    svc.check_may_change_state(ctx.caller, target)
+    svc.set_state(ctx.session, target, svc.LOCKED if lock else svc.DISABLED)
+    forget_keys(ctx)
+    return render_account(ctx, target)
+
+
+@command(
+    "enableAccount",
+    description="Enables an account",
+    response="account",
+    roles=ADMINS,
+    event="ACCOUNT.ENABLE",
+    entity="Account",
+    fields=ACCOUNT_FIELDS,
+    since="1.0",
+)
+def enable_account(
+    ctx: Ctx,
+    id: Annotated[UUIDStr | None, Param("Account id", entity="Account")] = None,
+    account: Annotated[str | None, Param("Enables specified account.")] = None,
+    domainid: Annotated[
+        UUIDStr | None, Param("Enables specified account in this domain.", entity="Domain")
+    ] = None,
+) -> dict[str, Any]:
+    target = _state_target(ctx, id, account, domainid)
+    svc.set_state(ctx.session, target, svc.ENABLED)
+    forget_keys(ctx)
+    return render_account(ctx, target)
+
+
+@command(
+    "lockAccount",
+    description="This deprecated function used to locks an account. Look for the API "
+    "DisableAccount instead",
+    response="account",
+    roles=ADMINS,
+    event="ACCOUNT.DISABLE",
+    entity="Account",
+    fields=ACCOUNT_FIELDS,
+    since="1.0",
+)
+def lock_account(
+    ctx: Ctx,
+    account: Annotated[str, Param("Locks the specified account.", required=True)],
+    domainid: Annotated[
+        UUIDStr,
+        Param("Locks the specified account on this domain.", required=True, entity="Domain"),
+    ],
+) -> dict[str, Any]:
+    target = _state_target(ctx, None, account, domainid)
+    svc.set_state(ctx.session, target, svc.LOCKED)
+    forget_keys(ctx)
+    return render_account(ctx, target)

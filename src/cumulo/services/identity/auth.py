@@ -182,6 +182,25 @@ def open_session(session: Session, caller: Caller, timeout: int) -> NewSession:
     return NewSession(cookie, key, caller, timeout)
 
 
+def _session_key_ok(
+    check: str, key_hash: str, key_param: str | None, key_cookie: str | None
+) -> bool:
+    """CS HttpUtils.validateSessionKey: a key that is sent must be right wherever it is sent.
+
+    CookieAndParameter (the default) needs both the ``sessionkey`` cookie and parameter;
+    CookieOrParameter needs either; ParameterOnly needs the parameter. A wrong key in a place
+    not required still fails, so a forged parameter cannot ride on a valid cookie.
+    """
+    param_ok = key_param is not None and digest(key_param) == key_hash
+    cookie_ok = key_cookie is not None and digest(key_cookie) == key_hash
+    if check == "CookieOrParameter":
+        sent = key_param is not None or key_cookie is not None
+        return sent and (key_param is None or param_ok) and (key_cookie is None or cookie_ok)
+    if check == "ParameterOnly":
+        return param_ok and (key_cookie is None or cookie_ok)
+    return param_ok and cookie_ok
+
+
 def session_caller(
     session: Session,
     cookie: str | None,
@@ -190,18 +209,12 @@ def session_caller(
     check: str,
 ) -> tuple[Caller, ApiSession]:
     """Find the caller of a session, enforcing api.sessionkey.check.locations."""
-    if check == "ParameterOnly":
-        presented = key_param
-    elif check == "CookieOrParameter":
-        presented = key_param or key_cookie
-    else:
-        presented = key_param
-        if key_cookie is not None and key_param is not None and key_cookie != key_param:
-            raise Unauthorized(BAD_CREDENTIALS)
-    if not cookie or not presented:
+    if not cookie:
         raise Unauthorized(BAD_CREDENTIALS)
     row = session.scalar(select(ApiSession).where(ApiSession.cookie_hash == digest(cookie)))
-    if row is None or aware(row.expires) <= utcnow() or row.key_hash != digest(presented):
+    if row is None or aware(row.expires) <= utcnow():
+        raise Unauthorized(BAD_CREDENTIALS)
+    if not _session_key_ok(check, row.key_hash, key_param, key_cookie):
         raise Unauthorized(BAD_CREDENTIALS)
     caller = caller_by_user_id(session, row.user_id)
     if caller is None:

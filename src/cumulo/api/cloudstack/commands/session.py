@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cumulo.api.cloudstack.dispatch import KEY_COOKIE, SESSION_COOKIE
 from cumulo.api.cloudstack.registry import Param, UUIDStr, command
@@ -11,6 +13,21 @@ from cumulo.db.models import User
 from cumulo.services import events
 from cumulo.services.errors import MethodNotAllowed
 from cumulo.services.identity import auth
+
+
+def timezone_offset(name: str | None) -> str | None:
+    """Hours east of UTC now, as Java's Float.toString prints them ("5.5", "-7.0").
+
+    CloudStack sends it only for users with a time zone, and treats an unknown zone as GMT.
+    """
+    if not name:
+        return None
+    try:
+        zone: tzinfo = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    offset = datetime.now(zone).utcoffset() or timedelta(0)
+    return str(offset.total_seconds() / 3600)
 
 
 @command(
@@ -48,6 +65,8 @@ def login(
         raise MethodNotAllowed("Please use HTTP POST to authenticate using this API")
     caller = auth.password_login(ctx.session, username, password, domain, domainid)
     timeout = ctx.runtime.settings.api.session_timeout
+    # As ApiServlet: a login ends the session the client came with (no session fixation).
+    auth.close_session(ctx.session, ctx.request.cookies.get(SESSION_COOKIE))
     new = auth.open_session(ctx.session, caller, timeout)
     user = ctx.session.get(User, caller.user_id)
     assert user is not None
@@ -71,8 +90,10 @@ def login(
             "account": caller.account_name,
             "firstname": user.firstname,
             "lastname": user.lastname,
-            "type": caller.account_type,
+            # LoginCmdResponse.type is a String ("1"), unlike listUsers' accounttype.
+            "type": str(caller.account_type),
             "timezone": user.timezone,
+            "timezoneoffset": timezone_offset(user.timezone),
             "registered": "false",
             "sessionkey": new.key,
             "is2faenabled": "false",

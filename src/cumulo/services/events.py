@@ -12,6 +12,7 @@ AuditTrailServiceImpl and searchForEventIdsAndCount).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -114,36 +115,33 @@ def record(
     account_id: int | None = None,
     domain_id: int | None = None,
 ) -> Event:
+    owner = account_id if account_id is not None else caller.account_id
+    start = _start_event(session, owner, type, job_id) if state != "Scheduled" else None
     event = Event(
         type=type,
         state=state,
         level=level,
         description=description,
         user_id=caller.user_id,
-        account_id=account_id if account_id is not None else caller.account_id,
+        account_id=owner,
         domain_id=domain_id if domain_id is not None else caller.domain_id,
         resource_id=resource_id,
         resource_type=resource_type,
-        resource_name=resource_name,
+        # A job's completion names what its start named, even when the job body cannot.
+        resource_name=resource_name or (start.resource_name if start is not None else None),
         job_id=job_id,
-        parent_id=_start_event_id(session, event_account(caller, account_id), type, job_id)
-        if state != "Scheduled"
-        else None,
+        parent_id=start.id if start is not None else None,
     )
     session.add(event)
     return event
 
 
-def event_account(caller: Caller, account_id: int | None) -> int:
-    return account_id if account_id is not None else caller.account_id
-
-
-def _start_event_id(session: Session, account_id: int, type: str, job_id: str | None) -> int | None:
+def _start_event(session: Session, account_id: int, type: str, job_id: str | None) -> Event | None:
     """The Scheduled event of the same job: filtering by the (indexed) account keeps it cheap."""
     if job_id is None:
         return None
     return session.scalar(
-        select(Event.id)
+        select(Event)
         .where(
             Event.account_id == account_id,
             Event.type == type,
@@ -273,7 +271,7 @@ def permitted_scope(caller: Caller) -> ListScope:
 def _targets(
     session: Session,
     caller: Caller,
-    ids: list[str] | None,
+    ids: Sequence[str] | None,
     type: str | None,
     startdate: datetime | None,
     enddate: datetime | None,
@@ -303,7 +301,7 @@ def archive(
     session: Session,
     caller: Caller,
     *,
-    ids: list[str] | None = None,
+    ids: Sequence[str] | None = None,
     type: str | None = None,
     startdate: datetime | None = None,
     enddate: datetime | None = None,
@@ -321,7 +319,7 @@ def delete_events(
     session: Session,
     caller: Caller,
     *,
-    ids: list[str] | None = None,
+    ids: Sequence[str] | None = None,
     type: str | None = None,
     startdate: datetime | None = None,
     enddate: datetime | None = None,

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from cumulo.db.models import Configuration
+from cumulo.db.models import Account, Configuration, Domain
 from cumulo.services.errors import ParamError
 
 SCOPES = ("global", "account", "domain")
@@ -311,8 +311,70 @@ class ConfigStore:
                 )
             else:
                 row.value = value
+        self._forget(key.name, scope, scope_id)
+        # Also after commit: a reader between now and then may have cached the old value.
+        event.listen(
+            session,
+            "after_commit",
+            lambda _s: self._forget(key.name, scope, scope_id),
+            once=True,
+        )
+
+    def _forget(self, name: str, scope: str, scope_id: int) -> None:
         with self._lock:
-            self._cache.pop((key.name, scope, scope_id), None)
+            self._cache.pop((name, scope, scope_id), None)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a value is read or written: global, or one account or domain (with its parents)."""
+
+    name: str = "global"
+    id: int = 0
+    uuid: str | None = None
+    account_id: int | None = None
+    domain_ids: tuple[int, ...] = ()
+
+    def value(self, session: Session, store: ConfigStore, key: ConfigKey) -> str:
+        """The effective value here: the scope's own, else its parents', else global/default."""
+        return store.raw(session, key, account_id=self.account_id, domain_ids=self.domain_ids)
+
+
+UNSUPPORTED_SCOPES = ("zone", "cluster", "storagepool", "imagestore")
+
+
+def _domain_chain(domain: Domain) -> tuple[int, ...]:
+    chain: list[int] = []
+    current: Domain | None = domain
+    while current is not None:
+        chain.append(current.id)
+        current = current.parent
+    return tuple(chain)
+
+
+def account_scope(session: Session, uuid: str) -> tuple[Scope, Account]:
+    account = session.scalar(select(Account).where(Account.uuid == uuid, Account.removed.is_(None)))
+    if account is None:
+        raise ParamError(f"Unable to find account by id {uuid}")
+    chain = _domain_chain(account.domain)
+    return Scope("account", account.id, account.uuid, account.id, chain), account
+
+
+def domain_scope(session: Session, uuid: str) -> tuple[Scope, Domain]:
+    domain = session.scalar(select(Domain).where(Domain.uuid == uuid, Domain.removed.is_(None)))
+    if domain is None:
+        raise ParamError(f"Unable to find domain by id {uuid}")
+    return Scope("domain", domain.id, domain.uuid, None, _domain_chain(domain)), domain
+
+
+def pick_scope(named: dict[str, str | None]) -> tuple[str, str] | None:
+    """At most one scope id may be given (CloudStack's updateConfiguration rule)."""
+    given = [(name, uuid) for name, uuid in named.items() if uuid is not None]
+    if len(given) > 1:
+        raise ParamError(
+            "cannot handle multiple IDs, provide only one ID corresponding to the scope"
+        )
+    return given[0] if given else None
 
 
 def find_key(name: str) -> ConfigKey:

@@ -1,0 +1,369 @@
+"""Global settings: listConfigurations, updateConfiguration, resetConfiguration.
+
+Definitions live in code (``services/config.py``); the table holds only what an operator
+set, per scope. A value is read at the narrowest scope that has one: account, then its domain
+and that domain's parents, then global, then the default. Each server caches values for a few
+seconds, so a change reaches the other servers of a farm within that time (this one at once).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
+from cumulo.api.cloudstack.results import Ctx, Listing
+from cumulo.services import config
+from cumulo.services.access import ADMINS, ROOT_ADMIN
+from cumulo.services.config import ConfigKey, Scope
+from cumulo.services.errors import ParamError
+
+CONFIG_FIELDS = (
+    "name",
+    "value",
+    "defaultvalue",
+    "category",
+    "description",
+    "scope",
+    "isdynamic",
+    "type",
+    "displaytext",
+    "component",
+    "group",
+    "subgroup",
+    "parent",
+)
+
+
+def config_response(key: ConfigKey, value: str, scope: Scope) -> dict[str, Any]:
+    """CloudStack's ConfigurationResponse. Its ``id`` is a Java Long that clients parse as a
+    number (the Go SDK does), so the scope entity is not shown there; ``scope`` names it."""
+    return {
+        "name": key.name,
+        "value": value,
+        "defaultvalue": key.default,
+        "category": key.category,
+        "description": key.description,
+        "scope": scope.name if scope.name != "global" else key.scope,
+        "isdynamic": key.dynamic,
+        "type": key.wire_type,
+        "displaytext": key.display,
+        "component": key.component,
+        "group": key.group,
+        "subgroup": key.subgroup,
+        "parent": key.parent,
+    }
+
+
+def resolve(
+    ctx: Ctx,
+    accountid: str | None,
+    domainid: str | None,
+    others: dict[str, str | None],
+) -> Scope:
+    """The scope a request names, after checking the caller may see or touch it."""
+    picked = config.pick_scope({"account": accountid, "domain": domainid, **others})
+    if picked is None:
+        return Scope()
+    name, uuid = picked
+    if name == "account":
+        scope, account = config.account_scope(ctx.session, uuid)
+        ctx.caller.check_account(account)
+        return scope
+    if name == "domain":
+        scope, domain = config.domain_scope(ctx.session, uuid)
+        ctx.caller.check_domain(domain)
+        return scope
+    # No setting here is per zone, cluster, pool or image store (yet).
+    return Scope(name=name, uuid=uuid)
+
+
+def _matches(
+    key: ConfigKey,
+    scope: Scope,
+    name: str | None,
+    category: str | None,
+    keyword: str | None,
+    group: str | None,
+    subgroup: str | None,
+    parent: str | None,
+) -> bool:
+    """listConfigurations' filters: name and keyword match parts, the others whole words."""
+    if scope.name != "global" and scope.name not in key.scopes:
+        return False
+    if name is not None and name.lower() not in key.name.lower():
+        return False
+    if category is not None and category.lower() != key.category.lower():
+        return False
+    if group is not None and group.lower() != key.group.lower():
+        return False
+    if subgroup is not None and subgroup.lower() != key.subgroup.lower():
+        return False
+    if parent is not None and parent != key.parent:
+        return False
+    if keyword:
+        text = " ".join((key.name, key.category, key.description)).lower()
+        return keyword.lower() in text
+    return True
+
+
+def _page(ctx: Ctx, items: list[dict[str, Any]], unlimited: bool) -> Listing:
+    p = ctx.paging
+    if unlimited or p.pagesize is None:
+        return Listing(items, len(items))
+    start = ((p.page or 1) - 1) * p.pagesize
+    return Listing(items[start : start + p.pagesize], len(items))
+
+
+@command(
+    "listConfigurations",
+    kind=Kind.LIST,
+    description="Lists all configurations.",
+    response="configuration",
+    roles=ADMINS,
+    fields=CONFIG_FIELDS,
+    since="1.0",
+)
+def list_configurations(
+    ctx: Ctx,
+    name: Annotated[str | None, Param("lists configuration by name")] = None,
+    category: Annotated[str | None, Param("lists configurations by category")] = None,
+    accountid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Account to update the parameter value for corresponding account",
+            entity="Account",
+        ),
+    ] = None,
+    domainid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Domain to update the parameter value for corresponding domain",
+            entity="Domain",
+        ),
+    ] = None,
+    zoneid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Zone to update the parameter value for corresponding zone", entity="Zone"
+        ),
+    ] = None,
+    clusterid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Cluster to update the parameter value for corresponding cluster",
+            entity="Cluster",
+        ),
+    ] = None,
+    storageid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Storage pool to update the parameter value for corresponding "
+            "storage pool",
+            entity="StoragePool",
+        ),
+    ] = None,
+    imagestoreuuid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Image Store to update the parameter value for corresponding image store",
+            entity="ImageStore",
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        Param("lists configuration by group name (primarily used for UI)", since="4.18.0"),
+    ] = None,
+    subgroup: Annotated[
+        str | None,
+        Param("lists configuration by subgroup name (primarily used for UI)", since="4.18.0"),
+    ] = None,
+    parent: Annotated[
+        str | None,
+        Param("lists configuration by parent name (primarily used for UI)", since="4.18.0"),
+    ] = None,
+) -> Listing:
+    if subgroup and not group:
+        raise ParamError("Configuration group name must be specified with the subgroup name")
+    scope = resolve(
+        ctx,
+        accountid,
+        domainid,
+        {
+            "zone": zoneid,
+            "cluster": clusterid,
+            "storagepool": storageid,
+            "imagestore": imagestoreuuid,
+        },
+    )
+    keys = sorted(
+        (
+            k
+            for k in config.KEYS.values()
+            if _matches(k, scope, name, category, ctx.paging.keyword, group, subgroup, parent)
+        ),
+        key=lambda k: k.name,
+    )
+    store = ctx.runtime.config
+    items = [config_response(k, scope.value(ctx.session, store, k), scope) for k in keys]
+    # CloudStack answers a group's settings in one page: the UI shows a group at once.
+    return _page(ctx, items, unlimited=bool(group))
+
+
+def _written_scope(ctx: Ctx, key: ConfigKey, scope: Scope) -> tuple[str, int]:
+    if scope.name in config.UNSUPPORTED_SCOPES or scope.name not in key.scopes:
+        raise ParamError(f"Configuration {key.name} cannot be set at the {scope.name} scope")
+    return scope.name, scope.id
+
+
+@command(
+    "updateConfiguration",
+    description="Updates a configuration.",
+    response="configuration",
+    roles=ROOT_ADMIN,
+    event="CONFIGURATION.VALUE.EDIT",
+    entity="Configuration",
+    fields=CONFIG_FIELDS,
+    since="1.0",
+)
+def update_configuration(
+    ctx: Ctx,
+    name: Annotated[str, Param("the name of the configuration", required=True)],
+    value: Annotated[str | None, Param("the value of the configuration", length=4096)] = None,
+    accountid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Account to update the parameter value for corresponding account",
+            entity="Account",
+        ),
+    ] = None,
+    domainid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Domain to update the parameter value for corresponding domain",
+            entity="Domain",
+        ),
+    ] = None,
+    zoneid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Zone to update the parameter value for corresponding zone", entity="Zone"
+        ),
+    ] = None,
+    clusterid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Cluster to update the parameter value for corresponding cluster",
+            entity="Cluster",
+        ),
+    ] = None,
+    storageid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Storage pool to update the parameter value for corresponding "
+            "storage pool",
+            entity="StoragePool",
+        ),
+    ] = None,
+    imagestoreuuid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Image Store to update the parameter value for corresponding image store",
+            entity="ImageStore",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    key = config.find_key(name)
+    if value is None:
+        raise ParamError(f"Empty value is not allowed for configuration {name}")
+    scope = resolve(
+        ctx,
+        accountid,
+        domainid,
+        {
+            "zone": zoneid,
+            "cluster": clusterid,
+            "storagepool": storageid,
+            "imagestore": imagestoreuuid,
+        },
+    )
+    where, scope_id = _written_scope(ctx, key, scope)
+    ctx.runtime.config.set(ctx.session, key, value, where, scope_id)
+    ctx.event_resource = (scope.uuid, key.name)
+    return config_response(key, value, scope)
+
+
+@command(
+    "resetConfiguration",
+    description="Resets a configuration. The configuration will be set to default value for "
+    "global setting, and removed from account and domain level settings.",
+    response="configuration",
+    roles=ROOT_ADMIN,
+    event="CONFIGURATION.VALUE.EDIT",
+    entity="Configuration",
+    fields=CONFIG_FIELDS,
+    since="4.16.0",
+)
+def reset_configuration(
+    ctx: Ctx,
+    name: Annotated[str, Param("the name of the configuration", required=True)],
+    accountid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Account to reset the parameter value for corresponding account",
+            entity="Account",
+        ),
+    ] = None,
+    domainid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Domain to reset the parameter value for corresponding domain",
+            entity="Domain",
+        ),
+    ] = None,
+    zoneid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Zone to reset the parameter value for corresponding zone", entity="Zone"
+        ),
+    ] = None,
+    clusterid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Cluster to reset the parameter value for corresponding cluster",
+            entity="Cluster",
+        ),
+    ] = None,
+    storageid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Storage pool to reset the parameter value for corresponding "
+            "storage pool",
+            entity="StoragePool",
+        ),
+    ] = None,
+    imagestoreid: Annotated[
+        UUIDStr | None,
+        Param(
+            "the ID of the Image Store to reset the parameter value for corresponding image store",
+            entity="ImageStore",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    key = config.find_key(name)
+    scope = resolve(
+        ctx,
+        accountid,
+        domainid,
+        {
+            "zone": zoneid,
+            "cluster": clusterid,
+            "storagepool": storageid,
+            "imagestore": imagestoreid,
+        },
+    )
+    where, scope_id = _written_scope(ctx, key, scope)
+    store = ctx.runtime.config
+    store.set(ctx.session, key, None, where, scope_id)
+    ctx.session.flush()
+    ctx.event_resource = (scope.uuid, key.name)
+    return config_response(key, scope.value(ctx.session, store, key), scope)

@@ -103,6 +103,20 @@ def test_login_by_get_is_refused(cloud: Cloud) -> None:
     assert "set-cookie" not in resp.headers
 
 
+@pytest.mark.parametrize("params", [{}, {"username": "admin"}], ids=["bare", "no-password"])
+def test_login_by_get_is_405_before_parameters_are_checked(
+    cloud: Cloud, params: dict[str, str]
+) -> None:
+    resp = httpx.get(
+        cloud.endpoint, params={"command": "login", "response": "json", **params}, timeout=30
+    )
+    assert resp.status_code == 405, resp.text
+    assert resp.json()["loginresponse"]["errorcode"] == 405
+    resp = httpx.get(cloud.endpoint, params={"COMMAND": "Login", **params}, timeout=30)
+    assert resp.status_code == 405
+    assert ET.fromstring(resp.content).findtext("errorcode") == "405"
+
+
 def test_wrong_password_is_refused(cloud: Cloud) -> None:
     resp = _login(cloud, username="admin", password=cloud.admin_password + "x")
     assert resp.status_code == 401

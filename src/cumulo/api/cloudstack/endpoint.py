@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from cumulo.api.cloudstack import envelope
 from cumulo.api.cloudstack.dispatch import ApiReply, ApiRequest, Dispatcher
-from cumulo.services.errors import BadRequest, CloudError
+from cumulo.services.errors import BadRequest, CloudError, MethodNotAllowed
 
 FORM = "application/x-www-form-urlencoded"
+LOGIN_POST_ONLY = "Please use HTTP POST to authenticate using this API"
 
 
 class PayloadTooLarge(CloudError):
@@ -55,6 +56,11 @@ def _to_response(reply: ApiReply) -> Response:
     return response
 
 
+def _error(err: CloudError, response_name: str, fmt: str) -> Response:
+    body, ctype = envelope.render(response_name, envelope.error_body(err), fmt)
+    return Response(body, status_code=err.errorcode, media_type=ctype)
+
+
 class ApiEndpoint:
     def __init__(self, dispatcher: Dispatcher, max_body: int, integration: bool) -> None:
         self.dispatcher, self.max_body, self.integration = dispatcher, max_body, integration
@@ -66,8 +72,7 @@ class ApiEndpoint:
             return Response(status_code=400)
         except CloudError as err:
             fmt = "json" if "response=json" in request.url.query.lower() else "xml"
-            body, ctype = envelope.render("errorresponse", envelope.error_body(err), fmt)
-            return Response(body, status_code=err.errorcode, media_type=ctype)
+            return _error(err, "errorresponse", fmt)
         req = ApiRequest(
             params=params,
             method=request.method,
@@ -75,5 +80,10 @@ class ApiEndpoint:
             request_id=request.scope.get("state", {}).get("request_id", ""),
             integration=self.integration,
         )
+        if req.method != "POST" and (req.get("command") or "").lower() == "login":
+            # ApiServlet refuses a login that is not a POST before it reads any parameter
+            # (reference §1.2), so a GET answers 405 even with its parameters missing.
+            fmt = "json" if (req.get("response") or "").lower() == "json" else "xml"
+            return _error(MethodNotAllowed(LOGIN_POST_ONLY), "loginresponse", fmt)
         reply = await run_in_threadpool(self.dispatcher.handle, req)
         return _to_response(reply)

@@ -7,6 +7,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cumulo.api.cloudstack.dispatch import KEY_COOKIE, SESSION_COOKIE
+from cumulo.api.cloudstack.endpoint import LOGIN_POST_ONLY
 from cumulo.api.cloudstack.registry import Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Flat
 from cumulo.db.models import User
@@ -62,7 +63,7 @@ def login(
     ] = None,
 ) -> Flat:
     if ctx.request.method != "POST":
-        raise MethodNotAllowed("Please use HTTP POST to authenticate using this API")
+        raise MethodNotAllowed(LOGIN_POST_ONLY)
     caller = auth.password_login(ctx.session, username, password, domain, domainid)
     timeout = ctx.runtime.settings.api.session_timeout
     # As ApiServlet: a login ends the session the client came with (no session fixation).

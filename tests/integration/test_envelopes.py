@@ -244,6 +244,19 @@ def test_async_submit_and_job_result_xml(cloud: Cloud) -> None:
     assert cloud.call("listAccounts", id=account["id"], listall="true") == {}
 
 
+def test_cs_polls_an_async_job_to_its_result(cloud: Cloud) -> None:
+    account = new_account(cloud)
+    user = add_user(cloud, account, f"poll-{uuid.uuid4().hex[:8]}")
+    client = CloudStack(
+        endpoint=cloud.endpoint,
+        key=cloud.admin.api_key,
+        secret=cloud.admin.secret,
+        poll_interval=0.1,
+    )
+    result = client.disableUser(id=user["id"], fetch_result=True)
+    assert result["user"]["id"] == user["id"] and result["user"]["state"] == "disabled"
+
+
 def test_async_create_submit_has_id_and_jobid(cloud: Cloud) -> None:
     """Async-create commands answer {id, jobid}; probe whichever the registry declares."""
     from cumulo.api.cloudstack import commands  # noqa: F401

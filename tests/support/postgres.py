@@ -222,8 +222,8 @@ def session_cluster(config: pytest.Config) -> PgCluster:
 
 def _stop_session_cluster() -> None:
     global _cluster
-    if _cluster is not None:
-        _cluster, cluster = None, _cluster
+    cluster, _cluster = _cluster, None
+    if cluster is not None:
         cluster.stop()
 
 

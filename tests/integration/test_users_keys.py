@@ -57,7 +57,10 @@ def admin_account_user(cloud: Cloud) -> Person:
 def user_account(cloud: Cloud, **extra: Any) -> Person:
     """A new User-type account with one user and keys: a regular, non-admin caller."""
     name, password = f"usr-{uuid.uuid4().hex[:10]}", f"pw-{uuid.uuid4().hex}"
-    params = {"accounttype": 0, **extra} if "roleid" not in extra else extra
+    params = {"accounttype": 0, "domainid": None, **extra}
+    if "roleid" in extra:
+        params.pop("accounttype")
+    params["domainid"] = params["domainid"] or root_domain_id(cloud)
     cloud.call(
         "createAccount",
         account=name,
@@ -66,10 +69,9 @@ def user_account(cloud: Cloud, **extra: Any) -> Person:
         firstname="Uma",
         lastname="User",
         email=f"{name}@example.test",
-        domainid=root_domain_id(cloud),
         **params,
     )
-    user = cloud.call("listUsers", username=name, listall="true")["user"][0]
+    user = cloud.call("listUsers", username=name, domainid=params["domainid"])["user"][0]
     return Person(user["id"], name, password, register(cloud, user["id"]), name)
 
 
@@ -384,3 +386,58 @@ def test_cs_raises_for_refused_calls(cloud: Cloud) -> None:
     # Keys still work (nothing was changed) a moment later too: no stale cache surprises.
     time.sleep(0.1)
     assert client(cloud, person.keys).listUsers(id=person.id)["count"] == 1
+
+
+# --- domain admins ------------------------------------------------------------------------
+
+
+def test_domain_admin_manages_users_in_its_subtree_only(cloud: Cloud) -> None:
+    domain = cloud.call("createDomain", name=f"d-{uuid.uuid4().hex[:10]}")["domain"]
+    dadmin = user_account(cloud, accounttype=2, domainid=domain["id"])
+    inside = user_account(cloud, domainid=domain["id"])
+    outside = user_account(cloud)
+    admin_id = cloud.call("listUsers", username="admin", listall="true")["user"][0]["id"]
+    name = f"du-{uuid.uuid4().hex[:10]}"
+    created = cloud.call(
+        "createUser",
+        dadmin.keys,
+        account=inside.account,
+        domainid=domain["id"],
+        username=name,
+        password="p",
+        firstname="F",
+        lastname="L",
+        email="e@example.test",
+    )["user"]
+    assert created["domainid"] == domain["id"] and created["account"] == inside.account
+    cloud.call("updateUser", dadmin.keys, id=inside.id, password="set-by-domain-admin")
+    assert login_in(cloud, inside.username, "set-by-domain-admin", domain["id"]).status_code == 200
+    refused = {
+        "account": "admin",
+        "domainid": root_domain_id(cloud),
+        "username": f"x{name}",
+        "password": "p",
+        "firstname": "F",
+        "lastname": "L",
+        "email": "e@example.test",
+    }
+    assert error_code(cloud, "createUser", dadmin.keys, **refused) == 531
+    for target in (outside.id, admin_id):
+        assert error_code(cloud, "updateUser", dadmin.keys, id=target, password="pwned") == 531
+        assert error_code(cloud, "registerUserKeys", dadmin.keys, id=target) == 531
+    assert login(cloud, outside.username, outside.password).status_code == 200
+    assert cloud.call("listUsers", username=f"x{name}", listall="true") == {}
+
+
+def login_in(cloud: Cloud, username: str, password: str, domain_id: str) -> httpx.Response:
+    return httpx.post(
+        cloud.endpoint,
+        data={
+            "command": "login",
+            "username": username,
+            "password": password,
+            "domainId": domain_id,
+            "response": "json",
+        },
+        timeout=30,
+    )

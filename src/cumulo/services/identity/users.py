@@ -180,7 +180,7 @@ def set_state(session: Session, caller: Caller, user: User, state: str) -> bool:
 def delete_user(session: Session, caller: Caller, user: User) -> None:
     """Remove a user; the default admin user of the cloud and the caller are never removed."""
     if user.is_default:
-        raise ParamError("The user is default and can't be removed")
+        raise ParamError("The user is default and can't be (re)moved")
     if user.id == caller.user_id:
         raise ParamError("A user cannot delete themself")
     user.removed = utcnow()

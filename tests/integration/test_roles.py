@@ -11,6 +11,7 @@ from tests.integration.test_users_keys import (
     Person,
     client,
     error_code,
+    events_for,
     libcloud_driver,
     user_account,
 )
@@ -243,3 +244,16 @@ def test_domain_admin_lists_roles_without_admin_ones_and_cannot_create(cloud: Cl
     assert error_code(cloud, "createRole", dadmin.keys, name=name, type="User") == 432
     assert error_code(cloud, "listRolePermissions", dadmin.keys) == 432
     assert cloud.call("listRoles", name=name) == {}
+
+
+def test_role_changes_are_events(cloud: Cloud) -> None:
+    role = new_role(cloud, [("listUsers", "allow")])
+    perm = cloud.call("listRolePermissions", roleid=role["id"])["rolepermission"][0]["id"]
+    cloud.call("updateRole", id=role["id"], description="changed")
+    cloud.call("updateRolePermission", roleid=role["id"], ruleid=perm, permission="deny")
+    cloud.call("deleteRolePermission", id=perm)
+    cloud.call("deleteRole", id=role["id"])
+    on_role = {"ROLE.CREATE", "ROLE.UPDATE", "ROLE.PERMISSION.UPDATE", "ROLE.DELETE"}
+    assert events_for(cloud, role["id"], on_role) == on_role
+    on_rule = {"ROLE.PERMISSION.CREATE", "ROLE.PERMISSION.DELETE"}
+    assert events_for(cloud, perm, on_rule) == on_rule

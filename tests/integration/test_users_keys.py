@@ -441,3 +441,41 @@ def login_in(cloud: Cloud, username: str, password: str, domain_id: str) -> http
         },
         timeout=30,
     )
+
+
+def events_for(cloud: Cloud, resource_id: str, types: set[str]) -> set[str]:
+    """The types among ``types`` that have an event naming ``resource_id`` (newest first)."""
+    found = set()
+    for kind in types:
+        listed = cloud.call("listEvents", listall="true", pagesize=500, type=kind)
+        if any(e.get("resourceid") == resource_id for e in listed.get("event", [])):
+            found.add(kind)
+    return found
+
+
+def test_user_changes_are_events(cloud: Cloud) -> None:
+    person = admin_account_user(cloud)
+    cloud.call("updateUser", id=person.id, lastname="Lovelace")
+    cloud.call("lockUser", id=person.id)
+    cloud.call("enableUser", id=person.id)
+    cloud.wait_job(cloud.call("disableUser", id=person.id)["jobid"])
+    cloud.call("deleteUser", id=person.id)
+    expected = {"USER.CREATE", "REGISTER.USER.KEY", "USER.UPDATE", "USER.LOCK", "USER.ENABLE"}
+    expected |= {"USER.DISABLE", "USER.DELETE"}
+    assert events_for(cloud, person.id, expected) == expected
+
+
+def test_secrets_never_reach_the_server_log(cloud: Cloud) -> None:
+    person = user_account(cloud)
+    new_password = f"pw-{uuid.uuid4().hex}"
+    chosen_secret = f"secret-{uuid.uuid4().hex}"
+    client(cloud, person.keys).updateUser(
+        id=person.id, password=new_password, currentpassword=person.password
+    )
+    cloud.call(
+        "updateUser", id=person.id, userapikey=f"k-{uuid.uuid4().hex}", usersecretkey=chosen_secret
+    )
+    error_code(cloud, "updateUser", person.keys, id=person.id, password="x", currentpassword="bad")
+    text = cloud.log_path.read_text()
+    for secret in (person.keys.secret, person.password, new_password, chosen_secret):
+        assert secret not in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,3 +313,41 @@ def test_a_user_session_sees_only_what_the_user_may(cloud: Cloud) -> None:
     )
     assert denied.status_code == 432
     assert cloud.call("listUsers", username=name + "-2", listall="true") == {}
+
+
+@pytest.fixture
+def check_locations(cloud: Cloud) -> Iterator[Callable[[str], None]]:
+    """Set api.sessionkey.check.locations for one test, and put the default back after."""
+    name = "api.sessionkey.check.locations"
+
+    def set_to(value: str) -> None:
+        cloud.call("updateConfiguration", name=name, value=value)
+
+    try:
+        yield set_to
+    finally:
+        cloud.call("resetConfiguration", name=name)
+        assert cloud.call("listConfigurations", name=name)["configuration"][0]["value"] == (
+            "CookieAndParameter"
+        )
+
+
+def test_cookie_or_parameter_mode(cloud: Cloud, check_locations: Callable[[str], None]) -> None:
+    check_locations("CookieOrParameter")
+    s = _admin_login(cloud)
+    jsession = {"JSESSIONID": s.jsessionid}
+    assert _call(cloud, "listUsers", cookies=jsession, key=s.key).status_code == 200
+    assert _call(cloud, "listUsers", cookies=_both(s), key=None).status_code == 200
+    _assert_401(_call(cloud, "listUsers", cookies=jsession, key=None))
+    _assert_401(_call(cloud, "listUsers", cookies=_both(s), key="forged"))
+    _assert_401(_call(cloud, "listUsers", cookies={**jsession, "sessionkey": "x"}, key=s.key))
+
+
+def test_parameter_only_mode(cloud: Cloud, check_locations: Callable[[str], None]) -> None:
+    check_locations("ParameterOnly")
+    s = _admin_login(cloud)
+    jsession = {"JSESSIONID": s.jsessionid}
+    assert _call(cloud, "listUsers", cookies=jsession, key=s.key).status_code == 200
+    assert _call(cloud, "listUsers", cookies=_both(s), key=s.key).status_code == 200
+    _assert_401(_call(cloud, "listUsers", cookies=_both(s), key=None))
+    _assert_401(_call(cloud, "listUsers", cookies={**jsession, "sessionkey": "x"}, key=s.key))

@@ -79,24 +79,35 @@ class Ctx:
     request: Any = None
     reply: Any = None
 
-    def _count_and_limit(self, stmt: Select[*Ts]) -> tuple[Select[*Ts], int]:
+    def _counted_page(self, stmt: Select[*Ts]) -> tuple[list[tuple[Any, ...]], int]:
+        """One page with the total match count riding along as a window column.
+
+        One query instead of a count plus a page: the total is the same snapshot as the rows.
+        Only a page past the end (no rows to carry the total) costs a second, counting query.
+        """
+        p = self.paging
+        counted = stmt.add_columns(func.count().over())
+        if p.pagesize is not None:
+            counted = counted.limit(p.pagesize).offset(((p.page or 1) - 1) * p.pagesize)
+        rows = [tuple(r) for r in self.session.execute(counted).all()]
+        if rows:
+            return [r[:-1] for r in rows], int(rows[0][-1])
+        if p.page in (None, 1):
+            return [], 0
         total = self.session.scalar(
             select(func.count()).select_from(stmt.order_by(None).subquery())
         )
-        p = self.paging
-        if p.pagesize is not None:
-            stmt = stmt.limit(p.pagesize).offset(((p.page or 1) - 1) * p.pagesize)
-        return stmt, int(total or 0)
+        return [], int(total or 0)
 
     def page(self, stmt: Select[T]) -> tuple[list[T], int]:
         """One page of a single-entity select, and the count of all its matches."""
-        limited, total = self._count_and_limit(stmt)
-        return list(self.session.scalars(limited)), total
+        rows, total = self._counted_page(stmt)
+        return [r[0] for r in rows], total
 
-    def page_rows(self, stmt: Select[*Ts]) -> tuple[list[Row[*Ts]], int]:
+    def page_rows(self, stmt: Select[*Ts]) -> tuple[list[tuple[*Ts]], int]:
         """One page of a multi-column select (entity joined with its owners), and the count."""
-        limited, total = self._count_and_limit(stmt)
-        return list(self.session.execute(limited).all()), total
+        rows, total = self._counted_page(stmt)
+        return rows, total
 
 
 def paging_from(values: dict[str, Any], max_page_size: int) -> Paging:

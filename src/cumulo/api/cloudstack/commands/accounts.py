@@ -154,7 +154,7 @@ def list_accounts(
     if ctx.paging.keyword:
         stmt = stmt.where(Account.name.ilike(f"%{ctx.paging.keyword}%"))
     rows, total = ctx.page_rows(stmt.order_by(Account.id))
-    return Listing(render_accounts(ctx, [r._tuple() for r in rows]), total)
+    return Listing(render_accounts(ctx, rows), total)
 
 
 @command(

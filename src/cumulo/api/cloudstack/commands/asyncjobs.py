@@ -118,4 +118,4 @@ def list_async_jobs(
             ManagementServer.uuid == managementserverid
         )
     rows, total = ctx.page_rows(stmt.order_by(AsyncJob.id.desc()))
-    return Listing([job_response(ctx, *r._tuple()) for r in rows], total)
+    return Listing([job_response(ctx, *r) for r in rows], total)

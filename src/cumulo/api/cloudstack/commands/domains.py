@@ -73,7 +73,7 @@ def page_domains(ctx: Ctx, stmt: Select[Domain, str | None, str | None, bool]) -
     if ctx.paging.keyword:
         stmt = stmt.where(Domain.name.ilike(f"%{ctx.paging.keyword}%"))
     rows, total = ctx.page_rows(stmt.order_by(Domain.path))
-    return Listing([domain_response(*r._tuple()) for r in rows], total)
+    return Listing([domain_response(*r) for r in rows], total)
 
 
 def visible_domains(ctx: Ctx, id: str | None, listall: bool) -> ColumnElement[bool]:

@@ -127,7 +127,7 @@ def list_events(
         startid=startid,
     )
     rows, total = ctx.page_rows(events.select_events(ctx.session, ctx.scope, filters))
-    return Listing([event_response(*r._tuple()) for r in rows], total)
+    return Listing([event_response(*r) for r in rows], total)
 
 
 def event_types() -> list[str]:

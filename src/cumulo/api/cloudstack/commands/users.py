@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any
 
 from sqlalchemy import Select, or_, select
@@ -65,7 +66,9 @@ def user_response(user: User, account: Account, domain: Domain, role: Role) -> d
     }
 
 
+@cache
 def users_select() -> Select[User, Account, Domain, Role]:
+    """Built once: statements are immutable, and building one costs more than running it."""
     return (
         select(User, Account, Domain, Role)
         .join(Account, User.account_id == Account.id)
@@ -126,7 +129,7 @@ def list_users(
             )
         )
     rows, total = ctx.page_rows(stmt.order_by(User.id))
-    return Listing([user_response(*r._tuple()) for r in rows], total)
+    return Listing([user_response(*r) for r in rows], total)
 
 
 def render(user: User) -> dict[str, Any]:

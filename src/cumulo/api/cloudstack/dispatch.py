@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from cumulo.api.cloudstack.registry import CommandSpec, Kind, lookup
 from cumulo.api.cloudstack.results import Ctx, Submit, paging_from
 from cumulo.api.cloudstack.signing import expired, verify
 from cumulo.api.middleware.throttle import Throttle
+from cumulo.common.time import aware, utcnow
 from cumulo.db.models import User
 from cumulo.services import config, events
 from cumulo.services.access import Caller, resolve_scope
@@ -40,6 +42,7 @@ NOT_AVAILABLE = "The given command does not exist or it is not available for the
 SESSION_COOKIE = "JSESSIONID"
 KEY_COOKIE = "sessionkey"
 SCOPE_ARGS = ("listall", "domainid", "account", "isrecursive")
+SESSION_TOUCH_SECONDS = 60
 
 
 @dataclass
@@ -102,33 +105,49 @@ class Dispatcher:
     def _serve(self, spec: CommandSpec | None, req: ApiRequest, reply: ApiReply) -> dict[str, Any]:
         """Authenticate, authorise and run in ONE transaction: the hot path opens one session."""
         writes = spec is not None and (spec.writes or spec.kind.is_async)
+        touch: int | None = None
         with self.rt.db.write() if writes else self.rt.db.read() as session:
             caller = None
             if spec is None or not spec.public:
-                caller = self._authenticate(session, req)
+                caller, touch = self._authenticate(session, req)
                 if spec is None or not self._permitted(session, spec, caller):
                     raise UnsupportedAction(NOT_AVAILABLE)
                 self._throttle(session, caller)
             body = self._run(session, spec, caller, req, reply)
+        if touch is not None:
+            self._extend_session(touch)
         if spec.kind.is_async:
             self.on_job()
         return body
 
-    def _authenticate(self, session: Session, req: ApiRequest) -> Caller:
+    def _authenticate(self, session: Session, req: ApiRequest) -> tuple[Caller, int | None]:
+        """The caller, and the id of a login session whose idle timeout should be pushed back."""
         if req.integration:
-            return self._integration_caller(session)
+            return self._integration_caller(session), None
         api_key = req.get("apikey")
         if api_key is not None:
-            return self._verify_signature(session, req, api_key)
+            return self._verify_signature(session, req, api_key), None
         check = self.rt.config.raw(session, config.SESSION_CHECK)
-        caller, _ = auth.session_caller(
+        caller, row = auth.session_caller(
             session,
             req.cookies.get(SESSION_COOKIE),
             req.get("sessionkey"),
             req.cookies.get(KEY_COOKIE),
             check,
         )
-        return caller
+        timeout = self.rt.settings.api.session_timeout
+        touch_after = min(SESSION_TOUCH_SECONDS, timeout // 10)
+        stale = aware(row.expires) - utcnow() < timedelta(seconds=timeout - touch_after)
+        return caller, row.id if stale else None
+
+    def _extend_session(self, session_id: int) -> None:
+        """Session timeouts count idle time, as CloudStack's; pushed back at most once a minute
+        (a tenth of the timeout if shorter) so a busy dashboard does not make every read a write."""
+        try:
+            with self.rt.db.write() as session:
+                auth.extend_session(session, session_id, self.rt.settings.api.session_timeout)
+        except Exception:
+            log.exception("could not extend a session")
 
     def _verify_signature(self, session: Session, req: ApiRequest, api_key: str) -> Caller:
         signature = req.get("signature")

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Row, Select, delete, select
+from sqlalchemy import Row, Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from cumulo.common.ids import digest, new_session_key
@@ -220,6 +220,14 @@ def session_caller(
     if caller is None:
         raise Unauthorized(BAD_CREDENTIALS)
     return caller, row
+
+
+def extend_session(session: Session, session_id: int, timeout: int) -> None:
+    session.execute(
+        update(ApiSession)
+        .where(ApiSession.id == session_id)
+        .values(expires=utcnow() + timedelta(seconds=timeout))
+    )
 
 
 def close_session(session: Session, cookie: str | None) -> None:

@@ -101,3 +101,26 @@ def test_server_refuses_a_schema_behind_until_db_upgrade(
     assert upgraded.returncode == 0, upgraded.stderr
     assert {"alembic_version", "async_jobs", "accounts"} <= _tables(url)
     assert _serves(env, port), "the server did not start on an up-to-date schema"
+
+
+@pytest.mark.pg
+def test_servers_upgrading_together_all_succeed(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A farm's servers may run ``cumulo db upgrade`` at once: none may fail the race."""
+    for round_ in range(2):
+        url = session_cluster(request.config).create_database(f"race_{uuid.uuid4().hex[:12]}")
+        env = _env(tmp_path / f"data{round_}", url, free_port())
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "cumulo", "db", "upgrade"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        results = [(proc.wait(60), proc.stderr.read() if proc.stderr else "") for proc in procs]
+        assert [code for code, _ in results] == [0] * 4, [err[-500:] for _, err in results]
+        assert {"alembic_version", "async_jobs"} <= _tables(url)

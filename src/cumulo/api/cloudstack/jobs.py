@@ -1,8 +1,11 @@
 """Running an async command's job body in a worker, and recording how it ended.
 
-The body runs in its own write transaction; success or failure is recorded afterwards in a
-second one that first checks we still own the job. If this server dies in between, the
-job is claimed again and the body runs again, so every body must be idempotent.
+A successful body and the record of its success commit in one transaction, and that record
+is only written while we still own the job: if this server dies, or loses its lease to
+another server, before the commit, none of the body's database writes survive and the job
+runs again from the start elsewhere. A body that fails is rolled back and its failure
+recorded in a second transaction. Bodies must still be idempotent: whatever they do outside
+the database (on an agent, say) may have happened before the crash.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from cumulo.api.cloudstack import envelope
-from cumulo.api.cloudstack.registry import lookup
+from cumulo.api.cloudstack.registry import CommandSpec, lookup
 from cumulo.api.cloudstack.results import Ctx
 from cumulo.services import events
 from cumulo.services.errors import CloudError, InternalError
@@ -21,6 +26,11 @@ from cumulo.services.jobs.queue import Claimed
 from cumulo.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
+INTERNAL_ERROR_TEXT = "Internal error executing the job, see the management server log"
+
+
+class TakenOver(Exception):
+    """Another server owns the job now: our attempt is rolled back and theirs counts."""
 
 
 class JobRunner:
@@ -29,36 +39,24 @@ class JobRunner:
 
     def __call__(self, job: Claimed) -> None:
         spec = lookup(job.cmd)
+        event = spec.event if spec else None
         try:
             if spec is None or spec.runner is None:
                 raise InternalError(f"no job body is registered for {job.cmd}")
-            result = self._body(job, spec.runner)
-            body = envelope.body_for(result, spec.response)
-            self._record(job, queue.SUCCEEDED, 0, body, spec.event, spec.description)
+            self._run(job, spec)
+        except TakenOver:
+            log.warning("job was taken over before it finished here", extra={"cmd": job.cmd})
         except CloudError as err:
-            self._record(
-                job,
-                queue.FAILED,
-                err.errorcode,
-                {"errorcode": err.errorcode, "errortext": err.text},
-                spec.event if spec else None,
-                err.text,
-            )
+            failure = {"errorcode": err.errorcode, "errortext": err.text}
+            self._fail(job, err.errorcode, failure, event, err.text)
         except Exception:
             log.exception("job failed unexpectedly", extra={"cmd": job.cmd})
-            self._record(
-                job,
-                queue.FAILED,
-                530,
-                {
-                    "errorcode": 530,
-                    "errortext": "Internal error executing the job, see the management server log",
-                },
-                spec.event if spec else None,
-                "internal error",
-            )
+            failure = {"errorcode": 530, "errortext": INTERNAL_ERROR_TEXT}
+            self._fail(job, 530, failure, event, "internal error")
 
-    def _body(self, job: Claimed, runner: Any) -> Any:
+    def _run(self, job: Claimed, spec: CommandSpec) -> None:
+        """The body and the record of its success, in one transaction."""
+        assert spec.runner is not None
         with self.rt.db.write() as session:
             caller = auth.caller_by_user_id(session, job.user_id, allow_disabled=True)
             if caller is None:
@@ -70,35 +68,52 @@ class JobRunner:
                 request_id=job.uuid,
                 job_id=job.uuid,
             )
-            return runner(ctx, **job.params)
+            result = spec.runner(ctx, **job.params)
+            body = envelope.body_for(result, spec.response)
+            if not self._record(
+                session, job, queue.SUCCEEDED, 0, body, spec.event, spec.description
+            ):
+                raise TakenOver(job.uuid)
+        log.info("job finished", extra={"cmd": job.cmd, "jobstatus": queue.SUCCEEDED})
+
+    def _fail(
+        self, job: Claimed, code: int, body: dict[str, Any], event: str | None, text: str
+    ) -> None:
+        with self.rt.db.write() as session:
+            if not self._record(session, job, queue.FAILED, code, body, event, text):
+                log.warning("job was taken over before it failed here", extra={"cmd": job.cmd})
+                return
+        log.info(
+            "job finished", extra={"cmd": job.cmd, "jobstatus": queue.FAILED, "jobresultcode": code}
+        )
 
     def _record(
         self,
+        session: Session,
         job: Claimed,
         status: int,
         code: int,
         body: dict[str, Any],
         event: str | None,
         description: str,
-    ) -> None:
-        with self.rt.db.write() as session:
-            row = queue.finish(session, job.id, self.rt.server_id, status, code, body)
-            if row is None:
-                log.warning("job was taken over before it finished here")
-                return
-            if event:
-                caller = auth.caller_by_user_id(session, job.user_id, allow_disabled=True)
-                if caller is not None:
-                    events.record(
-                        session,
-                        caller,
-                        event,
-                        description,
-                        level="INFO" if status == queue.SUCCEEDED else "ERROR",
-                        resource_id=row.instance_id,
-                        resource_type=row.instance_type,
-                        job_id=job.uuid,
-                        account_id=row.account_id,
-                        domain_id=row.domain_id,
-                    )
-        log.info("job finished", extra={"cmd": job.cmd, "jobstatus": status, "jobresultcode": code})
+    ) -> bool:
+        """Finish the job row and write its completion event; False if we no longer own it."""
+        row = queue.finish(session, job.id, self.rt.server_id, status, code, body)
+        if row is None:
+            return False
+        if event:
+            caller = auth.caller_by_user_id(session, job.user_id, allow_disabled=True)
+            if caller is not None:
+                events.record(
+                    session,
+                    caller,
+                    event,
+                    description,
+                    level="INFO" if status == queue.SUCCEEDED else "ERROR",
+                    resource_id=row.instance_id,
+                    resource_type=row.instance_type,
+                    job_id=job.uuid,
+                    account_id=row.account_id,
+                    domain_id=row.domain_id,
+                )
+        return True

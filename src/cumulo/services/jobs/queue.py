@@ -135,11 +135,18 @@ def finish(
     code: int,
     result: dict[str, Any] | None,
 ) -> AsyncJob | None:
-    """Record the outcome if we still own the job; None means another server took it over."""
+    """Record the outcome if we still own the job; None means another server took it over.
+
+    The row is locked as it is read (PostgreSQL; SQLite has one writer anyway): otherwise a
+    server claiming the job after our read, before our write, would find its claim overwritten
+    and both would believe they ran it.
+    """
     job = session.scalar(
-        select(AsyncJob).where(
+        select(AsyncJob)
+        .where(
             AsyncJob.id == job_id, AsyncJob.owner_id == server_id, AsyncJob.status == IN_PROGRESS
         )
+        .with_for_update()
     )
     if job is None:
         return None

@@ -65,11 +65,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        # Closing the session returns its connection to the pool, whose reset-on-return rolls
+        # the transaction back; an explicit rollback first would be a second round trip.
         with self._reader() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -85,5 +85,8 @@ class ApiEndpoint:
             # (reference §1.2), so a GET answers 405 even with its parameters missing.
             fmt = "json" if (req.get("response") or "").lower() == "json" else "xml"
             return _error(MethodNotAllowed(LOGIN_POST_ONLY), "loginresponse", fmt)
-        reply = await run_in_threadpool(self.dispatcher.handle, req)
+        if self.dispatcher.runs_inline(req):
+            reply = self.dispatcher.handle(req)
+        else:
+            reply = await run_in_threadpool(self.dispatcher.handle, req)
         return _to_response(reply)

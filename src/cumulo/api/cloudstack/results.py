@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from cumulo.services.access import Caller, ListScope
@@ -79,19 +79,20 @@ class Ctx:
     request: Any = None
     reply: Any = None
 
-    def _counted_page(self, stmt: Select[*Ts]) -> tuple[list[tuple[Any, ...]], int]:
-        """One page with the total match count riding along as a window column.
+    def page_records(self, stmt: Select[*Ts]) -> tuple[list[Row[*Ts]], int]:
+        """One page of rows, with the total match count riding along as a window column.
 
-        One query instead of a count plus a page: the total is the same snapshot as the rows.
-        Only a page past the end (no rows to carry the total) costs a second, counting query.
+        One query instead of a count plus a page, and the total is the same snapshot as the
+        rows. Only a page past the end (no row to carry the total) costs a counting query.
+        Rows keep their column names (plus a trailing ``page_total``).
         """
         p = self.paging
-        counted = stmt.add_columns(func.count().over())
+        counted = stmt.add_columns(func.count().over().label("page_total"))
         if p.pagesize is not None:
             counted = counted.limit(p.pagesize).offset(((p.page or 1) - 1) * p.pagesize)
-        rows = [tuple(r) for r in self.session.execute(counted).all()]
+        rows = list(self.session.execute(counted).all())
         if rows:
-            return [r[:-1] for r in rows], int(rows[0][-1])
+            return rows, int(rows[0][-1])
         if p.page in (None, 1):
             return [], 0
         total = self.session.scalar(
@@ -101,13 +102,13 @@ class Ctx:
 
     def page(self, stmt: Select[T]) -> tuple[list[T], int]:
         """One page of a single-entity select, and the count of all its matches."""
-        rows, total = self._counted_page(stmt)
+        rows, total = self.page_records(stmt)
         return [r[0] for r in rows], total
 
     def page_rows(self, stmt: Select[*Ts]) -> tuple[list[tuple[*Ts]], int]:
-        """One page of a multi-column select (entity joined with its owners), and the count."""
-        rows, total = self._counted_page(stmt)
-        return rows, total
+        """One page of a multi-entity select (entity joined with its owners), and the count."""
+        rows, total = self.page_records(stmt)
+        return [r._tuple()[:-1] for r in rows], total  # type: ignore[misc]
 
 
 def paging_from(values: dict[str, Any], max_page_size: int) -> Paging:

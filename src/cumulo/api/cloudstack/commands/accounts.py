@@ -70,7 +70,7 @@ def users_by_account(ctx: Ctx, account_ids: list[int]) -> dict[int, list[dict[st
     if account_ids:
         stmt = users_select().where(User.account_id.in_(account_ids)).order_by(User.id)
         for row in ctx.session.execute(stmt):
-            found[row[0].account_id].append(user_response(*row._tuple()))
+            found[row.account_id].append(user_response(row))
     return found
 
 

@@ -201,7 +201,6 @@ def test_jobs_in_flight_survive_kill_9(probe: Probe) -> None:
     finished_before = {j for j, r in before.items() if r.status != 0}
     assert disable in in_flight
     assert finished_before, "no job had finished before the kill: the probe proves less"
-    assert all(before[j].status == 0 for j in all_jobs if j not in finished_before)
 
     cloud.start()
     results = _wait_all(cloud, all_jobs, RECOVERY_BOUND)

@@ -41,12 +41,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, database_url: str) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, database_url: str, integration_port: int
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
     env.update(
         {
             "CUMULO_DATA_DIR": str(data_dir),
             "CUMULO_API__PORT": str(port),
+            "CUMULO_API__INTEGRATION_PORT": str(integration_port),
             "CUMULO_DATABASE__URL": database_url,
             "CUMULO_LOG__LEVEL": "WARNING",
         }
@@ -97,6 +100,19 @@ def _ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
+def _row(name: str, conns: int, rps: float, p50: float, p99: float, base: float | None) -> None:
+    ratio = f"{rps / base:>6.2f}" if base else f"{'':>6}"
+    print(f"{name:<26} {conns:>5} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {ratio}")
+
+
+def _measure(url: str, name: str, conns: int, seconds: int, base: float | None) -> float:
+    rps, p50, p99, bad = wrk(url, conns, seconds)
+    if bad:
+        raise SystemExit(f"{name}: {bad} responses were not 2xx")
+    _row(name, conns, rps, p50, p99, base)
+    return rps
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -107,26 +123,27 @@ def main() -> int:
         raise SystemExit("wrk is not installed (make install adds it)")
     commands = [c for c in ("listZones", "listUsers") if lookup(c) is not None]
     data_dir = Path(tempfile.mkdtemp(prefix="cumulo-bench-"))
-    port = free_port()
-    proc = start_server(data_dir, port, args.database_url)
+    port, integration = free_port(), free_port()
+    proc = start_server(data_dir, port, args.database_url, integration)
     try:
-        bare = f"http://127.0.0.1:{port}/livez"
-        print(
-            f"{'endpoint':<12} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}"
-        )
+        print(f"{'endpoint':<26} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} ratio")
         for conns in (int(c) for c in args.connections.split(",")):
-            base_rps, p50, p99, _ = wrk(bare, conns, args.seconds)
-            print(
-                f"{'bare /livez':<12} {conns:>5} {base_rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {'':>6}"
+            base = _measure(
+                f"http://127.0.0.1:{port}/livez", "bare /livez", conns, args.seconds, None
             )
             for command in commands:
-                rps, p50, p99, bad = wrk(signed_url(port, data_dir, command), conns, args.seconds)
-                if bad:
-                    raise SystemExit(f"{command}: {bad} responses were not 2xx")
-                print(
-                    f"{command:<12} {conns:>5} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} "
-                    f"{rps / base_rps:>6.2f}"
+                _measure(
+                    signed_url(port, data_dir, command),
+                    f"signed {command}",
+                    conns,
+                    args.seconds,
+                    base,
                 )
+                # The same command unsigned on the integration port: what signing itself costs.
+                unsigned = (
+                    f"http://127.0.0.1:{integration}/client/api?command={command}&response=json"
+                )
+                _measure(unsigned, f"unsigned {command} (8096)", conns, args.seconds, base)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.api.cloudstack import envelope
@@ -22,7 +21,6 @@ from cumulo.api.cloudstack.results import Ctx, Submit, paging_from
 from cumulo.api.cloudstack.signing import expired, verify
 from cumulo.api.middleware.throttle import Throttle
 from cumulo.common.time import aware, utcnow
-from cumulo.db.models import User
 from cumulo.services import config, events
 from cumulo.services.access import Caller, resolve_scope
 from cumulo.services.errors import (
@@ -138,7 +136,7 @@ class Dispatcher:
     def _authenticate(self, session: Session, req: ApiRequest) -> tuple[Caller, int | None]:
         """The caller, and the id of a login session whose idle timeout should be pushed back."""
         if req.integration:
-            return self._integration_caller(session), None
+            return self.rt.key_cache.integration_caller(session), None
         api_key = req.get("apikey")
         if api_key is not None:
             return self._verify_signature(session, req, api_key), None
@@ -176,18 +174,6 @@ class Dispatcher:
             log.info("signature mismatch", extra={"user": ident.caller.user_uuid})
             raise Unauthorized(auth.BAD_CREDENTIALS)
         return ident.caller
-
-    def _integration_caller(self, session: Session) -> Caller:
-        user_id = session.scalar(
-            select(User.id)
-            .where(User.is_default.is_(True), User.removed.is_(None))
-            .order_by(User.id)
-            .limit(1)
-        )
-        caller = auth.caller_by_user_id(session, user_id) if user_id else None
-        if caller is None or not caller.is_root_admin:
-            raise Unauthorized(auth.BAD_CREDENTIALS)
-        return caller
 
     def _permitted(self, session: Session, spec: CommandSpec, caller: Caller) -> bool:
         if caller.role_type not in spec.roles:

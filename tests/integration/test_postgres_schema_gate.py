@@ -95,7 +95,11 @@ def test_server_refuses_a_schema_behind_until_db_upgrade(
     assert refused.returncode == 2, refused.stderr
     assert "cumulo db upgrade" in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert not (_tables(url) - {"sqlite_sequence"}), "the refused server wrote a schema"
+    if backend == "sqlite":
+        assert not (data_dir / "cumulo.db").exists(), "the refused server created a database"
+    else:
+        assert not _tables(url), "the refused server wrote a schema"
+    assert not (data_dir / "master.key").exists(), "the refused server created a master key"
 
     upgraded = _cumulo(env, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
@@ -124,3 +128,17 @@ def test_servers_upgrading_together_all_succeed(
         results = [(proc.wait(60), proc.stderr.read() if proc.stderr else "") for proc in procs]
         assert [code for code, _ in results] == [0] * 4, [err[-500:] for _, err in results]
         assert {"alembic_version", "async_jobs"} <= _tables(url)
+
+
+def test_server_refuses_a_schema_newer_than_its_code(tmp_path: Path) -> None:
+    """A database migrated by a newer Cumulo: this server must not touch it either."""
+    data_dir = tmp_path / "data"
+    env = _env(data_dir, "", free_port())
+    assert _cumulo(env, "db", "upgrade").returncode == 0
+    engine = create_engine(f"sqlite:///{data_dir / 'cumulo.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    engine.dispose()
+    refused = _cumulo(env, "server")
+    assert refused.returncode == 2
+    assert "newer than this Cumulo" in refused.stderr

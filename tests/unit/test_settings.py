@@ -42,3 +42,11 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("CUMULO_API__PORT", "70000")
     with pytest.raises(ValidationError):
         load_settings()
+
+
+def test_job_lease_must_outlive_heartbeats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CUMULO_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("CUMULO_JOBS__LEASE_SECONDS", "5")
+    monkeypatch.setenv("CUMULO_JOBS__HEARTBEAT_SECONDS", "5")
+    with pytest.raises(ValidationError, match="lease_seconds"):
+        load_settings()

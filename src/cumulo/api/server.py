@@ -19,7 +19,6 @@ from cumulo.api.cloudstack.endpoint import ApiEndpoint
 from cumulo.api.cloudstack.jobs import JobRunner
 from cumulo.api.middleware.request_id import RequestIdMiddleware
 from cumulo.common.settings import Settings
-from cumulo.db.migrate import require_current
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.runtime import Runtime, open_runtime
 
@@ -35,8 +34,7 @@ async def livez(_: Request) -> Response:
 class ManagementServer:
     def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
         self.settings = settings
-        self.rt = runtime or open_runtime(settings)
-        require_current(self.rt.db.engine)
+        self.rt = runtime or open_runtime(settings, require_schema=True)
         self.rt.register_server()
         self.workers = JobWorkers(self.rt.db, self.rt.server_id, settings.jobs, JobRunner(self.rt))
         self.dispatcher = Dispatcher(self.rt, on_job=self.workers.notify)
@@ -97,4 +95,5 @@ class ManagementServer:
         finally:
             self._stop.set()
             self.workers.stop()
+            self.rt.deregister_server()
             self.rt.db.dispose()

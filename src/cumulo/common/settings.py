@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,6 +51,8 @@ class ApiSettings(BaseModel):
 
 
 class JobSettings(BaseModel):
+    """Leases must outlive several heartbeats, or healthy jobs would be taken over."""
+
     workers: int = Field(default=4, ge=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
@@ -58,6 +60,15 @@ class JobSettings(BaseModel):
     max_attempts: int = Field(default=3, ge=1)
     # Testing only: each job sleeps this long before it runs, so tests can catch jobs in flight.
     inject_delay_seconds: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> JobSettings:
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"jobs.lease_seconds ({self.lease_seconds}) must be at least twice "
+                f"jobs.heartbeat_seconds ({self.heartbeat_seconds})"
+            )
+        return self
 
 
 class LogSettings(BaseModel):

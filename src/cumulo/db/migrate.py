@@ -39,10 +39,21 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(_config(url), revision)
 
 
+def known_revisions() -> set[str]:
+    return {s.revision for s in ScriptDirectory.from_config(_config("sqlite://")).walk_revisions()}
+
+
 def require_current(engine: Engine) -> None:
+    """Refuse to serve a database this code does not match, saying which side to upgrade."""
     current, head = current_revision(engine), head_revision()
-    if current != head:
+    if current == head:
+        return
+    if current is not None and current not in known_revisions():
         raise SchemaBehind(
-            f"database schema is at {current or 'nothing'} but this Cumulo needs {head}: "
-            "run 'cumulo db upgrade' first"
+            f"database schema {current} is newer than this Cumulo (which knows up to {head}): "
+            "upgrade Cumulo on this server"
         )
+    raise SchemaBehind(
+        f"database schema is at {current or 'nothing'} but this Cumulo needs {head}: "
+        "run 'cumulo db upgrade' first"
+    )

@@ -5,18 +5,25 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, update
+from sqlalchemy.engine import make_url
 
 from cumulo import __version__
 from cumulo.common.secretbox import SecretBox, load_or_create_key
 from cumulo.common.settings import Settings
 from cumulo.common.time import utcnow
 from cumulo.db.engine import Database
+from cumulo.db.migrate import SchemaBehind, require_current
 from cumulo.db.models import ManagementServer
 from cumulo.services.config import ConfigStore
 from cumulo.services.identity.auth import KeyCache
 from cumulo.services.identity.roles import RuleCache
+
+# A server whose heartbeat (every 10 s) is this old is marked Down by the others.
+DOWN_AFTER = 60
 
 
 @dataclass
@@ -50,17 +57,53 @@ class Runtime:
             self.server_id, self.server_uuid, self.server_name = row.id, row.uuid, name
 
     def heartbeat_server(self) -> None:
+        """Mark ourselves alive, and servers silent for DOWN_AFTER seconds Down (they died
+        without saying so: kill -9, a lost machine)."""
+        now = utcnow()
         with self.db.write() as session:
-            row = session.scalar(
-                select(ManagementServer).where(ManagementServer.id == self.server_id)
+            session.execute(
+                update(ManagementServer)
+                .where(ManagementServer.id == self.server_id)
+                .values(last_seen=now, state="Up")
             )
-            if row is not None:
-                row.last_seen = utcnow()
+            session.execute(
+                update(ManagementServer)
+                .where(
+                    ManagementServer.state == "Up",
+                    ManagementServer.last_seen < now - timedelta(seconds=DOWN_AFTER),
+                )
+                .values(state="Down")
+            )
+
+    def deregister_server(self) -> None:
+        with self.db.write() as session:
+            session.execute(
+                update(ManagementServer)
+                .where(ManagementServer.id == self.server_id)
+                .values(state="Down", last_seen=utcnow())
+            )
 
 
-def open_runtime(settings: Settings) -> Runtime:
+def open_runtime(settings: Settings, *, require_schema: bool = False) -> Runtime:
+    """The shared parts of a process. With ``require_schema``, a database that is missing or
+    behind is refused before anything (data directory, master key) is created."""
+    if require_schema:
+        _check_schema(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, settings.database.pool_size, settings.database.echo)
     return Runtime(
         settings=settings, db=db, box=SecretBox(load_or_create_key(settings.master_key_file))
     )
+
+
+def _check_schema(settings: Settings) -> None:
+    url = make_url(settings.database_url)
+    if settings.is_sqlite and url.database and not Path(url.database).exists():
+        raise SchemaBehind(
+            f"there is no database at {url.database}: run 'cumulo db upgrade' (or 'cumulo init')"
+        )
+    engine = create_engine(settings.database_url)
+    try:
+        require_current(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,37 @@
+"""The command registry's promises that every later command inherits."""
+
+from __future__ import annotations
+
+import cumulo.api.cloudstack.commands  # noqa: F401  (declares every command)
+from cumulo.api.cloudstack.registry import REGISTRY
+
+# State-changing commands without a declared event type, and why.
+NO_EVENT = {
+    "login": "writes USER.LOGIN itself (there is no caller before it runs)",
+    "logout": "writes USER.LOGOUT itself",
+    "archiveEvents": "acts on events; CloudStack records none for it",
+    "deleteEvents": "acts on events; CloudStack records none for it",
+    "updateResourceLimit": "CloudStack defines no event type for limits",
+    "updateResourceCount": "a recount, not a change of anything a user owns",
+}
+
+
+def test_every_state_changing_command_declares_its_event() -> None:
+    missing = sorted(
+        s.name
+        for s in REGISTRY.values()
+        if (s.writes or s.kind.is_async) and not s.event and s.name not in NO_EVENT
+    )
+    assert missing == []
+
+
+def test_every_async_command_has_a_job_body() -> None:
+    assert [s.name for s in REGISTRY.values() if s.kind.is_async and s.runner is None] == []
+
+
+def test_names_are_unique_ignoring_case_and_responses_follow_cloudstack() -> None:
+    names = [s.name.lower() for s in REGISTRY.values()]
+    assert len(names) == len(set(names))
+    for spec in REGISTRY.values():
+        assert spec.response_name == spec.name.lower() + "response"
+        assert spec.description.strip(), spec.name

@@ -54,14 +54,19 @@ def config_response(key: ConfigKey, value: str, scope: Scope) -> dict[str, Any]:
     }
 
 
-def resolve(
-    ctx: Ctx,
-    accountid: str | None,
-    domainid: str | None,
-    others: dict[str, str | None],
-) -> Scope:
-    """The scope a request names, after checking the caller may see or touch it."""
-    picked = config.pick_scope({"account": accountid, "domain": domainid, **others})
+def _scope_param(verb: str, label: str, entity: str | None = None) -> Param:
+    """One of the six scope ids that list, update and reset take; CloudStack words them all
+    alike (listConfigurations too says "update"), only the verb and the scope differ."""
+    return Param(
+        f"the ID of the {label} to {verb} the parameter value for corresponding {label.lower()}",
+        entity=entity or label,
+    )
+
+
+def resolve(ctx: Ctx, **named: str | None) -> Scope:
+    """The scope a request names (account, domain, zone, cluster, storagepool or imagestore:
+    at most one), after checking the caller may see or touch it."""
+    picked = config.pick_scope(named)
     if picked is None:
         return Scope()
     name, uuid = picked
@@ -127,47 +132,15 @@ def list_configurations(
     ctx: Ctx,
     name: Annotated[str | None, Param("lists configuration by name")] = None,
     category: Annotated[str | None, Param("lists configurations by category")] = None,
-    accountid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Account to update the parameter value for corresponding account",
-            entity="Account",
-        ),
-    ] = None,
-    domainid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Domain to update the parameter value for corresponding domain",
-            entity="Domain",
-        ),
-    ] = None,
-    zoneid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Zone to update the parameter value for corresponding zone", entity="Zone"
-        ),
-    ] = None,
-    clusterid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Cluster to update the parameter value for corresponding cluster",
-            entity="Cluster",
-        ),
-    ] = None,
+    accountid: Annotated[UUIDStr | None, _scope_param("update", "Account")] = None,
+    domainid: Annotated[UUIDStr | None, _scope_param("update", "Domain")] = None,
+    zoneid: Annotated[UUIDStr | None, _scope_param("update", "Zone")] = None,
+    clusterid: Annotated[UUIDStr | None, _scope_param("update", "Cluster")] = None,
     storageid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Storage pool to update the parameter value for corresponding "
-            "storage pool",
-            entity="StoragePool",
-        ),
+        UUIDStr | None, _scope_param("update", "Storage pool", "StoragePool")
     ] = None,
     imagestoreuuid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Image Store to update the parameter value for corresponding image store",
-            entity="ImageStore",
-        ),
+        UUIDStr | None, _scope_param("update", "Image Store", "ImageStore")
     ] = None,
     group: Annotated[
         str | None,
@@ -186,14 +159,12 @@ def list_configurations(
         raise ParamError("Configuration group name must be specified with the subgroup name")
     scope = resolve(
         ctx,
-        accountid,
-        domainid,
-        {
-            "zone": zoneid,
-            "cluster": clusterid,
-            "storagepool": storageid,
-            "imagestore": imagestoreuuid,
-        },
+        account=accountid,
+        domain=domainid,
+        zone=zoneid,
+        cluster=clusterid,
+        storagepool=storageid,
+        imagestore=imagestoreuuid,
     )
     keys = sorted(
         (
@@ -229,47 +200,15 @@ def update_configuration(
     ctx: Ctx,
     name: Annotated[str, Param("the name of the configuration", required=True)],
     value: Annotated[str | None, Param("the value of the configuration", length=4096)] = None,
-    accountid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Account to update the parameter value for corresponding account",
-            entity="Account",
-        ),
-    ] = None,
-    domainid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Domain to update the parameter value for corresponding domain",
-            entity="Domain",
-        ),
-    ] = None,
-    zoneid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Zone to update the parameter value for corresponding zone", entity="Zone"
-        ),
-    ] = None,
-    clusterid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Cluster to update the parameter value for corresponding cluster",
-            entity="Cluster",
-        ),
-    ] = None,
+    accountid: Annotated[UUIDStr | None, _scope_param("update", "Account")] = None,
+    domainid: Annotated[UUIDStr | None, _scope_param("update", "Domain")] = None,
+    zoneid: Annotated[UUIDStr | None, _scope_param("update", "Zone")] = None,
+    clusterid: Annotated[UUIDStr | None, _scope_param("update", "Cluster")] = None,
     storageid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Storage pool to update the parameter value for corresponding "
-            "storage pool",
-            entity="StoragePool",
-        ),
+        UUIDStr | None, _scope_param("update", "Storage pool", "StoragePool")
     ] = None,
     imagestoreuuid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Image Store to update the parameter value for corresponding image store",
-            entity="ImageStore",
-        ),
+        UUIDStr | None, _scope_param("update", "Image Store", "ImageStore")
     ] = None,
 ) -> dict[str, Any]:
     key = config.find_key(name)
@@ -277,14 +216,12 @@ def update_configuration(
         raise ParamError(f"Empty value is not allowed for configuration {name}")
     scope = resolve(
         ctx,
-        accountid,
-        domainid,
-        {
-            "zone": zoneid,
-            "cluster": clusterid,
-            "storagepool": storageid,
-            "imagestore": imagestoreuuid,
-        },
+        account=accountid,
+        domain=domainid,
+        zone=zoneid,
+        cluster=clusterid,
+        storagepool=storageid,
+        imagestore=imagestoreuuid,
     )
     where, scope_id = _written_scope(ctx, key, scope)
     ctx.runtime.config.set(ctx.session, key, value, where, scope_id)
@@ -306,60 +243,26 @@ def update_configuration(
 def reset_configuration(
     ctx: Ctx,
     name: Annotated[str, Param("the name of the configuration", required=True)],
-    accountid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Account to reset the parameter value for corresponding account",
-            entity="Account",
-        ),
-    ] = None,
-    domainid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Domain to reset the parameter value for corresponding domain",
-            entity="Domain",
-        ),
-    ] = None,
-    zoneid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Zone to reset the parameter value for corresponding zone", entity="Zone"
-        ),
-    ] = None,
-    clusterid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Cluster to reset the parameter value for corresponding cluster",
-            entity="Cluster",
-        ),
-    ] = None,
+    accountid: Annotated[UUIDStr | None, _scope_param("reset", "Account")] = None,
+    domainid: Annotated[UUIDStr | None, _scope_param("reset", "Domain")] = None,
+    zoneid: Annotated[UUIDStr | None, _scope_param("reset", "Zone")] = None,
+    clusterid: Annotated[UUIDStr | None, _scope_param("reset", "Cluster")] = None,
     storageid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Storage pool to reset the parameter value for corresponding "
-            "storage pool",
-            entity="StoragePool",
-        ),
+        UUIDStr | None, _scope_param("reset", "Storage pool", "StoragePool")
     ] = None,
     imagestoreid: Annotated[
-        UUIDStr | None,
-        Param(
-            "the ID of the Image Store to reset the parameter value for corresponding image store",
-            entity="ImageStore",
-        ),
+        UUIDStr | None, _scope_param("reset", "Image Store", "ImageStore")
     ] = None,
 ) -> dict[str, Any]:
     key = config.find_key(name)
     scope = resolve(
         ctx,
-        accountid,
-        domainid,
-        {
-            "zone": zoneid,
-            "cluster": clusterid,
-            "storagepool": storageid,
-            "imagestore": imagestoreid,
-        },
+        account=accountid,
+        domain=domainid,
+        zone=zoneid,
+        cluster=clusterid,
+        storagepool=storageid,
+        imagestore=imagestoreid,
     )
     where, scope_id = _written_scope(ctx, key, scope)
     store = ctx.runtime.config

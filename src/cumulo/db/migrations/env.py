@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from cumulo.db.models import Base
+from cumulo.db.metadata import metadata as target_metadata
 
 # Any constant will do, as long as every Cumulo uses the same one ("cumu").
 MIGRATION_LOCK_KEY = 0x63756D75
@@ -24,7 +24,7 @@ with engine.connect() as connection:
         connection.commit()
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

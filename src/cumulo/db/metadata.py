@@ -1,0 +1,10 @@
+"""Every model module, imported so that ``Base.metadata`` knows every table.
+
+Migrations (autogenerate) and anything that needs the whole schema import this module;
+a new model module is added here.
+"""
+
+from cumulo.db import models, models_infra  # noqa: F401
+from cumulo.db.models import Base
+
+metadata = Base.metadata

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import Select, select
 
+from cumulo.api.cloudstack.commands._params import PASSWORD_TEXT, ExternalUserId, Timezone, Username
 from cumulo.api.cloudstack.commands.domains import wire_path
 from cumulo.api.cloudstack.commands.users import identity_scope, user_response, users_select
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
@@ -169,17 +170,8 @@ def list_accounts(
 )
 def create_account(
     ctx: Ctx,
-    username: Annotated[str, Param("Unique username.", required=True)],
-    password: Annotated[
-        str,
-        Param(
-            "Clear text password (Default hashed to SHA256SALT). If you wish to use any other "
-            "hashing algorithm, you would need to write a custom authentication adapter "
-            "See Docs section.",
-            required=True,
-            length=1024,
-        ),
-    ],
+    username: Username,
+    password: Annotated[str, Param(PASSWORD_TEXT, required=True, length=1024)],
     firstname: Annotated[str, Param("Firstname", required=True)],
     lastname: Annotated[str, Param("Lastname", required=True)],
     email: Annotated[str, Param("Email", required=True)],
@@ -201,13 +193,7 @@ def create_account(
     domainid: Annotated[
         UUIDStr | None, Param("Creates the user under the specified domain.", entity="Domain")
     ] = None,
-    timezone: Annotated[
-        str | None,
-        Param(
-            "Specifies a timezone for this command. For more information on the timezone "
-            "parameter, see Time Zone Format."
-        ),
-    ] = None,
+    timezone: Timezone = None,
     networkdomain: Annotated[
         str | None,
         Param("Network domain for the account's networks"),
@@ -216,10 +202,7 @@ def create_account(
         str | None,
         Param("Account UUID, required for adding account from external provisioning system"),
     ] = None,
-    userid: Annotated[
-        str | None,
-        Param("User UUID, required for adding account from external provisioning system"),
-    ] = None,
+    userid: ExternalUserId = None,
 ) -> dict[str, Any]:
     domain = find_domain(ctx.session, domainid) if domainid else _caller_domain(ctx)
     new = svc.NewAccount(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import Select, or_, select
 
+from cumulo.api.cloudstack.commands._params import PASSWORD_TEXT, ExternalUserId, Timezone, Username
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.common.time import to_wire
@@ -192,16 +193,8 @@ def create_user(
             required=True,
         ),
     ],
-    username: Annotated[str, Param("Unique username.", required=True)],
-    password: Annotated[
-        str,
-        Param(
-            "Clear text password (Default hashed to SHA256SALT). If you wish to use any other "
-            "hashing algorithm, you would need to write a custom authentication adapter See "
-            "Docs section.",
-            required=True,
-        ),
-    ],
+    username: Username,
+    password: Annotated[str, Param(PASSWORD_TEXT, required=True)],
     firstname: Annotated[str, Param("firstname", required=True)],
     lastname: Annotated[str, Param("lastname", required=True)],
     email: Annotated[str, Param("email", required=True)],
@@ -213,17 +206,8 @@ def create_user(
             entity="Domain",
         ),
     ] = None,
-    timezone: Annotated[
-        str | None,
-        Param(
-            "Specifies a timezone for this command. For more information on the timezone "
-            "parameter, see Time Zone Format."
-        ),
-    ] = None,
-    userid: Annotated[
-        str | None,
-        Param("User UUID, required for adding account from external provisioning system"),
-    ] = None,
+    timezone: Timezone = None,
+    userid: ExternalUserId = None,
 ) -> dict[str, Any]:
     domain = find_domain(ctx.session, domainid or ctx.caller.domain_uuid)
     ctx.caller.check_domain(domain)
@@ -259,13 +243,7 @@ def update_user(
     firstname: Annotated[str | None, Param("first name")] = None,
     lastname: Annotated[str | None, Param("last name")] = None,
     email: Annotated[str | None, Param("email")] = None,
-    timezone: Annotated[
-        str | None,
-        Param(
-            "Specifies a timezone for this command. For more information on the timezone "
-            "parameter, see Time Zone Format."
-        ),
-    ] = None,
+    timezone: Timezone = None,
     password: Annotated[
         str | None,
         Param(

@@ -83,17 +83,6 @@ def find_user(session: Session, uuid: str) -> User:
     return user
 
 
-def find_account(session: Session, name: str, domain: Domain) -> Account:
-    account = session.scalar(
-        select(Account).where(
-            Account.name == name, Account.domain_id == domain.id, Account.removed.is_(None)
-        )
-    )
-    if account is None:
-        raise ParamError(f"Unable to find account {name} in domain {domain.name}")
-    return account
-
-
 def check_account_admin(caller: Caller, account: Account) -> None:
     """Raise 531 unless the caller administers ``account`` (its own, or one in its subtree).
 

@@ -15,7 +15,7 @@ from cumulo.db.models import Account, Domain, ResourceLimit
 from cumulo.services import limits
 from cumulo.services.access import ADMINS, AccountType, Caller, find_domain
 from cumulo.services.errors import ParamError, PermissionDenied
-from cumulo.services.identity.users import find_account
+from cumulo.services.identity.accounts import find_account_by_name
 from cumulo.services.limits import ACCOUNT, DOMAIN, ResourceType
 
 TYPE_HELP = (
@@ -91,7 +91,7 @@ def _limit_owner(ctx: Ctx) -> tuple[Account | None, Domain]:
         return account, account.domain
     domain = find_domain(ctx.session, args["domainid"])
     if args["account"] is not None:
-        account = find_account(ctx.session, args["account"], domain)
+        account = find_account_by_name(ctx.session, args["account"], domain)
         return account, domain
     return None, domain
 
@@ -241,7 +241,7 @@ def update_resource_limit(
     domain = find_domain(ctx.session, domainid)
     ctx.caller.check_domain(domain)
     if account is not None:
-        target = find_account(ctx.session, account, domain)
+        target = find_account_by_name(ctx.session, account, domain)
         _account_target(ctx.caller, target, value)
         limits.set_limit(ctx.session, ACCOUNT, target.id, rtype, value)
         return limit_response(target, domain, rtype, value)
@@ -293,7 +293,7 @@ def update_resource_count(
     ctx.caller.check_domain(domain)
     target = None
     if account is not None:
-        target = find_account(ctx.session, account, domain)
+        target = find_account_by_name(ctx.session, account, domain)
         ctx.caller.check_account(target)
     counts = limits.recalculate(ctx.session, domain, target, rtype)
     items = [count_response(target, domain, c.resource_type, c.count) for c in counts]

@@ -16,6 +16,7 @@ from cumulo.services.access import ADMINS, ListScope, find_domain
 from cumulo.services.errors import ParamError
 from cumulo.services.identity import keys as key_service
 from cumulo.services.identity import users as user_service
+from cumulo.services.identity.accounts import find_account_by_name
 from cumulo.services.identity.users import UserChanges
 
 USER_FIELDS = (
@@ -211,7 +212,7 @@ def create_user(
 ) -> dict[str, Any]:
     domain = find_domain(ctx.session, domainid or ctx.caller.domain_uuid)
     ctx.caller.check_domain(domain)
-    owner = user_service.find_account(ctx.session, account, domain)
+    owner = find_account_by_name(ctx.session, account, domain)
     user_service.check_account_admin(ctx.caller, owner)
     user = user_service.create_user(
         ctx.session,

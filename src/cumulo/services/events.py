@@ -271,11 +271,14 @@ def permitted_scope(caller: Caller) -> ListScope:
 def _targets(
     session: Session,
     caller: Caller,
+    verb: str,
     ids: Sequence[str] | None,
     type: str | None,
     startdate: datetime | None,
     enddate: datetime | None,
 ) -> list[int]:
+    """The caller's matching non-archived events; with ``ids``, all of them or none (an id
+    that is unknown, archived or outside the caller's reach fails the whole call: CloudStack)."""
     if ids is None and type is None and enddate is None:
         raise ParamError("either ids, type or enddate must be specified")
     if startdate is not None and enddate is None:
@@ -294,7 +297,10 @@ def _targets(
         stmt = stmt.where(Event.created >= startdate)
     if enddate is not None:
         stmt = stmt.where(Event.created <= enddate)
-    return list(session.scalars(stmt))
+    found = list(session.scalars(stmt))
+    if ids is not None and len(found) < len(set(ids)):
+        raise InternalError(f"Unable to {verb} Events, one or more parameters has invalid values")
+    return found
 
 
 def archive(
@@ -307,9 +313,7 @@ def archive(
     enddate: datetime | None = None,
 ) -> int:
     """Archive the caller's matching events; with ``ids``, all of them or none (CloudStack)."""
-    found = _targets(session, caller, ids, type, startdate, enddate)
-    if ids is not None and len(found) < len(set(ids)):
-        raise InternalError("Unable to archive Events, one or more parameters has invalid values")
+    found = _targets(session, caller, "archive", ids, type, startdate, enddate)
     if found:
         session.execute(update(Event).where(Event.id.in_(found)).values(archived=True))
     return len(found)
@@ -325,9 +329,7 @@ def delete_events(
     enddate: datetime | None = None,
 ) -> int:
     """Delete the caller's matching (non-archived) events; with ``ids``, all or none."""
-    found = _targets(session, caller, ids, type, startdate, enddate)
-    if ids is not None and len(found) < len(set(ids)):
-        raise InternalError("Unable to delete Events, one or more parameters has invalid values")
+    found = _targets(session, caller, "delete", ids, type, startdate, enddate)
     if found:
         # Completions point at their start event: unlink them before the start row goes.
         session.execute(update(Event).where(Event.parent_id.in_(found)).values(parent_id=None))

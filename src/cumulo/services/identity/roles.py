@@ -180,6 +180,13 @@ def role_in_use(session: Session, role_id: int) -> bool:
     return session.scalar(stmt.limit(1)) is not None
 
 
+def _check_unused(session: Session, role: Role, what: str) -> None:
+    """Accounts take their permissions from their role: retyping or deleting one in use
+    would change, or take away, what those accounts may do."""
+    if role_in_use(session, role.id):
+        raise PermissionDenied(f"Found accounts that have role in use, won't allow to {what}")
+
+
 def permissions_of(session: Session, role_id: int) -> list[RolePermission]:
     return list(
         session.scalars(
@@ -239,10 +246,7 @@ def update_role(
         _check_name_free(session, name, except_role=role.id)
         role.name = name
     if type is not None and type.value != role.type:
-        if role_in_use(session, role.id):
-            raise PermissionDenied(
-                "Found accounts that have role in use, won't allow to change role type"
-            )
+        _check_unused(session, role, "change role type")
         role.type = type.value
     if description:
         role.description = description
@@ -250,8 +254,7 @@ def update_role(
 
 def delete_role(session: Session, role: Role) -> None:
     _check_mutable(role, "deleted")
-    if role_in_use(session, role.id):
-        raise PermissionDenied("Found accounts that have role in use, won't allow to delete role")
+    _check_unused(session, role, "delete role")
     session.execute(delete(RolePermission).where(RolePermission.role_id == role.id))
     role.removed = utcnow()
 

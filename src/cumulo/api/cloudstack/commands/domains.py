@@ -93,6 +93,18 @@ def visible_domains(ctx: Ctx, id: str | None, listall: bool) -> ColumnElement[bo
     return Domain.id == ctx.caller.domain_id
 
 
+# listDomains and listDomainChildren word these two alike.
+ListAll = Annotated[
+    bool,
+    Param(
+        "If set to false, list only resources belonging to the command's caller; if set "
+        "to true - list resources that the caller is authorized to see. Default value is "
+        "false"
+    ),
+]
+ShowIcon = Annotated[bool | None, Param("flag to display the resource icon for domains")]
+
+
 @command(
     "listDomains",
     kind=Kind.LIST,
@@ -107,14 +119,7 @@ def list_domains(
     id: Annotated[UUIDStr | None, Param("List domain by domain ID.", entity="Domain")] = None,
     name: Annotated[str | None, Param("List domain by domain name.")] = None,
     level: Annotated[int | None, Param("List domains by domain level.")] = None,
-    listall: Annotated[
-        bool,
-        Param(
-            "If set to false, list only resources belonging to the command's caller; if set "
-            "to true - list resources that the caller is authorized to see. Default value is "
-            "false"
-        ),
-    ] = False,
+    listall: ListAll = False,
     details: Annotated[
         list[str] | None,
         Param(
@@ -122,7 +127,7 @@ def list_domains(
             "[ all, resource, min]"
         ),
     ] = None,
-    showicon: Annotated[bool | None, Param("flag to display the resource icon for domains")] = None,
+    showicon: ShowIcon = None,
 ) -> Listing:
     stmt = domains_select().where(visible_domains(ctx, id, listall))
     if name is not None:
@@ -154,15 +159,8 @@ def list_domain_children(
             'children, use the value "false".'
         ),
     ] = False,
-    listall: Annotated[
-        bool,
-        Param(
-            "If set to false, list only resources belonging to the command's caller; if set "
-            "to true - list resources that the caller is authorized to see. Default value is "
-            "false"
-        ),
-    ] = False,
-    showicon: Annotated[bool | None, Param("flag to display the resource icon for domains")] = None,
+    listall: ListAll = False,
+    showicon: ShowIcon = None,
 ) -> Listing:
     parent = (
         find_domain(ctx.session, id) if id else find_domain(ctx.session, ctx.caller.domain_uuid)

@@ -106,6 +106,21 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return cmd_server(settings, args)
 
 
+def cmd_zone_apply(_: Settings, args: argparse.Namespace) -> int:
+    from cumulo.cli.client import ApiError, Client, load_credentials
+    from cumulo.cli.zone import ZoneApplier, ZoneFileError, load
+
+    try:
+        spec = load(Path(args.file))
+        client = Client(load_credentials(Path(args.credentials) if args.credentials else None))
+        zone_id = ZoneApplier(client).apply(spec)
+    except (ZoneFileError, ApiError, FileNotFoundError) as err:
+        print(f"cumulo: {err}", file=sys.stderr)
+        return 1
+    print(f"zone {spec['name']} is {zone_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cumulo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="db_cmd", required=True
     )
     db.add_parser("upgrade", help="apply every pending migration").set_defaults(fn=cmd_db_upgrade)
+    zone = sub.add_parser("zone", help="describe and build zones").add_subparsers(
+        dest="zone_cmd", required=True
+    )
+    apply = zone.add_parser("apply", help="create what a zone file describes and is missing")
+    apply.add_argument("file", help="the zone's YAML description")
+    apply.add_argument(
+        "--credentials", help="a cs-style ini file (default: CLOUDSTACK_* or <data_dir>/admin.ini)"
+    )
+    apply.set_defaults(fn=cmd_zone_apply)
     return parser
 
 

@@ -3,46 +3,18 @@ deletion that can run twice, and the rule that a cloud keeps a root admin."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.common.time import utcnow
-from cumulo.db.engine import Database
-from cumulo.db.migrate import upgrade
 from cumulo.db.models import Account, ApiSession, Domain, Role, User
 from cumulo.services.access import AccountType, Caller, RoleType
 from cumulo.services.errors import ParamError, PermissionDenied, ResourceInUse
 from cumulo.services.identity import accounts, auth, domains
-from cumulo.services.identity.bootstrap import ensure_cloud
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("domains") / "template.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    db = Database(url)
-    with db.write() as session:
-        ensure_cloud(session)
-    db.dispose()
-    return path
-
-
-@pytest.fixture
-def session(template: Path, tmp_path: Path) -> Iterator[Session]:
-    copy = tmp_path / "cloud.db"
-    shutil.copy(template, copy)
-    db = Database(f"sqlite:///{copy}")
-    with db.write() as s:
-        yield s
-    db.dispose()
 
 
 def root(session: Session) -> Domain:

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cumulo.db.engine import Database
-from cumulo.db.migrate import upgrade
 from cumulo.db.models import Account, Domain, Role
 from cumulo.services.access import AccountType, RoleType
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.identity import roles
-from cumulo.services.identity.bootstrap import ensure_cloud
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database with a cloud's first rows; each test gets a copy."""
-    path = tmp_path_factory.mktemp("roles") / "template.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    db = Database(url)
-    with db.write() as session:
-        ensure_cloud(session)
-    db.dispose()
-    return path
-
-
-@pytest.fixture
-def session(template: Path, tmp_path: Path) -> Iterator[Session]:
-    copy = tmp_path / "cloud.db"
-    shutil.copy(template, copy)
-    db = Database(f"sqlite:///{copy}")
-    with db.write() as s:
-        yield s
-    db.dispose()
 
 
 def default_role(session: Session, name: str) -> Role:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,38 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.common.secretbox import SecretBox
-from cumulo.db.engine import Database
-from cumulo.db.migrate import upgrade
 from cumulo.db.models import Account, ApiSession, Domain, Role, User
 from cumulo.services.access import AccountType, Caller, RoleType
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.identity import auth, keys, users
-from cumulo.services.identity.bootstrap import ensure_cloud
 from cumulo.services.identity.passwords import verify_password
 
 KEY_SHAPE = re.compile(r"^[A-Za-z0-9_-]{86}$")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("users") / "template.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    db = Database(url)
-    with db.write() as session:
-        ensure_cloud(session)
-    db.dispose()
-    return path
-
-
-@pytest.fixture
-def session(template: Path, tmp_path: Path) -> Iterator[Session]:
-    copy = tmp_path / "cloud.db"
-    shutil.copy(template, copy)
-    db = Database(f"sqlite:///{copy}")
-    with db.write() as s:
-        yield s
-    db.dispose()
 
 
 @pytest.fixture

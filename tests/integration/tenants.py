@@ -94,6 +94,32 @@ def make_tenant(
     return Tenant(cloud, Keys(keys["apikey"], keys["secretkey"]), account)
 
 
+@dataclass
+class World:
+    """A fresh domain with two users and a domain admin, and a child domain with one user:
+    enough to show who sees what at each level. Test modules build their own (module scope)."""
+
+    domain: dict[str, Any]
+    sub: dict[str, Any]
+    user: Tenant
+    other: Tenant
+    sub_user: Tenant
+    da: Tenant
+
+
+def make_world(cloud: Cloud) -> World:
+    d = make_domain(cloud)
+    s = make_domain(cloud, d["id"])
+    return World(
+        domain=d,
+        sub=s,
+        user=make_tenant(cloud, d["id"]),
+        other=make_tenant(cloud, d["id"]),
+        sub_user=make_tenant(cloud, s["id"]),
+        da=make_tenant(cloud, d["id"], DOMAIN_ADMIN),
+    )
+
+
 def error(resp: httpx.Response, command: str) -> tuple[int, dict[str, Any]]:
     """The HTTP status and the error body of a failed call (they must agree, CloudStack-wise)."""
     body: dict[str, Any] = resp.json()[f"{command.lower()}response"]

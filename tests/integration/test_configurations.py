@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.tenants import DOMAIN_ADMIN, Tenant, error, make_domain, make_tenant
+from tests.integration.tenants import World, error, make_domain, make_world
 from tests.support.cloud import Cloud, Keys
 
 FIELDS = {
@@ -34,23 +33,9 @@ FIELDS = {
 PER_ACCOUNT = "allow.user.view.destroyed.vm"  # global + account scope, default false
 
 
-@dataclass
-class World:
-    domain: dict[str, Any]
-    user: Tenant
-    other: Tenant
-    da: Tenant
-
-
 @pytest.fixture(scope="module")
 def world(cloud: Cloud) -> World:
-    d = make_domain(cloud)
-    return World(
-        d,
-        make_tenant(cloud, d["id"]),
-        make_tenant(cloud, d["id"]),
-        make_tenant(cloud, d["id"], DOMAIN_ADMIN),
-    )
+    return make_world(cloud)
 
 
 def one(cloud: Cloud, name: str, keys: Keys | None = None, **scope: Any) -> dict[str, Any]:

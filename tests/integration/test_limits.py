@@ -6,12 +6,11 @@ tests/unit/test_limits.py until commands that create counted resources exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.integration.tenants import DOMAIN_ADMIN, Tenant, error, make_domain, make_tenant
+from tests.integration.tenants import Tenant, World, error, make_domain, make_tenant, make_world
 from tests.support.cloud import Cloud
 
 ACCOUNT_DEFAULTS = {
@@ -30,26 +29,9 @@ ACCOUNT_DEFAULTS = {
 }
 
 
-@dataclass
-class World:
-    domain: dict[str, Any]
-    sub: dict[str, Any]
-    user: Tenant
-    sub_user: Tenant
-    da: Tenant
-
-
 @pytest.fixture(scope="module")
 def world(cloud: Cloud) -> World:
-    d = make_domain(cloud)
-    s = make_domain(cloud, d["id"])
-    return World(
-        d,
-        s,
-        make_tenant(cloud, d["id"]),
-        make_tenant(cloud, s["id"]),
-        make_tenant(cloud, d["id"], DOMAIN_ADMIN),
-    )
+    return make_world(cloud)
 
 
 def limits_of(t: Tenant | Cloud, **params: Any) -> dict[str, int]:

@@ -17,13 +17,11 @@ import httpx
 import pytest
 from cs import CloudStack, CloudStackApiException
 
+from tests.integration.tenants import PASSWORD, uniq
 from tests.support.cloud import Cloud, make_cloud
 
-PASSWORD = "s3cret-Pw"
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+# What createAccount needs besides a name, for calls made as a (non-root) session user.
+PROFILE = {"password": PASSWORD, "firstname": "f", "lastname": "l", "email": "e@example.org"}
 
 
 def admin_client(cloud: Cloud) -> CloudStack:
@@ -261,10 +259,7 @@ def test_user_cannot_call_account_admin_commands(cloud: Cloud) -> None:
         "createAccount",
         accounttype=0,
         username=uniq("x"),
-        password=PASSWORD,
-        firstname="f",
-        lastname="l",
-        email="e@example.org",
+        **PROFILE,
     )
     assert resp.status_code == 432
     assert victim["id"] in account_ids(cs)
@@ -541,10 +536,7 @@ def test_domain_admin_cannot_reach_a_sibling_domain(cloud: Cloud, tenancy: Tenan
         "createAccount",
         accounttype=0,
         username=name,
-        password=PASSWORD,
-        firstname="f",
-        lastname="l",
-        email="e@example.org",
+        **PROFILE,
         domainid=t.sibling["id"],
     )
     assert resp.status_code == 531
@@ -561,10 +553,7 @@ def test_domain_admin_manages_its_subtree(cloud: Cloud, tenancy: Tenancy) -> Non
         "createAccount",
         accounttype=0,
         username=name,
-        password=PASSWORD,
-        firstname="f",
-        lastname="l",
-        email="e@example.org",
+        **PROFILE,
         domainid=t.child["id"],
     )["account"]
     assert made["domainid"] == t.child["id"] and made["accounttype"] == 0
@@ -582,10 +571,7 @@ def test_domain_admin_never_creates_a_root_admin(cloud: Cloud, tenancy: Tenancy)
         "createAccount",
         accounttype=1,
         username=name,
-        password=PASSWORD,
-        firstname="f",
-        lastname="l",
-        email="e@example.org",
+        **PROFILE,
     )
     assert resp.status_code == 531
     assert admin_client(cloud).listAccounts(listall=True, name=name) == {}

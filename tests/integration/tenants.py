@@ -94,6 +94,36 @@ def make_tenant(
     return Tenant(cloud, Keys(keys["apikey"], keys["secretkey"]), account)
 
 
+def new_account(cloud: Cloud, prefix: str = "acct") -> dict[str, Any]:
+    """A User account made by the root admin, without API keys (make_tenant adds them)."""
+    name = uniq(prefix)
+    body: dict[str, Any] = cloud.call(
+        "createAccount",
+        username=name,
+        password="pw-" + uuid.uuid4().hex,
+        firstname="Test",
+        lastname="Account",
+        email=f"{name}@example.com",
+        accounttype=0,
+    )["account"]
+    return body
+
+
+def add_user(cloud: Cloud, account: dict[str, Any], username: str) -> dict[str, Any]:
+    """createUser in an existing account, as the root admin."""
+    body: dict[str, Any] = cloud.call(
+        "createUser",
+        account=account["name"],
+        domainid=account["domainid"],
+        username=username,
+        password="pw-123456",
+        firstname="F",
+        lastname="L",
+        email="f@example.com",
+    )["user"]
+    return body
+
+
 @dataclass
 class World:
     """A fresh domain with two users and a domain admin, and a child domain with one user:

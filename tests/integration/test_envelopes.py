@@ -21,6 +21,7 @@ from cs import CloudStack
 
 from cumulo import CLOUDSTACK_VERSION
 from cumulo.api.cloudstack.signing import sign_params
+from tests.integration.tenants import add_user, new_account
 from tests.support.cloud import Cloud, make_cloud
 
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -70,35 +71,6 @@ def xml_root(resp: httpx.Response, name: str) -> ET.Element:
     assert root.tag == name
     assert root.attrib == {"cloud-stack-version": CLOUDSTACK_VERSION}
     return root
-
-
-def new_account(cloud: Cloud, **extra: Any) -> dict[str, Any]:
-    name = f"env-{uuid.uuid4().hex[:10]}"
-    body: dict[str, Any] = cloud.call(
-        "createAccount",
-        username=name,
-        password="pw-" + uuid.uuid4().hex,
-        firstname="Env",
-        lastname="Elope",
-        email=f"{name}@example.com",
-        accounttype=0,
-        **extra,
-    )["account"]
-    return body
-
-
-def add_user(cloud: Cloud, account: dict[str, Any], username: str) -> dict[str, Any]:
-    body: dict[str, Any] = cloud.call(
-        "createUser",
-        account=account["name"],
-        domainid=account["domainid"],
-        username=username,
-        password="pw-123456",
-        firstname="F",
-        lastname="L",
-        email="f@example.com",
-    )["user"]
-    return body
 
 
 def users_named(cloud: Cloud, username: str) -> int:
@@ -189,7 +161,7 @@ def test_single_object_json_and_xml(cloud: Cloud) -> None:
 
 
 def test_success_response_json_and_xml(cloud: Cloud) -> None:
-    account = new_account(cloud)
+    account = new_account(cloud, "env")
     first = add_user(cloud, account, f"s1-{uuid.uuid4().hex[:8]}")
     second = add_user(cloud, account, f"s2-{uuid.uuid4().hex[:8]}")
     resp = admin_call(cloud, "deleteUser", id=first["id"])
@@ -204,7 +176,7 @@ def test_success_response_json_and_xml(cloud: Cloud) -> None:
 
 
 def test_async_submit_and_job_result_json(cloud: Cloud) -> None:
-    account = new_account(cloud)
+    account = new_account(cloud, "env")
     user = add_user(cloud, account, f"as-{uuid.uuid4().hex[:8]}")
     resp = admin_call(cloud, "disableUser", id=user["id"])
     assert resp.status_code == 200, resp.text
@@ -227,7 +199,7 @@ def test_async_submit_and_job_result_json(cloud: Cloud) -> None:
 
 
 def test_async_submit_and_job_result_xml(cloud: Cloud) -> None:
-    account = new_account(cloud)
+    account = new_account(cloud, "env")
     resp = admin_call(cloud, "deleteAccount", fmt=None, id=account["id"])
     assert resp.status_code == 200, resp.text
     root = xml_root(resp, "deleteaccountresponse")
@@ -245,7 +217,7 @@ def test_async_submit_and_job_result_xml(cloud: Cloud) -> None:
 
 
 def test_cs_polls_an_async_job_to_its_result(cloud: Cloud) -> None:
-    account = new_account(cloud)
+    account = new_account(cloud, "env")
     user = add_user(cloud, account, f"poll-{uuid.uuid4().hex[:8]}")
     client = CloudStack(
         endpoint=cloud.endpoint,
@@ -304,7 +276,7 @@ def slow_jobs_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]
 
 def test_failed_job_result_shape(slow_jobs_cloud: Cloud) -> None:
     cloud = slow_jobs_cloud
-    account = new_account(cloud)
+    account = new_account(cloud, "env")
     user = add_user(cloud, account, f"gone-{uuid.uuid4().hex[:8]}")
     jobid = cloud.call("disableUser", id=user["id"])["jobid"]
     # The user is deleted before the job runs: the job fails with a parameter error.
@@ -416,7 +388,7 @@ def test_post_form_is_accepted(cloud: Cloud) -> None:
 
 @pytest.fixture(scope="module")
 def five_users(cloud: Cloud) -> dict[str, Any]:
-    account = new_account(cloud)
+    account = new_account(cloud, "env")
     for i in range(4):
         add_user(cloud, account, f"{account['name']}-u{i}")
     return account

@@ -14,6 +14,7 @@ from libcloud.common.types import ProviderError
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import InvalidCredsError, Provider
 
+from tests.integration.tenants import add_user, new_account
 from tests.support.cloud import Cloud
 
 
@@ -27,20 +28,6 @@ def _driver(cloud: Cloud, secret: str | None = None) -> Any:
         path="/client/api",
         secure=False,
     )
-
-
-def _new_account(cloud: Cloud) -> dict[str, Any]:
-    name = f"lc-{uuid.uuid4().hex[:8]}"
-    body: dict[str, Any] = cloud.call(
-        "createAccount",
-        username=name,
-        password="pw-" + uuid.uuid4().hex,
-        firstname="Lib",
-        lastname="Cloud",
-        email="lc@example.com",
-        accounttype=0,
-    )["account"]
-    return body
 
 
 def test_tilde_and_brackets_in_values(cloud: Cloud) -> None:
@@ -69,18 +56,9 @@ def test_map_parameters_are_signed_and_accepted(cloud: Cloud) -> None:
 
 
 def test_libcloud_finds_a_value_with_its_quirks(cloud: Cloud) -> None:
-    account = _new_account(cloud)
+    account = new_account(cloud, "lc")
     username = f"lc~[{uuid.uuid4().hex[:6]}]"
-    cloud.call(
-        "createUser",
-        account=account["name"],
-        domainid=account["domainid"],
-        username=username,
-        password="pw-123456",
-        firstname="F",
-        lastname="L",
-        email="f@example.com",
-    )
+    add_user(cloud, account, username)
     drv = _driver(cloud)
     result = drv.connection._sync_request(
         command="listUsers", params={"username": username, "listall": "true"}, method="GET"
@@ -104,7 +82,7 @@ def test_parameter_error_reaches_libcloud_as_errortext(cloud: Cloud) -> None:
 
 
 def test_async_job_is_polled_to_its_result(cloud: Cloud) -> None:
-    account = _new_account(cloud)
+    account = new_account(cloud, "lc")
     drv = _driver(cloud)
     result = drv.connection._async_request(command="deleteAccount", params={"id": account["id"]})
     assert result == {"success": True}

@@ -43,9 +43,9 @@ class Session:
     set_cookies: list[str]
 
 
-def _login(cloud: Cloud, **form: str) -> httpx.Response:
+def _login(cloud: Cloud, cookies: dict[str, str] | None = None, **form: str) -> httpx.Response:
     data = {"command": "login", "response": "json", **form}
-    return httpx.post(cloud.endpoint, data=data, timeout=30)
+    return httpx.post(cloud.endpoint, data=data, cookies=cookies, timeout=30)
 
 
 def _admin_login(cloud: Cloud, **extra: str) -> Session:
@@ -225,17 +225,7 @@ def test_logout_ends_the_session(cloud: Cloud) -> None:
 def test_a_new_login_ends_the_session_it_came_with(cloud: Cloud) -> None:
     """As ApiServlet: login invalidates the old HTTP session (no session fixation)."""
     old = _admin_login(cloud)
-    resp = httpx.post(
-        cloud.endpoint,
-        data={
-            "command": "login",
-            "username": "admin",
-            "password": cloud.admin_password,
-            "response": "json",
-        },
-        cookies=_both(old),
-        timeout=30,
-    )
+    resp = _login(cloud, cookies=_both(old), username="admin", password=cloud.admin_password)
     assert resp.status_code == 200
     assert resp.cookies["JSESSIONID"] != old.jsessionid
     _assert_401(_call(cloud, "listUsers", cookies=_both(old), key=old.key))

@@ -79,18 +79,10 @@ def client(cloud: Cloud, keys: Keys) -> CloudStack:
     return CloudStack(endpoint=cloud.endpoint, key=keys.api_key, secret=keys.secret)
 
 
-def login(cloud: Cloud, username: str, password: str) -> httpx.Response:
-    return httpx.post(
-        cloud.endpoint,
-        data={
-            "command": "login",
-            "username": username,
-            "password": password,
-            "domain": "/",
-            "response": "json",
-        },
-        timeout=30,
-    )
+def login(cloud: Cloud, username: str, password: str, **domain: str) -> httpx.Response:
+    """A session login in the ROOT domain ("/"), or in the one ``domainId=...`` names."""
+    form = {"command": "login", "username": username, "password": password, "response": "json"}
+    return httpx.post(cloud.endpoint, data={**form, **(domain or {"domain": "/"})}, timeout=30)
 
 
 def error_code(cloud: Cloud, command: str, keys: Keys | None = None, **params: Any) -> int:
@@ -411,7 +403,8 @@ def test_domain_admin_manages_users_in_its_subtree_only(cloud: Cloud) -> None:
     )["user"]
     assert created["domainid"] == domain["id"] and created["account"] == inside.account
     cloud.call("updateUser", dadmin.keys, id=inside.id, password="set-by-domain-admin")
-    assert login_in(cloud, inside.username, "set-by-domain-admin", domain["id"]).status_code == 200
+    relogin = login(cloud, inside.username, "set-by-domain-admin", domainId=domain["id"])
+    assert relogin.status_code == 200
     refused = {
         "account": "admin",
         "domainid": root_domain_id(cloud),
@@ -427,20 +420,6 @@ def test_domain_admin_manages_users_in_its_subtree_only(cloud: Cloud) -> None:
         assert error_code(cloud, "registerUserKeys", dadmin.keys, id=target) == 531
     assert login(cloud, outside.username, outside.password).status_code == 200
     assert cloud.call("listUsers", username=f"x{name}", listall="true") == {}
-
-
-def login_in(cloud: Cloud, username: str, password: str, domain_id: str) -> httpx.Response:
-    return httpx.post(
-        cloud.endpoint,
-        data={
-            "command": "login",
-            "username": username,
-            "password": password,
-            "domainId": domain_id,
-            "response": "json",
-        },
-        timeout=30,
-    )
 
 
 def events_for(cloud: Cloud, resource_id: str, types: set[str]) -> set[str]:

@@ -1,0 +1,250 @@
+"""Hosts: where they sit, their resource state, and the one table of its transitions.
+
+A host has two states, as in CloudStack: ``status`` (is its agent connected: Up, Down…),
+and ``resource_state`` (what the operator allows: Enabled, Disabled, maintenance). Only
+``transition()`` writes ``resource_state``, and only along ``TRANSITIONS``; anything else is
+an illegal transition, answered 431 with nothing changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cumulo.common.time import utcnow
+from cumulo.db.models_infra import Cluster, Host, HostCapacity, Pod, Zone
+from cumulo.services.errors import CloudError, NotFound, ParamError
+from cumulo.services.infra import simulator
+
+HYPERVISORS = ("Simulator", "KVM")
+
+
+class ResourceState(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PREPARE_FOR_MAINTENANCE = "PrepareForMaintenance"
+    MAINTENANCE = "Maintenance"
+    ERROR_IN_MAINTENANCE = "ErrorInMaintenance"
+
+
+class Event(StrEnum):
+    ENABLE = "enable"
+    DISABLE = "disable"
+    PREPARE_MAINTENANCE = "prepare maintenance"
+    MAINTENANCE_DONE = "maintenance done"
+    MAINTENANCE_FAILED = "maintenance failed"
+    CANCEL_MAINTENANCE = "cancel maintenance"
+
+
+S, E = ResourceState, Event
+# (from, event) -> to. Enable/disable of a host already there is a harmless no-op.
+TRANSITIONS: dict[tuple[ResourceState, Event], ResourceState] = {
+    (S.ENABLED, E.ENABLE): S.ENABLED,
+    (S.ENABLED, E.DISABLE): S.DISABLED,
+    (S.DISABLED, E.DISABLE): S.DISABLED,
+    (S.DISABLED, E.ENABLE): S.ENABLED,
+    (S.ENABLED, E.PREPARE_MAINTENANCE): S.PREPARE_FOR_MAINTENANCE,
+    (S.DISABLED, E.PREPARE_MAINTENANCE): S.PREPARE_FOR_MAINTENANCE,
+    (S.ERROR_IN_MAINTENANCE, E.PREPARE_MAINTENANCE): S.PREPARE_FOR_MAINTENANCE,
+    (S.PREPARE_FOR_MAINTENANCE, E.MAINTENANCE_DONE): S.MAINTENANCE,
+    (S.PREPARE_FOR_MAINTENANCE, E.MAINTENANCE_FAILED): S.ERROR_IN_MAINTENANCE,
+    (S.PREPARE_FOR_MAINTENANCE, E.CANCEL_MAINTENANCE): S.ENABLED,
+    (S.MAINTENANCE, E.CANCEL_MAINTENANCE): S.ENABLED,
+    (S.ERROR_IN_MAINTENANCE, E.CANCEL_MAINTENANCE): S.ENABLED,
+}
+
+
+class IllegalTransition(ParamError):
+    """An operator action the host's current resource state does not allow."""
+
+
+def next_state(current: str, event: Event) -> ResourceState:
+    """The state ``event`` leads to from ``current``, or IllegalTransition (431)."""
+    to = TRANSITIONS.get((ResourceState(current), event))
+    if to is None:
+        raise IllegalTransition(f"Cannot {event} a host whose resource state is {current}")
+    return to
+
+
+def transition(host: Host, event: Event) -> bool:
+    """The only writer of ``resource_state``; True when the state changed."""
+    to = next_state(host.resource_state, event)
+    changed = to != host.resource_state
+    host.resource_state = to
+    return changed
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The zone, pod and cluster a host (or a cluster-wide pool) goes into."""
+
+    zone: Zone
+    pod: Pod
+    cluster: Cluster
+
+
+def find_zone(session: Session, uuid: str) -> Zone:
+    zone = session.scalar(select(Zone).where(Zone.uuid == uuid, Zone.removed.is_(None)))
+    if zone is None:
+        raise NotFound(f"Unable to find zone by id {uuid}")
+    return zone
+
+
+def find_pod(session: Session, uuid: str, zone: Zone) -> Pod:
+    pod = session.scalar(select(Pod).where(Pod.uuid == uuid, Pod.removed.is_(None)))
+    if pod is None:
+        raise NotFound(f"Unable to find pod by id {uuid}")
+    if pod.zone_id != zone.id:
+        raise ParamError(f"Pod {uuid} doesn't belong to the zone {zone.uuid}")
+    return pod
+
+
+def find_cluster(session: Session, uuid: str | None, name: str | None, pod: Pod) -> Cluster:
+    """By id, or by name within the pod (addHost's clustername)."""
+    stmt = select(Cluster).where(Cluster.removed.is_(None))
+    if uuid is not None:
+        stmt = stmt.where(Cluster.uuid == uuid)
+    elif name is not None:
+        stmt = stmt.where(Cluster.name == name, Cluster.pod_id == pod.id)
+    else:
+        raise ParamError("Either clusterid or clustername must be specified")
+    cluster = session.scalar(stmt)
+    if cluster is None:
+        raise NotFound(f"Unable to find cluster {uuid or name}")
+    if cluster.pod_id != pod.id:
+        raise ParamError(f"Cluster {cluster.uuid} doesn't belong to the pod {pod.uuid}")
+    return cluster
+
+
+def locate(
+    session: Session, zoneid: str, podid: str, clusterid: str | None, clustername: str | None
+) -> Placement:
+    zone = find_zone(session, zoneid)
+    pod = find_pod(session, podid, zone)
+    return Placement(zone, pod, find_cluster(session, clusterid, clustername, pod))
+
+
+def check_hypervisor(hypervisor: str, cluster: Cluster) -> str:
+    """CloudStack's spelling of the hypervisor, matching the cluster's (431 otherwise)."""
+    known = {h.lower(): h for h in HYPERVISORS}
+    canonical = known.get(hypervisor.lower())
+    if canonical is None:
+        raise ParamError(f"Invalid hypervisor type {hypervisor}")
+    if canonical.lower() != cluster.hypervisor_type.lower():
+        raise ParamError(
+            f"Cannot add host with hypervisor {canonical} to cluster {cluster.name}, "
+            f"whose hypervisor is {cluster.hypervisor_type}"
+        )
+    return canonical
+
+
+def find_host(session: Session, uuid: str) -> Host:
+    host = session.scalar(select(Host).where(Host.uuid == uuid, Host.removed.is_(None)))
+    if host is None:
+        raise NotFound(f"Unable to find host by id {uuid}")
+    return host
+
+
+def allocation_event(allocationstate: str) -> Event:
+    """updateHost/addHost's allocationstate (Enable | Disable) as a state-table event."""
+    events = {"enable": Event.ENABLE, "disable": Event.DISABLE}
+    event = events.get(allocationstate.lower())
+    if event is None:
+        raise ParamError(f"Invalid allocation state {allocationstate}: Enable or Disable")
+    return event
+
+
+def normalise_tags(hosttags: list[str]) -> str:
+    """Comma-separated, trimmed, without empties or repeats (order kept)."""
+    seen: dict[str, None] = {}
+    for tag in hosttags:
+        for part in tag.split(","):
+            if part.strip():
+                seen[part.strip()] = None
+    return ",".join(seen)
+
+
+def update_host(
+    session: Session,
+    host: Host,
+    *,
+    name: str | None = None,
+    hosttags: list[str] | None = None,
+    allocationstate: str | None = None,
+) -> None:
+    if allocationstate is not None:
+        transition(host, allocation_event(allocationstate))
+    if hosttags is not None:
+        host.host_tags = normalise_tags(hosttags)
+    if name is not None:
+        if not name.strip():
+            raise ParamError("Host name can't be empty")
+        host.name = name.strip()
+
+
+def delete_host(session: Session, host: Host, *, forced: bool) -> None:
+    """CloudStack refuses unless the host is in maintenance, or the caller forces it."""
+    if not forced and host.resource_state != ResourceState.MAINTENANCE:
+        raise CloudError(
+            f"Host {host.uuid} cannot be deleted as it is not in maintenance mode. Either put "
+            "the host into maintenance or perform a forced deletion."
+        )
+    host.removed = utcnow()
+    host.status = "Removed"
+    session.execute(delete(HostCapacity).where(HostCapacity.host_id == host.id))
+
+
+def start_maintenance(host: Host) -> None:
+    """Enabled/Disabled → PrepareForMaintenance, checked when the request arrives."""
+    transition(host, Event.PREPARE_MAINTENANCE)
+
+
+def finish_maintenance(host: Host) -> None:
+    """The job body: with no VMs to move yet a preparing host is at once in Maintenance.
+
+    Idempotent for a re-run job: a host already in Maintenance stays there.
+    """
+    if host.resource_state == ResourceState.MAINTENANCE:
+        return
+    transition(host, Event.MAINTENANCE_DONE)
+
+
+def check_cancel_maintenance(host: Host) -> None:
+    next_state(host.resource_state, Event.CANCEL_MAINTENANCE)
+
+
+def cancel_maintenance(host: Host) -> None:
+    """Idempotent for a re-run job: an Enabled host (cancel already applied) stays Enabled."""
+    if host.resource_state == ResourceState.ENABLED:
+        return
+    transition(host, Event.CANCEL_MAINTENANCE)
+
+
+def add_hosts(
+    session: Session,
+    place: Placement,
+    *,
+    hypervisor: str,
+    url: str,
+    hosttags: list[str] | None,
+    allocationstate: str | None,
+) -> list[Host]:
+    """addHost: simulated hosts are written at once; KVM hosts join through the agent."""
+    canonical = check_hypervisor(hypervisor, place.cluster)
+    if canonical == "KVM":
+        raise ParamError(
+            "KVM hosts join through the cumulo agent, which is not available yet; no host was added"
+        )
+    state = ResourceState.ENABLED
+    if allocationstate is not None:
+        state = TRANSITIONS[(ResourceState.ENABLED, allocation_event(allocationstate))]
+    return simulator.add_hosts(
+        session,
+        place.cluster,
+        url,
+        hosttags=normalise_tags(hosttags or []),
+        resource_state=state,
+    )

@@ -11,10 +11,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,32 +26,6 @@ from cumulo.services.identity import auth
 from cumulo.services.identity.bootstrap import ensure_cloud
 from cumulo.services.jobs import queue
 from tests.support.postgres import session_cluster
-
-BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("pg", id="pg", marks=pytest.mark.pg)]
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated database holding the first rows of a cloud (so jobs have a submitter)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        url = session_cluster(request.config).create_database(f"jobs_{uuid.uuid4().hex[:12]}")
-    upgrade(url)
-    db = Database(url)
-    try:
-        with db.write() as session:
-            ensure_cloud(session)
-    finally:
-        db.dispose()
-    return url
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
 
 
 def _admin(db: Database) -> Caller:

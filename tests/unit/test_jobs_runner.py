@@ -20,28 +20,16 @@ from cumulo.api.cloudstack import jobs as runner_module
 from cumulo.api.cloudstack.jobs import JobRunner
 from cumulo.api.cloudstack.results import Ctx, Success
 from cumulo.common.settings import load_settings
-from cumulo.db.migrate import upgrade
 from cumulo.db.models import AsyncJob, Configuration, ManagementServer, User
 from cumulo.services.errors import ParamError
 from cumulo.services.identity import auth
-from cumulo.services.identity.bootstrap import ensure_cloud
 from cumulo.services.jobs import queue
 from cumulo.services.runtime import Runtime, open_runtime
-from tests.support.postgres import session_cluster
-
-BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("pg", id="pg", marks=pytest.mark.pg)]
 
 
-@pytest.fixture(params=BACKENDS)
-def rt(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        url = session_cluster(request.config).create_database(f"runner_{uuid.uuid4().hex[:12]}")
-    upgrade(url)
-    runtime = open_runtime(load_settings(data_dir=tmp_path, database={"url": url}))
-    with runtime.db.write() as session:
-        ensure_cloud(session)
+@pytest.fixture
+def rt(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    runtime = open_runtime(load_settings(data_dir=tmp_path, database={"url": db_url}))
     yield runtime
     runtime.db.dispose()
 

@@ -7,41 +7,20 @@ child domain with another), so nothing depends on what other tests created.
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from cumulo.db.engine import Database
-from cumulo.db.migrate import upgrade
 from cumulo.db.models import Account, Domain, ResourceCount, Role
 from cumulo.services import limits
 from cumulo.services.access import AccountType
 from cumulo.services.config import ConfigStore, find_key
 from cumulo.services.errors import ResourceLimitExceeded
-from cumulo.services.identity.bootstrap import ensure_cloud
 from cumulo.services.limits import ACCOUNT, DOMAIN, GIB, ResourceType
-from tests.support.postgres import session_cluster
 
-BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("pg", id="pg", marks=pytest.mark.pg)]
 VM = ResourceType.user_vm
-
-
-@pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'limits.db'}"
-    else:
-        url = session_cluster(request.config).create_database(f"lim_{uuid.uuid4().hex[:12]}")
-    upgrade(url)
-    database = Database(url)
-    with database.write() as session:
-        ensure_cloud(session)
-    yield database
-    database.dispose()
 
 
 @dataclass(frozen=True)

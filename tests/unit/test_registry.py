@@ -13,6 +13,18 @@ NO_EVENT = {
     "deleteEvents": "acts on events; CloudStack records none for it",
     "updateResourceLimit": "CloudStack defines no event type for limits",
     "updateResourceCount": "a recount, not a change of anything a user owns",
+    "addHost": "CloudStack's AddHostCmd is a BaseCmd with no event type",
+    "updateHost": "CloudStack's UpdateHostCmd is a BaseCmd with no event type",
+    "deleteHost": "CloudStack's DeleteHostCmd is a BaseCmd with no event type",
+    "createStoragePool": "CloudStack's CreateStoragePoolCmd is a BaseCmd with no event type",
+    "updateStoragePool": "CloudStack's UpdateStoragePoolCmd is a BaseCmd with no event type",
+    "deleteStoragePool": "CloudStack's DeleteStoragePoolCmd is a BaseCmd with no event type",
+    "addImageStore": "CloudStack's AddImageStoreCmd is a BaseCmd with no event type",
+    "updateImageStore": "CloudStack's UpdateImageStoreCmd is a BaseCmd with no event type",
+    "deleteImageStore": "CloudStack's DeleteImageStoreCmd is a BaseCmd with no event type",
+    "addCluster": "CloudStack defines no cluster event type (AddClusterCmd records none)",
+    "updateCluster": "CloudStack defines no cluster event type (UpdateClusterCmd records none)",
+    "deleteCluster": "CloudStack defines no cluster event type (DeleteClusterCmd records none)",
 }
 
 

@@ -267,7 +267,7 @@ def _image_provider(provider: str) -> str:
     if key in LATER_PROVIDERS:
         raise ParamError(
             f"Image store provider {provider} is not supported here yet "
-            f"(S3 stores come with {LATER_PROVIDERS[key]}); use NFS or Directory"
+            f"({provider} stores come with {LATER_PROVIDERS[key]}); use NFS or Directory"
         )
     if key not in IMAGE_PROVIDERS:
         raise ParamError(f"Unknown image store provider {provider}: NFS or Directory")

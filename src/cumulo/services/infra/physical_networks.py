@@ -125,6 +125,14 @@ def create_physical_network(
     return network
 
 
+def check_update(network: PhysicalNetwork, state: str | None, vlan: str | None) -> None:
+    """Validate an update without applying it, so a bad value is refused on the request."""
+    if state is not None:
+        _choice("state", state, (ENABLED, DISABLED))
+    if vlan:
+        segment_ranges(vlan, network.isolation_methods)
+
+
 def update_physical_network(
     network: PhysicalNetwork,
     *,

@@ -87,8 +87,6 @@ class DiskOffering(Base):
     display_text: Mapped[str] = mapped_column(String(4096), default="")
     disk_size: Mapped[int] = mapped_column(BigInteger, default=0)  # GiB; 0 when customized
     customized: Mapped[bool] = mapped_column(Boolean, default=False)
-    min_size: Mapped[int | None] = mapped_column(BigInteger)  # GiB, custom offerings only
-    max_size: Mapped[int | None] = mapped_column(BigInteger)
     storage_tags: Mapped[str | None] = mapped_column(String(4096))
     storage_type: Mapped[str] = mapped_column(String(8), default="shared")
     provisioning_type: Mapped[str] = mapped_column(String(8), default="thin")

@@ -195,6 +195,37 @@ EVENTS_PURGE_DELAY = define(
     )
 )
 
+CUSTOM_DISK_MIN = define(
+    ConfigKey(
+        "custom.diskoffering.size.min",
+        "Advanced",
+        "Long",
+        "1",
+        "Minimum size in GB for custom disk offering.",
+        min=1,
+    )
+)
+CUSTOM_DISK_MAX = define(
+    ConfigKey(
+        "custom.diskoffering.size.max",
+        "Advanced",
+        "Long",
+        "1024",
+        "Maximum size in GB for custom disk offering.",
+        min=1,
+    )
+)
+USERDATA_MAX_LENGTH = define(
+    ConfigKey(
+        "vm.userdata.max.length",
+        "Advanced",
+        "Integer",
+        "32768",
+        "Max length of vm userdata after base64 decoding. Default is 32768 and maximum is 1048576",
+        min=1,
+        max=1048576,
+    )
+)
 
 # Default resource limits (CloudStack's "Account Defaults" and "Domain Defaults"): the limit an
 # account or a non-ROOT domain has when no explicit updateResourceLimit row exists. Keyed by

@@ -6,6 +6,7 @@ Create Date: 2026-11-22 02:53:29.328650
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -64,7 +65,6 @@ OS_TYPES = (  # (category name, uuid, display name)
 SERVICE_OFFERINGS = (  # (uuid, name, cpu number, cpu speed MHz, memory MiB)
     ("3a850554-6e02-57de-9854-cd3ef7252137", "Small Instance", 1, 500, 512),
     ("0eb64d7c-628c-51e4-83dc-f2765f1c8b64", "Medium Instance", 1, 1000, 1024),
-    ("aa540f1e-1e33-574d-8663-79004a415ff8", "Custom Instance", None, None, None),
 )
 DISK_OFFERINGS = (  # (uuid, name, display text, size GiB; 0 = customized)
     ("6b7da04b-fbcc-5b13-8a46-b6a5f09d5137", "Small", "Small Disk, 5 GB", 5),
@@ -84,8 +84,6 @@ def upgrade() -> None:
         sa.Column("display_text", sa.String(length=4096), nullable=False),
         sa.Column("disk_size", sa.BigInteger(), nullable=False),
         sa.Column("customized", sa.Boolean(), nullable=False),
-        sa.Column("min_size", sa.BigInteger(), nullable=True),
-        sa.Column("max_size", sa.BigInteger(), nullable=True),
         sa.Column("storage_tags", sa.String(length=4096), nullable=True),
         sa.Column("storage_type", sa.String(length=8), nullable=False),
         sa.Column("provisioning_type", sa.String(length=8), nullable=False),
@@ -256,24 +254,24 @@ def downgrade() -> None:
     # ### end Alembic commands ###
 
 
-def _column(name: str) -> sa.ColumnClause[object]:
+def _column(name: str) -> sa.ColumnClause[Any]:
     """Typed where the driver needs it: SQLite stores datetimes and JSON in its own formats."""
-    types: dict[str, sa.types.TypeEngine[object]] = {
-        "created": sa.DateTime(timezone=True),
-        "details": sa.JSON(),
-    }
-    return sa.column(name, types.get(name))
+    if name == "created":
+        return sa.column(name, sa.DateTime(timezone=True))
+    if name == "details":
+        return sa.column(name, sa.JSON())
+    return sa.column(name)
 
 
 def _seed() -> None:
     """What a fresh CloudStack offers before an operator adds anything: OS types to pick for a
-    template, two fixed and one custom compute offering, three sizes and a custom disk."""
+    template, the two compute offerings and the four disk offerings CloudStack ships."""
     now = datetime.now(UTC)
     categories = sa.table(
         "guest_os_categories", sa.column("uuid", sa.String), sa.column("name", sa.String)
     )
     op.bulk_insert(categories, [{"uuid": u, "name": n} for u, n in OS_CATEGORIES])
-    ids = dict(
+    ids: dict[str, int] = dict(
         op.get_bind()
         .execute(sa.select(sa.column("name"), sa.column("id")).select_from(categories))
         .all()

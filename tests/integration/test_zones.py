@@ -179,12 +179,19 @@ def _teardown_in_reverse_order(cloud: Cloud, built: BuiltZone) -> None:
     assert cs.listZones(id=zid) == {}
 
 
-def test_zone_changes_write_their_events(cloud: Cloud) -> None:
-    zone = new_zone(cloud)
-    admin(cloud).updateZone(id=zone["id"], description="edited")
-    events = admin(cloud).listEvents(listall="true", pagesize=200, page=1)["event"]
-    mine = {e["type"] for e in events if e.get("resourceid") == zone["id"]}
-    assert {"ZONE.CREATE", "ZONE.EDIT"} <= mine, mine
+def test_zone_building_writes_cloudstack_events(cloud: Cloud) -> None:
+    built = build_zone(cloud)
+    events = admin(cloud).listEvents(listall="true", pagesize=500, page=1)["event"]
+
+    def of(resource: str) -> set[tuple[str, str]]:
+        return {(e["type"], e["state"]) for e in events if e.get("resourceid") == resource}
+
+    assert {("ZONE.CREATE", "Completed"), ("ZONE.EDIT", "Completed")} <= of(built.zone["id"])
+    assert {("PHYSICAL.NETWORK.CREATE", "Scheduled"), ("PHYSICAL.NETWORK.CREATE", "Completed"),
+            ("PHYSICAL.NETWORK.UPDATE", "Completed")} <= of(built.network["id"])  # fmt: skip
+    assert ("TRAFFIC.TYPE.CREATE", "Completed") in of(built.traffic[0]["id"])
+    assert ("POD.CREATE", "Completed") in of(built.pod["id"])
+    assert ("VLAN.IP.RANGE.CREATE", "Completed") in of(built.ip_range["id"])
 
 
 def _libcloud(cloud: Cloud, keys: Keys) -> Any:

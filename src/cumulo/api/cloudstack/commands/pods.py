@@ -17,7 +17,7 @@ from cumulo.services.infra.pods import PodAddresses
 
 POD_FIELDS = (
     "id", "name", "zoneid", "zonename", "gateway", "netmask", "startip", "endip",
-    "forsystemvms", "vlanid", "ipranges", "allocationstate", "hasannotations",
+    "forsystemvms", "ipranges", "allocationstate", "hasannotations",
 )  # fmt: skip
 
 
@@ -54,7 +54,6 @@ def pod_response(row: Any) -> dict[str, Any]:
         "startip": [row.start_ip] if has_range else None,
         "endip": [row.end_ip or row.start_ip] if has_range else None,
         "forsystemvms": ["0"] if has_range else None,
-        "vlanid": [""] if has_range else None,
         "ipranges": (
             [
                 {

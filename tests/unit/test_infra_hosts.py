@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from cumulo.api.cloudstack.commands.hosts import _percent
 from cumulo.db.engine import Database
-from cumulo.db.models_infra import Host, HostCapacity
+from cumulo.db.models_infra import Cluster, Host, HostCapacity
 from cumulo.services.errors import CloudError, ParamError
 from cumulo.services.infra import capacity, simulator
 from cumulo.services.infra import hosts as host_service
@@ -190,3 +191,27 @@ def test_update_tags_name_and_allocation(db: Database) -> None:
         assert (host.host_tags, host.resource_state, host.name) == ("a,b", "Disabled", "renamed")
         with pytest.raises(ParamError):
             host_service.update_host(session, host, allocationstate="Maintenance")
+
+
+def test_cluster_by_name_within_the_pod_and_mismatched_parents(db: Database) -> None:
+    site = make_site(db)
+    other = make_site(db)
+    with db.read() as session:
+        name = session.get_one(Cluster, site.cluster_id).name
+        place = host_service.locate(session, site.zone_uuid, site.pod_uuid, None, name)
+        assert place.cluster.id == site.cluster_id
+        with pytest.raises(ParamError):  # the name exists, but in another pod
+            host_service.locate(session, other.zone_uuid, other.pod_uuid, None, name)
+        with pytest.raises(ParamError, match="doesn't belong"):
+            host_service.locate(session, site.zone_uuid, other.pod_uuid, site.cluster_uuid, None)
+        with pytest.raises(ParamError, match="clusterid or clustername"):
+            host_service.locate(session, site.zone_uuid, site.pod_uuid, None, None)
+
+
+def test_allocation_shows_as_a_percentage_string() -> None:
+    assert (_percent(1, 8), _percent(0, 0), _percent(1, 3), _percent(4, 4)) == (
+        "12.5%",
+        "0%",
+        "33.33%",
+        "100%",
+    )

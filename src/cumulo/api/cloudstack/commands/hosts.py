@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
 
 from cumulo import __version__
@@ -254,7 +254,7 @@ def list_hosts(
     if hosttags is not None:
         stmt = stmt.where(("," + Host.host_tags + ",").contains(f",{hosttags},"))
     if ctx.paging.keyword:
-        stmt = stmt.where(or_(Host.name.ilike(f"%{ctx.paging.keyword}%")))
+        stmt = stmt.where(Host.name.ilike(f"%{ctx.paging.keyword}%"))
     rows, total = ctx.page_records(stmt.order_by(Host.id))
     return Listing([host_response(r) for r in rows], total)
 

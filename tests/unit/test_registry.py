@@ -13,6 +13,8 @@ NO_EVENT = {
     "deleteEvents": "acts on events; CloudStack records none for it",
     "updateResourceLimit": "CloudStack defines no event type for limits",
     "updateResourceCount": "a recount, not a change of anything a user owns",
+    "deleteSSHKeyPair": "CloudStack defines no event type for deleting a key pair",
+    "deleteUserData": "CloudStack defines no event type for deleting user data",
     "addHost": "CloudStack's AddHostCmd is a BaseCmd with no event type",
     "updateHost": "CloudStack's UpdateHostCmd is a BaseCmd with no event type",
     "deleteHost": "CloudStack's DeleteHostCmd is a BaseCmd with no event type",

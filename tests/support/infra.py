@@ -1,4 +1,4 @@
-"""A migrated throw-away database with a zone, pod and cluster, for the infra unit tests.
+"""A zone, pod and cluster written straight into a unit test's database (``db`` fixture).
 
 Rows are written directly (the zone/pod/cluster commands have their own tests); each test
 gets a fresh database so counts and totals are exact.
@@ -7,27 +7,10 @@ gets a fresh database so counts and totals are exact.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
 
 from cumulo.db.engine import Database
-from cumulo.db.migrate import upgrade
 from cumulo.db.models_infra import Cluster, Pod, Zone
-from tests.support.postgres import session_cluster
-
-BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("pg", id="pg", marks=pytest.mark.pg)]
-
-
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> str:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'infra.db'}"
-    else:
-        url = session_cluster(request.config).create_database(f"infra_{uuid.uuid4().hex[:12]}")
-    upgrade(url)
-    return url
 
 
 @dataclass(frozen=True)
@@ -71,11 +54,3 @@ def make_site(
         session.add(cluster)
         session.flush()
         return Site(zone.id, zone.uuid, pod.id, pod.uuid, cluster.id, cluster.uuid)
-
-
-def open_db(url: str) -> Iterator[Database]:
-    db = Database(url)
-    try:
-        yield db
-    finally:
-        db.dispose()

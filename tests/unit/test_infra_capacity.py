@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from cumulo.db.engine import Database
 from cumulo.db.models_infra import Host, HostCapacity, StoragePool
 from cumulo.services.infra import capacity
 from cumulo.services.infra.simulator import MIB
-from tests.support.infra import BACKENDS, Site, database_url, make_site, open_db
+from tests.support.infra import Site, make_site
 
 GIB = 1024 * MIB
-
-
-@pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    yield from open_db(database_url(request, tmp_path, request.param))
 
 
 def _host(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
@@ -15,12 +12,7 @@ from cumulo.services.errors import CloudError, ParamError
 from cumulo.services.infra import capacity, simulator
 from cumulo.services.infra import hosts as host_service
 from cumulo.services.infra.hosts import Event, IllegalTransition, ResourceState
-from tests.support.infra import Site, database_url, make_site, open_db
-
-
-@pytest.fixture
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    yield from open_db(database_url(request, tmp_path, "sqlite"))
+from tests.support.infra import Site, make_site
 
 
 def test_url_defaults_and_options() -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
@@ -13,12 +10,7 @@ from cumulo.db.models_infra import ImageStore, StoragePool
 from cumulo.services.errors import ParamError
 from cumulo.services.infra import storage
 from cumulo.services.infra.storage import PoolRequest
-from tests.support.infra import Site, database_url, make_site, open_db
-
-
-@pytest.fixture
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    yield from open_db(database_url(request, tmp_path, "sqlite"))
+from tests.support.infra import Site, make_site
 
 
 @pytest.fixture

@@ -286,3 +286,16 @@ def test_unknown_ids_are_431(cloud: Cloud) -> None:
     with pytest.raises(CloudStackApiException) as info:
         admin(cloud).prepareHostForMaintenance(id=missing)
     assert info.value.error["errorcode"] == 431
+
+
+def test_add_secondary_storage_is_an_nfs_image_store(cloud: Cloud) -> None:
+    site = new_site(cloud)
+    cs = admin(cloud)
+    url = f"nfs://10.3.3.3/export/{uniq('sec')}"
+    store = cs.addSecondaryStorage(url=url, zoneid=site.zone["id"])["secondarystorage"]
+    assert (store["url"], store["providername"], store["zoneid"]) == (url, "NFS", site.zone["id"])
+    again = cloud.signed("addSecondaryStorage", url=url, zoneid=site.zone["id"])
+    assert error(again, "addSecondaryStorage")[0] == 431
+    assert [s["id"] for s in cs.listImageStores(zoneid=site.zone["id"], fetch_list=True)] == [
+        store["id"]
+    ]

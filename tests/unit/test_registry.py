@@ -24,6 +24,7 @@ NO_EVENT = {
     "addImageStore": "CloudStack's AddImageStoreCmd is a BaseCmd with no event type",
     "updateImageStore": "CloudStack's UpdateImageStoreCmd is a BaseCmd with no event type",
     "deleteImageStore": "CloudStack's DeleteImageStoreCmd is a BaseCmd with no event type",
+    "addSecondaryStorage": "CloudStack's AddSecondaryStorageCmd is a BaseCmd with no event type",
     "addCluster": "CloudStack defines no cluster event type (AddClusterCmd records none)",
     "updateCluster": "CloudStack defines no cluster event type (UpdateClusterCmd records none)",
     "deleteCluster": "CloudStack defines no cluster event type (DeleteClusterCmd records none)",

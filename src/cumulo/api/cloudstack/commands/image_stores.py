@@ -180,3 +180,26 @@ def delete_image_store(
     store = storage_service.find_image_store(ctx.session, id)
     storage_service.delete_image_store(store)
     return Success()
+
+
+@command(
+    "addSecondaryStorage",
+    description="Adds secondary storage.",
+    response="secondarystorage",
+    roles=ROOT_ADMIN,
+    entity="ImageStore",
+    fields=STORE_FIELDS,
+)
+def add_secondary_storage(
+    ctx: Ctx,
+    url: Annotated[str, Param("the URL for the secondary storage", required=True, length=2048)],
+    zoneid: Annotated[
+        UUIDStr | None, Param("the Zone ID for the secondary storage", entity="Zone")
+    ] = None,
+) -> dict[str, Any]:
+    """The pre-4.2 spelling of ``addImageStore provider=NFS`` that older deployment scripts
+    still send; CloudStack answers it with the store under ``secondarystorage``."""
+    store = storage_service.add_image_store(
+        ctx.session, provider="NFS", url=url, name=None, zoneid=zoneid, details={}
+    )
+    return render(ctx, store)

@@ -387,3 +387,38 @@ def test_list_zones_filters(cloud: Cloud) -> None:
     assert cs.listZones(id=a["id"], networktype="Basic") == {}
     names = {h["name"] for h in cs.listHypervisors()["hypervisor"]}
     assert names == {"Simulator", "KVM"}
+
+
+def test_cluster_overprovisioning_is_a_cluster_scoped_setting(cloud: Cloud) -> None:
+    """updateConfiguration with clusterid writes the factor placement reads, on the cluster."""
+    built = build_zone(cloud)
+    cs, cid = admin(cloud), built.cluster["id"]
+    name = "cpu.overprovisioning.factor"
+    shown = cs.updateConfiguration(name=name, value="3", clusterid=cid)["configuration"]
+    assert shown["scope"] == "cluster"
+    assert cs.listClusters(id=cid)["cluster"][0]["cpuovercommitratio"] == "3.0"
+    listed = cs.listConfigurations(name=name, clusterid=cid)["configuration"]
+    assert [c["value"] for c in listed] == ["3.0"]
+    code, _ = error(
+        cloud.signed("updateConfiguration", name=name, value="0.5", clusterid=cid),
+        "updateConfiguration",
+    )
+    assert code == 431
+    code, _ = error(
+        cloud.signed("updateConfiguration", name="mem.overprovisioning.factor", value="x",
+                     clusterid=cid),
+        "updateConfiguration",
+    )  # fmt: skip
+    assert code == 431
+    cluster = cs.listClusters(id=cid)["cluster"][0]
+    assert (cluster["cpuovercommitratio"], cluster["memoryovercommitratio"]) == ("3.0", "1.0")
+    code, _ = error(
+        cloud.signed("updateConfiguration", name="default.page.size", value="5", clusterid=cid),
+        "updateConfiguration",
+    )
+    assert code == 431  # only the cluster-scoped settings have a cluster value
+    reset = cs.resetConfiguration(name=name, clusterid=cid)["configuration"]
+    assert reset["value"] == "1.0"
+    assert cs.listClusters(id=cid)["cluster"][0]["cpuovercommitratio"] == "1.0"
+    # The global value stays what it was.
+    assert cs.listConfigurations(name=name)["configuration"][0]["value"] == "1.0"

@@ -227,6 +227,33 @@ USERDATA_MAX_LENGTH = define(
     )
 )
 
+# Cluster-scoped in CloudStack: the global value is what a new cluster starts with; a
+# cluster's own value lives on its row (clusters.cpu_overcommit / memory_overcommit), where
+# placement reads it, and updateConfiguration with clusterid writes it there.
+CPU_OVERPROVISIONING = define(
+    ConfigKey(
+        "cpu.overprovisioning.factor",
+        "Advanced",
+        "Float",
+        "1.0",
+        "Used for CPU overprovisioning calculation; available CPU will be "
+        "(actualCpuCapacity * cpu.overprovisioning.factor)",
+        scopes=("global", "cluster"),
+        min=1,
+    )
+)
+MEM_OVERPROVISIONING = define(
+    ConfigKey(
+        "mem.overprovisioning.factor",
+        "Advanced",
+        "Float",
+        "1.0",
+        "Used for memory overprovisioning calculation",
+        scopes=("global", "cluster"),
+        min=1,
+    )
+)
+
 # Default resource limits (CloudStack's "Account Defaults" and "Domain Defaults"): the limit an
 # account or a non-ROOT domain has when no explicit updateResourceLimit row exists. Keyed by
 # CloudStack's resource type name; storage limits are in GiB, memory in MiB. -1 is unlimited.
@@ -365,13 +392,19 @@ class Scope:
     uuid: str | None = None
     account_id: int | None = None
     domain_ids: tuple[int, ...] = ()
+    # Values kept on the scoped resource's own row rather than in configurations (a
+    # cluster's over-provisioning factors), as (name, value) pairs.
+    own: tuple[tuple[str, str], ...] = ()
 
     def value(self, session: Session, store: ConfigStore, key: ConfigKey) -> str:
         """The effective value here: the scope's own, else its parents', else global/default."""
+        for name, value in self.own:
+            if name == key.name:
+                return value
         return store.raw(session, key, account_id=self.account_id, domain_ids=self.domain_ids)
 
 
-UNSUPPORTED_SCOPES = ("zone", "cluster", "storagepool", "imagestore")
+UNSUPPORTED_SCOPES = ("zone", "storagepool", "imagestore")
 
 
 def _domain_chain(domain: Domain) -> tuple[int, ...]:

@@ -232,3 +232,25 @@ def delete_cluster(session: Session, cluster: Cluster) -> None:
                 f"The cluster {cluster.name} cannot be deleted because it has {what}"
             )
     cluster.removed = utcnow()
+
+
+# The cluster-scoped settings CloudStack keeps per cluster, and the row column holding each.
+CLUSTER_SETTINGS = {
+    "cpu.overprovisioning.factor": "cpu_overcommit",
+    "mem.overprovisioning.factor": "memory_overcommit",
+}
+
+
+def cluster_settings(cluster: Cluster) -> tuple[tuple[str, str], ...]:
+    """The cluster's own values, as listConfigurations with clusterid shows them."""
+    return tuple(
+        (name, str(float(getattr(cluster, column)))) for name, column in CLUSTER_SETTINGS.items()
+    )
+
+
+def set_cluster_setting(cluster: Cluster, name: str, value: str) -> None:
+    """updateConfiguration with clusterid: the value goes on the row placement reads."""
+    column = CLUSTER_SETTINGS.get(name)
+    if column is None:
+        raise ParamError(f"Configuration {name} cannot be set at the cluster scope")
+    setattr(cluster, column, overcommit(name, value, getattr(cluster, column)))

@@ -3,6 +3,8 @@
 addCluster answers with a list (``{"count": 1, "cluster": [...]}``), as CloudStack's
 AddClusterCmd does: one call may discover several clusters on some hypervisors.
 CloudStack records no action event for clusters (the three commands declare none).
+The over-provisioning factors are cluster-scoped settings in CloudStack: addCluster may set
+them, and updateConfiguration with ``clusterid`` changes them afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import Select, select
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Success
 from cumulo.db.models_infra import Cluster, Pod, Zone
+from cumulo.services import config
 from cumulo.services.access import ROOT_ADMIN
 from cumulo.services.infra import pods as svc
 from cumulo.services.infra import zones as zone_service
@@ -76,6 +79,10 @@ def render(ctx: Ctx, cluster: Cluster) -> dict[str, Any]:
     return cluster_response(row)
 
 
+def _global(ctx: Ctx, key: config.ConfigKey) -> str:
+    return ctx.runtime.config.raw(ctx.session, key)
+
+
 State = Annotated[
     str | None, Param("Allocation state of this cluster for allocation of new resources")
 ]
@@ -116,8 +123,9 @@ def add_cluster(
         hypervisor=hypervisor,
         cluster_type=clustertype,
         allocation_state=allocationstate,
-        cpu_overcommit=cpuovercommitratio,
-        memory_overcommit=memoryovercommitratio,
+        # A new cluster starts from the global factors, as CloudStack's do.
+        cpu_overcommit=cpuovercommitratio or _global(ctx, config.CPU_OVERPROVISIONING),
+        memory_overcommit=memoryovercommitratio or _global(ctx, config.MEM_OVERPROVISIONING),
     )
     cluster = svc.add_cluster(ctx.session, zone, pod, spec)
     return Listing([render(ctx, cluster)], 1)

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing
+from cumulo.db.models_infra import Cluster
 from cumulo.services import config
 from cumulo.services.access import ADMINS, ROOT_ADMIN
 from cumulo.services.config import ConfigKey, Scope
 from cumulo.services.errors import ParamError
+from cumulo.services.infra.pods import cluster_settings, find_cluster, set_cluster_setting
 
 CONFIG_FIELDS = (
     "name",
@@ -78,8 +80,25 @@ def resolve(ctx: Ctx, **named: str | None) -> Scope:
         scope, domain = config.domain_scope(ctx.session, uuid)
         ctx.caller.check_domain(domain)
         return scope
-    # No setting here is per zone, cluster, pool or image store (yet).
+    if name == "cluster":
+        cluster = find_cluster(ctx.session, uuid)
+        return Scope("cluster", cluster.id, cluster.uuid, own=cluster_settings(cluster))
+    # No setting here is per zone, pool or image store (yet).
     return Scope(name=name, uuid=uuid)
+
+
+def _write(ctx: Ctx, key: ConfigKey, scope: Scope, value: str | None) -> None:
+    """Cluster values live on the cluster's row (placement reads them there); a reset puts
+    the global value back on it."""
+    where, scope_id = _written_scope(ctx, key, scope)
+    if where != "cluster":
+        ctx.runtime.config.set(ctx.session, key, value, where, scope_id)
+        return
+    cluster = ctx.session.get_one(Cluster, scope_id)
+    if value is None:
+        value = Scope().value(ctx.session, ctx.runtime.config, key)
+    set_cluster_setting(cluster, key.name, value)
+    ctx.session.flush()
 
 
 def _matches(
@@ -223,8 +242,7 @@ def update_configuration(
         storagepool=storageid,
         imagestore=imagestoreuuid,
     )
-    where, scope_id = _written_scope(ctx, key, scope)
-    ctx.runtime.config.set(ctx.session, key, value, where, scope_id)
+    _write(ctx, key, scope, value)
     ctx.event_resource = (scope.uuid, key.name)
     return config_response(key, value, scope)
 
@@ -264,9 +282,9 @@ def reset_configuration(
         storagepool=storageid,
         imagestore=imagestoreid,
     )
-    where, scope_id = _written_scope(ctx, key, scope)
-    store = ctx.runtime.config
-    store.set(ctx.session, key, None, where, scope_id)
+    _write(ctx, key, scope, None)
     ctx.session.flush()
+    if scope.name == "cluster":
+        scope = resolve(ctx, cluster=scope.uuid)
     ctx.event_resource = (scope.uuid, key.name)
-    return config_response(key, scope.value(ctx.session, store, key), scope)
+    return config_response(key, scope.value(ctx.session, ctx.runtime.config, key), scope)

@@ -299,3 +299,30 @@ def test_add_secondary_storage_is_an_nfs_image_store(cloud: Cloud) -> None:
     assert [s["id"] for s in cs.listImageStores(zoneid=site.zone["id"], fetch_list=True)] == [
         store["id"]
     ]
+
+
+def test_a_new_cluster_name_makes_the_cluster_unless_the_add_fails(cloud: Cloud) -> None:
+    site = new_site(cloud)
+    cs = admin(cloud)
+    name = uniq("auto")
+    body = cs.addHost(
+        zoneid=site.zone["id"],
+        podid=site.pod["id"],
+        clustername=name,
+        hypervisor="Simulator",
+        url=f"http://sim/{name}/h",
+    )
+    (cluster,) = cs.listClusters(podid=site.pod["id"], name=name, fetch_list=True)
+    assert cluster["hypervisortype"] == "Simulator"
+    assert body["host"][0]["clusterid"] == cluster["id"]
+    refused = uniq("kvm")
+    resp = cloud.signed(
+        "addHost",
+        zoneid=site.zone["id"],
+        podid=site.pod["id"],
+        clustername=refused,
+        hypervisor="KVM",
+        url="http://10.0.0.9",
+    )
+    assert error(resp, "addHost")[0] == 431
+    assert cs.listClusters(podid=site.pod["id"], name=refused, fetch_list=True) == []

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from cumulo.common.time import utcnow
 from cumulo.db.models_infra import Cluster, Host, HostCapacity, Pod, Zone
 from cumulo.services.errors import CloudError, NotFound, ParamError
-from cumulo.services.infra import simulator
+from cumulo.services.infra import pods, simulator
 
 HYPERVISORS = ("Simulator", "KVM")
 
@@ -124,6 +124,30 @@ def locate(
 ) -> Placement:
     zone = find_zone(session, zoneid)
     pod = find_pod(session, podid, zone)
+    return Placement(zone, pod, find_cluster(session, clusterid, clustername, pod))
+
+
+def locate_for_new_host(
+    session: Session,
+    zoneid: str,
+    podid: str,
+    clusterid: str | None,
+    clustername: str | None,
+    hypervisor: str,
+) -> Placement:
+    """addHost's placement: like CloudStack, a ``clustername`` not yet in the pod makes a
+    new cluster of the host's hypervisor (rolled back with the request if the add fails)."""
+    zone = find_zone(session, zoneid)
+    pod = find_pod(session, podid, zone)
+    if clusterid is None and clustername is not None:
+        existing = session.scalar(
+            select(Cluster).where(
+                Cluster.name == clustername, Cluster.pod_id == pod.id, Cluster.removed.is_(None)
+            )
+        )
+        if existing is None:
+            spec = pods.ClusterSpec(name=clustername, hypervisor=hypervisor)
+            return Placement(zone, pod, pods.add_cluster(session, zone, pod, spec))
     return Placement(zone, pod, find_cluster(session, clusterid, clustername, pod))
 
 

@@ -187,7 +187,9 @@ def add_host(
 ) -> Listing:
     """The response is list-shaped (``count`` and ``host[]``) as CloudStack's AddHostCmd."""
     del username, password  # a simulated host has no login; nothing of it is kept
-    place = host_service.locate(ctx.session, zoneid, podid, clusterid, clustername)
+    place = host_service.locate_for_new_host(
+        ctx.session, zoneid, podid, clusterid, clustername, hypervisor
+    )
     added = host_service.add_hosts(
         ctx.session,
         place,

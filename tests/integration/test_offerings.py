@@ -250,6 +250,41 @@ def test_bad_disk_offering_is_refused(cloud: Cloud, params: dict[str, Any]) -> N
     assert name not in _offering_names(cloud, None, "listDiskOfferings", keyword=name)
 
 
+def _zone(cloud: Cloud) -> dict[str, Any]:
+    params = {"name": uniq("z"), "networktype": "Advanced", "dns1": "10.0.0.2"}
+    zone: dict[str, Any] = cloud.call("createZone", internaldns1="10.0.0.2", **params)["zone"]
+    return zone
+
+
+def test_zone_limited_offerings(cloud: Cloud) -> None:
+    here, elsewhere = _zone(cloud), _zone(cloud)
+    with service_offering(cloud, cpunumber=1, cpuspeed=100, memory=128, zoneid=here["id"]) as so:
+        assert (so["zoneid"], so["zone"]) == (here["id"], here["name"])
+        there = _offering_names(cloud, None, "listServiceOfferings", zoneid=here["id"])
+        assert {so["name"], "Small Instance"} <= there
+        other = _offering_names(cloud, None, "listServiceOfferings", zoneid=elsewhere["id"])
+        assert so["name"] not in other and "Small Instance" in other
+        cloud.call("updateServiceOffering", id=so["id"], zoneid="all")
+        other = _offering_names(cloud, None, "listServiceOfferings", zoneid=elsewhere["id"])
+        assert so["name"] in other
+    # An unknown zone fails after the offering row was written: the whole call rolls back.
+    name = uniq("d")
+    missing = "5b3a2f43-0000-4000-8000-0000000000aa"
+    resp = cloud.signed("createDiskOffering", name=name, disksize=1, zoneid=missing)
+    assert error(resp, "createDiskOffering")[0] == 431
+    assert name not in _offering_names(cloud, None, "listDiskOfferings", keyword=name)
+
+
+def test_cs_client_lists_the_catalog(cloud: Cloud) -> None:
+    tenant = make_tenant(cloud)
+    offerings = tenant.cs.listServiceOfferings(fetch_list=True)
+    assert SMALL in {o["id"] for o in offerings}
+    os_types = tenant.cs.listOsTypes(fetch_list=True, keyword="Debian")
+    assert {"Debian GNU/Linux 12 (64-bit)"} <= {t["description"] for t in os_types}
+    disks = tenant.cs.listDiskOfferings(fetch_list=True, name="Large")
+    assert [(d["disksize"], d["iscustomized"]) for d in disks] == [(100, False)]
+
+
 def test_libcloud_list_sizes(cloud: Cloud) -> None:
     tenant: Tenant = make_tenant(cloud)
     sizes = {s.id: s for s in _driver(cloud, tenant.keys).list_sizes()}

@@ -422,3 +422,26 @@ def test_cluster_overprovisioning_is_a_cluster_scoped_setting(cloud: Cloud) -> N
     assert cs.listClusters(id=cid)["cluster"][0]["cpuovercommitratio"] == "1.0"
     # The global value stays what it was.
     assert cs.listConfigurations(name=name)["configuration"][0]["value"] == "1.0"
+
+
+def test_async_create_replies_with_id_and_jobid(cloud: Cloud) -> None:
+    """createPhysicalNetwork and addTrafficType are async-create in CloudStack: the reply is
+    exactly {id, jobid}, the row exists at once, and the job names it as its instance."""
+    zone = new_zone(cloud)
+    resp = cloud.signed("createPhysicalNetwork", zoneid=zone["id"], name=uniq("pn"))
+    assert resp.status_code == 200, resp.text
+    body = resp.json()["createphysicalnetworkresponse"]
+    assert sorted(body) == ["id", "jobid"]
+    assert cloud.call("listPhysicalNetworks", id=body["id"])["count"] == 1
+    job = cloud.wait_job(body["jobid"])
+    assert (job["jobstatus"], job["jobinstanceid"], job["jobinstancetype"]) == (
+        1,
+        body["id"],
+        "PhysicalNetwork",
+    )
+    assert job["jobresult"]["physicalnetwork"]["id"] == body["id"]
+    resp = cloud.signed("addTrafficType", physicalnetworkid=body["id"], traffictype="Guest")
+    added = resp.json()["addtraffictyperesponse"]
+    assert sorted(added) == ["id", "jobid"]
+    result = cloud.wait_job(added["jobid"])["jobresult"]["traffictype"]
+    assert (result["id"], result["physicalnetworkid"]) == (added["id"], body["id"])

@@ -445,3 +445,47 @@ def test_async_create_replies_with_id_and_jobid(cloud: Cloud) -> None:
     assert sorted(added) == ["id", "jobid"]
     result = cloud.wait_job(added["jobid"])["jobresult"]["traffictype"]
     assert (result["id"], result["physicalnetworkid"]) == (added["id"], body["id"])
+
+
+def test_provider_elements_are_configured_the_marvin_way(cloud: Cloud) -> None:
+    """deployDataCenter enables each element (configure*Element) before its provider."""
+    cs = admin(cloud)
+    zone = new_zone(cloud)
+    pn = cs.createPhysicalNetwork(zoneid=zone["id"], name=uniq("pn"), fetch_result=True)
+    pn_id = pn["physicalnetwork"]["id"]
+    providers = {
+        p["name"]: p
+        for p in cs.listNetworkServiceProviders(physicalnetworkid=pn_id)["networkserviceprovider"]
+    }
+    for name, lister, configure, key in (
+        ("VirtualRouter", "listVirtualRouterElements", "configureVirtualRouterElement",
+         "virtualrouterelement"),
+        ("VpcVirtualRouter", "listVirtualRouterElements", "configureVirtualRouterElement",
+         "virtualrouterelement"),
+        ("InternalLbVm", "listInternalLoadBalancerElements",
+         "configureInternalLoadBalancerElement", "internalloadbalancerelement"),
+    ):  # fmt: skip
+        nsp = providers[name]
+        elements = getattr(cs, lister)(nspid=nsp["id"])[key]
+        assert [(e["nspid"], e["enabled"]) for e in elements] == [(nsp["id"], False)]
+        done = getattr(cs, configure)(id=elements[0]["id"], enabled="true", fetch_result=True)
+        assert done[key]["enabled"] is True
+        assert getattr(cs, lister)(id=elements[0]["id"])[key][0]["enabled"] is True
+        cs.updateNetworkServiceProvider(id=nsp["id"], state="Enabled", fetch_result=True)
+    states = {
+        p["name"]: p["state"]
+        for p in cs.listNetworkServiceProviders(physicalnetworkid=pn_id)["networkserviceprovider"]
+    }
+    assert states["VirtualRouter"] == states["InternalLbVm"] == "Enabled"
+    assert states["SecurityGroupProvider"] == "Disabled"
+    # An internal LB element is not a virtual router element.
+    lb = cs.listInternalLoadBalancerElements(nspid=providers["InternalLbVm"]["id"])
+    code, _ = error(
+        cloud.signed(
+            "configureVirtualRouterElement",
+            id=lb["internalloadbalancerelement"][0]["id"],
+            enabled="false",
+        ),
+        "configureVirtualRouterElement",
+    )
+    assert code == 431

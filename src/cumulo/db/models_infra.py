@@ -213,6 +213,10 @@ class NetworkServiceProvider(Base):
     state: Mapped[str] = mapped_column(String(16), default="Disabled")
     services: Mapped[list[str]] = mapped_column(JSON, default=list)
     destination_physical_network_id: Mapped[int | None] = mapped_column(Integer)
+    # The provider's element (CloudStack's virtual router / internal LB element row), which
+    # deployment scripts enable (configureVirtualRouterElement) before the provider itself.
+    element_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    element_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (UniqueConstraint("physical_network_id", "provider_name"),)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
+from cumulo.common.ids import new_uuid
 from cumulo.common.time import utcnow
 from cumulo.db.models_infra import (
     NetworkServiceProvider,
@@ -42,6 +43,9 @@ DEFAULT_PROVIDERS: dict[str, tuple[str, ...]] = {
     "InternalLbVm": ("Lb",),
     "ConfigDrive": ("UserData",),
 }  # fmt: skip
+# Providers that come with an element row of their own, and the element's kind.
+VIRTUAL_ROUTER_ELEMENTS = ("VirtualRouter", "VpcVirtualRouter")
+INTERNAL_LB_ELEMENTS = ("InternalLbVm",)
 
 
 def _choice(what: str, value: str, choices: tuple[str, ...]) -> str:
@@ -119,6 +123,7 @@ def create_physical_network(
                 provider_name=provider,
                 state=DISABLED,
                 services=list(services),
+                element_uuid=_element_uuid(provider),
             )
         )
     session.flush()
@@ -242,6 +247,23 @@ def find_provider(session: Session, uuid: str) -> NetworkServiceProvider:
     return found
 
 
+def _element_uuid(provider: str) -> str | None:
+    return new_uuid() if provider in VIRTUAL_ROUTER_ELEMENTS + INTERNAL_LB_ELEMENTS else None
+
+
+def find_element(session: Session, uuid: str, providers: tuple[str, ...]) -> NetworkServiceProvider:
+    """The provider whose element ``uuid`` names, if it is one of ``providers``' kind."""
+    found = session.scalar(
+        select(NetworkServiceProvider).where(
+            NetworkServiceProvider.element_uuid == uuid,
+            NetworkServiceProvider.provider_name.in_(providers),
+        )
+    )
+    if found is None:
+        raise ParamError(f"Unable to find the network element by id {uuid}")
+    return found
+
+
 def provider_state(value: str) -> str:
     return _choice("provider state", value, PROVIDER_STATES)
 
@@ -265,6 +287,7 @@ def add_provider(
         state=DISABLED,
         services=list(services or DEFAULT_PROVIDERS.get(name, ())),
         destination_physical_network_id=destination.id if destination is not None else None,
+        element_uuid=_element_uuid(name),
     )
     session.add(row)
     session.flush()

@@ -142,6 +142,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("services", sa.JSON(), nullable=False),
         sa.Column("destination_physical_network_id", sa.Integer(), nullable=True),
+        sa.Column("element_uuid", sa.String(length=36), nullable=True),
+        sa.Column("element_enabled", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["physical_network_id"],
             ["physical_networks.id"],
@@ -154,6 +156,9 @@ def upgrade() -> None:
             "physical_network_id",
             "provider_name",
             name=op.f("uq_physical_network_service_providers_physical_network_id_provider_name"),
+        ),
+        sa.UniqueConstraint(
+            "element_uuid", name=op.f("uq_physical_network_service_providers_element_uuid")
         ),
         sa.UniqueConstraint("uuid", name=op.f("uq_physical_network_service_providers_uuid")),
     )

@@ -489,3 +489,39 @@ def test_provider_elements_are_configured_the_marvin_way(cloud: Cloud) -> None:
         "configureVirtualRouterElement",
     )
     assert code == 431
+
+
+def test_updates_rename_and_disable_with_the_same_rules_as_creates(cloud: Cloud) -> None:
+    cs = admin(cloud)
+    taken, zone = new_zone(cloud), new_zone(cloud)
+    code, _ = error(cloud.signed("updateZone", id=zone["id"], name=taken["name"]), "updateZone")
+    assert code == 431
+    assert cs.listZones(id=zone["id"])["zone"][0]["name"] == zone["name"]
+    renamed = cs.updateZone(id=zone["id"], name=uniq("zone"), dns2="1.1.1.1")["zone"]
+    assert renamed["dns2"] == "1.1.1.1" and renamed["allocationstate"] == "Disabled"
+
+    pod = cs.createPod(zoneid=zone["id"], name=uniq("pod"))["pod"]
+    assert "startip" not in pod
+    moved = cs.updatePod(
+        id=pod["id"],
+        gateway="10.50.0.1",
+        netmask="255.255.255.0",
+        startip="10.50.0.10",
+        endip="10.50.0.20",
+        allocationstate="Disabled",
+    )["pod"]
+    assert (moved["startip"], moved["allocationstate"]) == (["10.50.0.10"], "Disabled")
+    code, _ = error(cloud.signed("updatePod", id=pod["id"], endip="10.51.0.5"), "updatePod")
+    assert code == 431
+    assert cs.listPods(id=pod["id"])["pod"][0]["endip"] == ["10.50.0.20"]
+
+    cluster = cs.addCluster(
+        zoneid=zone["id"], podid=pod["id"], clustername=uniq("cl"), hypervisor="Simulator"
+    )["cluster"][0]
+    changed = cs.updateCluster(id=cluster["id"], allocationstate="Disabled")["cluster"]
+    assert changed["allocationstate"] == "Disabled" and changed["name"] == cluster["name"]
+    assert cs.listClusters(zoneid=zone["id"], allocationstate="Disabled")["count"] == 1
+    code, _ = error(
+        cloud.signed("updateCluster", id=cluster["id"], allocationstate="Gone"), "updateCluster"
+    )
+    assert code == 431

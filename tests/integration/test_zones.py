@@ -525,3 +525,34 @@ def test_updates_rename_and_disable_with_the_same_rules_as_creates(cloud: Cloud)
         cloud.signed("updateCluster", id=cluster["id"], allocationstate="Gone"), "updateCluster"
     )
     assert code == 431
+
+
+def test_showcapacities_adds_each_places_capacity(cloud: Cloud) -> None:
+    """A host of 4 x 1000 MHz in a cluster over-committing CPU twice shows 8000 MHz at every
+    level; without showcapacities (or for a user) no capacity is shown."""
+    built = build_zone(cloud)
+    cs = admin(cloud)
+    cs.updateConfiguration(
+        name="cpu.overprovisioning.factor", value="2", clusterid=built.cluster["id"]
+    )
+    cs.addHost(
+        zoneid=built.zone["id"],
+        podid=built.pod["id"],
+        clusterid=built.cluster["id"],
+        hypervisor="Simulator",
+        url=f"http://sim/c/{uniq('h')}?cpunumber=4&cpuspeed=1000&memory=4096",
+        username="root",
+        password="password",
+    )
+    for lister, key, target in (
+        ("listZones", "zone", built.zone["id"]),
+        ("listPods", "pod", built.pod["id"]),
+        ("listClusters", "cluster", built.cluster["id"]),
+    ):
+        shown = getattr(cs, lister)(id=target, showcapacities="true")[key][0]
+        cpu = [c for c in shown["capacity"] if c["name"] == "CPU"]
+        assert [c["capacitytotal"] for c in cpu] == [8000], (lister, shown["capacity"])
+        assert "capacity" not in getattr(cs, lister)(id=target)[key][0]
+    user = make_tenant(cloud)
+    seen = user.cs.listZones(id=built.zone["id"], showcapacities="true")["zone"][0]
+    assert "capacity" not in seen

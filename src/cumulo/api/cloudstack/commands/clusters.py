@@ -14,11 +14,13 @@ from typing import Annotated, Any
 
 from sqlalchemy import Select, select
 
+from cumulo.api.cloudstack.commands.zones import capacities
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Success
 from cumulo.db.models_infra import Cluster, Pod, Zone
 from cumulo.services import config
 from cumulo.services.access import ROOT_ADMIN
+from cumulo.services.infra import capacity as capacity_service
 from cumulo.services.infra import pods as svc
 from cumulo.services.infra import zones as zone_service
 from cumulo.services.infra.pods import ClusterSpec
@@ -206,4 +208,8 @@ def list_clusters(
     if ctx.paging.keyword:
         stmt = stmt.where(Cluster.name.ilike(f"%{ctx.paging.keyword}%"))
     rows, total = ctx.page_records(stmt.order_by(Cluster.id))
-    return Listing([cluster_response(r) for r in rows], total)
+    items = [cluster_response(r) for r in rows]
+    if showcapacities:
+        for item, row in zip(items, rows, strict=True):
+            item["capacity"] = capacities(ctx, capacity_service.Scope(cluster_id=row.id))
+    return Listing(items, total)

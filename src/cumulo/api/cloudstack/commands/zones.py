@@ -13,11 +13,13 @@ from typing import Annotated, Any
 from sqlalchemy import Select, distinct, select
 from sqlalchemy.orm import aliased
 
+from cumulo.api.cloudstack.commands.capacity import capacity_response
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Success
 from cumulo.db.models import Domain
 from cumulo.db.models_infra import Cluster, Zone
 from cumulo.services.access import ALL_ROLES, ROOT_ADMIN, find_domain
+from cumulo.services.infra import capacity as capacity_service
 from cumulo.services.infra import pods as pod_service
 from cumulo.services.infra import zones as svc
 from cumulo.services.infra.zones import ZoneChanges
@@ -90,6 +92,12 @@ def zone_response(row: Any, full: bool = True) -> dict[str, Any]:
     return body
 
 
+def capacities(ctx: Ctx, scope: capacity_service.Scope) -> list[dict[str, Any]]:
+    """``showcapacities=true``: the place's own listCapacity entries (root admin only, as
+    CloudStack shows them); one small grouped query per listed object."""
+    return [capacity_response(t) for t in capacity_service.totals(ctx.session, scope, None)]
+
+
 def render(ctx: Ctx, zone: Zone) -> dict[str, Any]:
     ctx.session.flush()
     return zone_response(ctx.session.execute(zones_select().where(Zone.id == zone.id)).one())
@@ -148,7 +156,11 @@ def list_zones(
         stmt = stmt.where(Zone.name.ilike(f"%{ctx.paging.keyword}%"))
     rows, total = ctx.page_records(stmt.order_by(Zone.id))
     full = caller.is_root_admin
-    return Listing([zone_response(r, full) for r in rows], total)
+    items = [zone_response(r, full) for r in rows]
+    if showcapacities and full:
+        for item, row in zip(items, rows, strict=True):
+            item["capacity"] = capacities(ctx, capacity_service.Scope(zone_id=row.id))
+    return Listing(items, total)
 
 
 ZONE_PARAMS_TEXT = {

@@ -18,6 +18,7 @@ from cumulo.common.time import utcnow
 from cumulo.db.models_infra import Cluster, Host, HostCapacity, Pod, Zone
 from cumulo.services.errors import CloudError, NotFound, ParamError
 from cumulo.services.infra import pods, simulator
+from cumulo.services.infra.zones import find_zone
 
 HYPERVISORS = ("Simulator", "KVM")
 
@@ -86,34 +87,29 @@ class Placement:
     cluster: Cluster
 
 
-def find_zone(session: Session, uuid: str) -> Zone:
-    zone = session.scalar(select(Zone).where(Zone.uuid == uuid, Zone.removed.is_(None)))
-    if zone is None:
-        raise NotFound(f"Unable to find zone by id {uuid}")
-    return zone
-
-
 def find_pod(session: Session, uuid: str, zone: Zone) -> Pod:
-    pod = session.scalar(select(Pod).where(Pod.uuid == uuid, Pod.removed.is_(None)))
-    if pod is None:
-        raise NotFound(f"Unable to find pod by id {uuid}")
+    """The pod, which must be in ``zone`` (addHost and createStoragePool name both)."""
+    pod = pods.find_pod(session, uuid)
     if pod.zone_id != zone.id:
         raise ParamError(f"Pod {uuid} doesn't belong to the zone {zone.uuid}")
     return pod
 
 
 def find_cluster(session: Session, uuid: str | None, name: str | None, pod: Pod) -> Cluster:
-    """By id, or by name within the pod (addHost's clustername)."""
-    stmt = select(Cluster).where(Cluster.removed.is_(None))
+    """By id, or by name within the pod (addHost's clustername); it must be in ``pod``."""
     if uuid is not None:
-        stmt = stmt.where(Cluster.uuid == uuid)
+        cluster = pods.find_cluster(session, uuid)
     elif name is not None:
-        stmt = stmt.where(Cluster.name == name, Cluster.pod_id == pod.id)
+        found = session.scalar(
+            select(Cluster).where(
+                Cluster.name == name, Cluster.pod_id == pod.id, Cluster.removed.is_(None)
+            )
+        )
+        if found is None:
+            raise NotFound(f"Unable to find cluster {name}")
+        cluster = found
     else:
         raise ParamError("Either clusterid or clustername must be specified")
-    cluster = session.scalar(stmt)
-    if cluster is None:
-        raise NotFound(f"Unable to find cluster {uuid or name}")
     if cluster.pod_id != pod.id:
         raise ParamError(f"Cluster {cluster.uuid} doesn't belong to the pod {pod.uuid}")
     return cluster

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from cumulo.common.time import utcnow
 from cumulo.db.models_infra import Cluster, ImageStore, Pod, StoragePool, Zone
 from cumulo.services.errors import NotFound, ParamError
-from cumulo.services.infra.hosts import HYPERVISORS, find_cluster, find_pod, find_zone
+from cumulo.services.infra.hosts import HYPERVISORS, find_cluster, find_pod
+from cumulo.services.infra.zones import find_zone
 
 TIB = 1024**4
 SIMULATED_POOL_BYTES = TIB

@@ -250,9 +250,15 @@ def test_async_create_submit_has_id_and_jobid(cloud: Cloud) -> None:
 
 def _async_create_recipe(cloud: Cloud, creators: list[str]) -> tuple[str, dict[str, Any]] | None:
     """Parameters for async-create commands that need nothing but a fresh name."""
-    simple = {
+    simple: dict[str, dict[str, Any]] = {
         "createAffinityGroup": {"name": f"ag-{uuid.uuid4().hex[:8]}", "type": "host anti-affinity"},
     }
+    if "addGuestOs" in creators:
+        category = cloud.call("listOsCategories")["oscategory"][0]["id"]
+        simple["addGuestOs"] = {
+            "oscategoryid": category,
+            "osdisplayname": f"Envelope OS {uuid.uuid4().hex[:8]}",
+        }
     for name in creators:
         if name in simple:
             return name, simple[name]

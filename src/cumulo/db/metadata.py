@@ -4,7 +4,13 @@ Migrations (autogenerate) and anything that needs the whole schema import this m
 a new model module is added here.
 """
 
-from cumulo.db import models, models_catalog, models_infra  # noqa: F401
+from cumulo.db import (  # noqa: F401
+    models,
+    models_affinity,
+    models_catalog,
+    models_infra,
+    models_tags,
+)
 from cumulo.db.models import Base
 
 metadata = Base.metadata

@@ -162,3 +162,32 @@ def test_tag_disk_offering_with_cs(cloud: Cloud) -> None:
     assert [(t["key"], t["value"], t["resourcetype"]) for t in listed] == [
         ("media", "ssd", "DiskOffering")
     ]
+
+
+def test_zone_tags_admin_only_and_gone_with_delete_by_value(cloud: Cloud) -> None:
+    zone = cloud.call(
+        "createZone",
+        name=uniq("zone"),
+        networktype="Advanced",
+        dns1="8.8.8.8",
+        internaldns1="10.0.0.2",
+    )["zone"]
+    params = {
+        "resourceids": zone["id"],
+        "resourcetype": "Zone",
+        "tags[0].key": "region",
+        "tags[0].value": "north",
+    }
+    tenant = make_tenant(cloud)
+    assert error(tenant.raw("createTags", **params), "createTags")[0] == 531
+    assert _tags(cloud, resourceid=zone["id"]) == []
+    _done(cloud, cloud.call("createTags", **params))
+    assert [(t["key"], t["value"]) for t in _tags(cloud, resourceid=zone["id"])] == [
+        ("region", "north")
+    ]
+    # the tag is the admin's: a user neither sees it nor may delete it
+    assert _tags(cloud, tenant.keys, resourceid=zone["id"]) == []
+    resp = tenant.raw("deleteTags", resourceids=zone["id"], resourcetype="Zone")
+    assert error(resp, "deleteTags")[0] == 531
+    _done(cloud, cloud.call("deleteTags", **params))
+    assert _tags(cloud, resourceid=zone["id"]) == []

@@ -81,6 +81,7 @@ def test_up_prints_endpoint_and_a_random_password_once(
     assert (data_dir / "admin-password").read_text().strip() == password
     for name in SECRET_FILES:
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700  # the database is private too
     resp = httpx.post(
         f"http://127.0.0.1:{port}/client/api",
         data={"command": "login", "username": "admin", "password": password, "response": "json"},

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cumulo.common.logging import configure_logging
-from cumulo.common.settings import Settings, load_settings
+from cumulo.common.settings import Settings, ensure_data_dir, load_settings
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -27,7 +27,7 @@ def _write_private(path: Path, text: str) -> None:
 def cmd_db_upgrade(settings: Settings, _: argparse.Namespace) -> int:
     from cumulo.db.migrate import upgrade
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings)
     upgrade(settings.database_url)
     print(f"database at {_safe_url(settings.database_url)} is up to date")
     return 0
@@ -47,7 +47,7 @@ def init_cloud(settings: Settings) -> str | None:
     from cumulo.services.identity.keys import register_keys
     from cumulo.services.runtime import open_runtime
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings)
     upgrade(settings.database_url)
     rt = open_runtime(settings)
     try:

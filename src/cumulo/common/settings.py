@@ -117,6 +117,16 @@ class Settings(BaseSettings):
         return self.data_dir / "master.key"
 
 
+def ensure_data_dir(settings: Settings) -> Path:
+    """Create the data directory private to its owner: it holds the database, the master key
+    and the admin's credentials."""
+    path = settings.data_dir
+    if not path.exists():
+        path.mkdir(parents=True)
+        path.chmod(0o700)
+    return path
+
+
 def config_file() -> Path | None:
     named = os.environ.get("CUMULO_CONFIG")
     if named:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from cumulo import __version__
 from cumulo.common.secretbox import SecretBox, load_or_create_key
-from cumulo.common.settings import Settings
+from cumulo.common.settings import Settings, ensure_data_dir
 from cumulo.common.time import utcnow
 from cumulo.db.engine import Database
 from cumulo.db.migrate import SchemaBehind, require_current
@@ -89,7 +89,7 @@ def open_runtime(settings: Settings, *, require_schema: bool = False) -> Runtime
     behind is refused before anything (data directory, master key) is created."""
     if require_schema:
         _check_schema(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings)
     db = Database(settings.database_url, settings.database.pool_size, settings.database.echo)
     return Runtime(
         settings=settings, db=db, box=SecretBox(load_or_create_key(settings.master_key_file))

@@ -44,6 +44,8 @@ def test_create_is_async_create_and_job_reports_group(cloud: Cloud) -> None:
     assert group["account"] == tenant.name and group["domainid"] == tenant.domain_id
     assert group["virtualmachineIds"] == []
     assert [g["id"] for g in _groups(tenant, id=body["id"])] == [body["id"]]
+    events = tenant.call("listEvents", type="AG.CREATE", pagesize=-1).get("event", [])
+    assert "Completed" in {e["state"] for e in events if e.get("resourceid") == body["id"]}
 
 
 def test_libcloud_create_list_delete_and_types(cloud: Cloud) -> None:

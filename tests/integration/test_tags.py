@@ -62,6 +62,8 @@ def test_create_list_filter_delete_on_service_offering(cloud: Cloud) -> None:
     body = cloud.call("createTags", **_tag_params([so], {"env": "prod", "team": "blue"}))
     assert set(body) == {"jobid"}
     _done(cloud, body)
+    events = cloud.call("listEvents", type="CREATE_TAGS", pagesize=-1).get("event", [])
+    assert "Completed" in {e["state"] for e in events if e.get("resourceid") == so}
     tags = _tags(cloud, resourceid=so)
     assert {(t["key"], t["value"]) for t in tags} == {("env", "prod"), ("team", "blue")}
     tag = next(t for t in tags if t["key"] == "env")

@@ -92,12 +92,16 @@ def vm_count(session: Session, group: AffinityGroup) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def delete_group(session: Session, group: AffinityGroup) -> None:
+def check_deletable(session: Session, group: AffinityGroup) -> None:
     """Refused with 536 while VMs are in the group: they would lose their placement rule."""
     if vm_count(session, group):
         raise ResourceInUse(
             f"Affinity group {group.name} has VMs in it; remove them from the group first"
         )
+
+
+def delete_group(session: Session, group: AffinityGroup) -> None:
+    check_deletable(session, group)
     session.execute(delete(AffinityGroupVmMap).where(AffinityGroupVmMap.group_id == group.id))
     session.delete(group)
     session.flush()

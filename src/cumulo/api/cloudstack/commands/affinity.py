@@ -161,8 +161,7 @@ def delete_affinity_group(
     """Refusals (unknown group, another account's, VMs still in it) are immediate."""
     owner = resolve_owner(ctx.session, ctx.caller, account, domainid, projectid)
     group = svc.find_for_delete(ctx.session, ctx.caller, id, name, owner)
-    if svc.vm_count(ctx.session, group):
-        svc.delete_group(ctx.session, group)  # raises 536 with the reason
+    svc.check_deletable(ctx.session, group)
     return Submit(
         params={"id": group.uuid},
         instance_type="AffinityGroup",

@@ -133,6 +133,9 @@ class CommandSpec:
     fields: tuple[ResponseField, ...]
     handler_args: frozenset[str] = frozenset()
     runner: Callable[..., Any] | None = None
+    # Slow work outside any transaction (a download), run as prepare(runtime, **params) before
+    # the job body; it records its own outcome in short transactions of its own.
+    prepare: Callable[..., None] | None = None
     # Commands such as login run before anyone is authenticated.
     public: bool = False
     related: tuple[str, ...] = field(default_factory=tuple)

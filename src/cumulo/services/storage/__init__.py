@@ -1,0 +1,1 @@
+"""Secondary storage: image stores and the templates and ISOs kept in them."""

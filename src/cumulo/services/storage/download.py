@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ def fetch(
     max_bytes: int,
     timeout: float = 60.0,
     transport: Any = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> int:
     """Stream ``url`` into ``writer`` and commit it; returns the size in bytes.
 
@@ -101,6 +103,8 @@ def fetch(
                 if hasher is not None:
                     hasher.update(chunk)
                 writer.write(chunk)
+                if progress is not None:
+                    progress(size, announced)
         if checksum is not None and hasher is not None:
             actual = hasher.hexdigest()
             if actual != checksum.hexdigest:

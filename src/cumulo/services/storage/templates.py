@@ -14,11 +14,13 @@ and given back when the copy is deleted.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from cumulo.common.time import utcnow
@@ -304,12 +306,15 @@ def _start(db: Database, ref_id: int) -> tuple[str, str | None, str, ImageStore]
         return template.url, template.checksum, ref.install_path, store
 
 
-def _finish(db: Database, ref_id: int, size: int | None, error: str | None) -> None:
-    """Record one copy's outcome; a copy over the storage limit is removed and in Error."""
+def _finish(db: Database, ref_id: int, size: int | None, error: str | None) -> bool:
+    """Record one copy's outcome; False if the copy was deleted while it downloaded.
+
+    A copy over the secondary storage limit is removed and left in Error.
+    """
     with db.write() as session:
         ref = session.get(TemplateStoreRef, ref_id)
         if ref is None or ref.state != DOWNLOADING:
-            return  # deleted meanwhile: the delete removed the file as well
+            return False
         template = session.get(Template, ref.template_id)
         assert template is not None
         if error is None and size is not None:
@@ -331,6 +336,32 @@ def _finish(db: Database, ref_id: int, size: int | None, error: str | None) -> N
             level, kind, text = "ERROR", "FAILED", error
         ref.updated = utcnow()
         _event(session, template, f"TEMPLATE.DOWNLOAD.{kind}", text, level)
+        return True
+
+
+class _Progress:
+    """Writes a copy's download percentage now and then, each in a short transaction."""
+
+    STEP, INTERVAL = 10, 1.0
+
+    def __init__(self, db: Database, ref_id: int) -> None:
+        self.db, self.ref_id = db, ref_id
+        self.pct, self.at = 0, time.monotonic()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not total:
+            return
+        pct = min(99, done * 100 // total)  # 100 only once the copy is verified and Ready
+        now = time.monotonic()
+        if pct - self.pct < self.STEP or now - self.at < self.INTERVAL:
+            return
+        self.pct, self.at = pct, now
+        with self.db.write() as session:
+            session.execute(
+                sql_update(TemplateStoreRef)
+                .where(TemplateStoreRef.id == self.ref_id, TemplateStoreRef.state == DOWNLOADING)
+                .values(download_pct=pct, updated=utcnow())
+            )
 
 
 def download_all(db: Database, config: ConfigStore, template_uuid: str) -> None:
@@ -346,7 +377,11 @@ def download_all(db: Database, config: ConfigStore, template_uuid: str) -> None:
             backend = backend_for(store)
             digest = download.Checksum.parse(checksum) if checksum else None
             size = download.fetch(
-                url, backend.open_writer(path), checksum=digest, max_bytes=max_bytes
+                url,
+                backend.open_writer(path),
+                checksum=digest,
+                max_bytes=max_bytes,
+                progress=_Progress(db, ref_id),
             )
         except (download.DownloadFailed, StoreUnavailable, ValueError) as err:
             log.info(
@@ -356,7 +391,9 @@ def download_all(db: Database, config: ConfigStore, template_uuid: str) -> None:
         except OSError as err:
             _finish(db, ref_id, None, f"failed to write to image store {store.name}: {err}")
         else:
-            _finish(db, ref_id, size, None)
+            if not _finish(db, ref_id, size, None):
+                # Deleted while downloading: the delete found no file yet, so remove it here.
+                backend.delete(path)
 
 
 # --- listing ----------------------------------------------------------------------------------

@@ -320,3 +320,34 @@ def test_libcloud_list_images_shows_the_ready_template(cloud: Cloud, site: Site)
     )
     images = {i.id: i for i in drv.list_images()}
     assert t["id"] in images and images[t["id"]].name == t["name"]
+
+
+def test_secondary_storage_limit_fails_the_download_and_keeps_no_file(
+    cloud: Cloud, site: Site
+) -> None:
+    domain = make_domain(cloud)
+    tenant = make_tenant(cloud, domain["id"])
+    cloud.call(
+        "updateResourceLimit", resourcetype=11, max=0, account=tenant.name, domainid=domain["id"]
+    )
+    t = register(cloud, site, tenant.keys)
+    done = settled(cloud, t["id"], tenant.keys)
+    assert done["isready"] is False and "secondary storage limit" in done["status"], done
+    assert files_of(site, t["id"]) == []
+    # Raising the limit lets the same account's next download through.
+    cloud.call(
+        "updateResourceLimit", resourcetype=11, max=1, account=tenant.name, domainid=domain["id"]
+    )
+    again = register(cloud, site, tenant.keys)
+    assert settled(cloud, again["id"], tenant.keys)["isready"] is True
+
+
+def test_download_events_are_recorded(cloud: Cloud, site: Site) -> None:
+    t = register(cloud, site)
+    assert settled(cloud, t["id"])["isready"] is True
+    bad = register(cloud, site, url=f"{site.base_url}/missing.qcow2")
+    settled(cloud, bad["id"])
+    events = cloud.call("listEvents", pagesize=500)["event"]
+    kinds = {e["type"] for e in events}
+    assert {"TEMPLATE.CREATE", "TEMPLATE.DOWNLOAD.START", "TEMPLATE.DOWNLOAD.SUCCESS"} <= kinds
+    assert "TEMPLATE.DOWNLOAD.FAILED" in kinds

@@ -147,3 +147,21 @@ def test_group_with_vms_refuses_delete(session: Session) -> None:
     session.query(AffinityGroupVmMap).delete()
     affinity.delete_group(session, group)
     assert affinity.find_by_name(session, admin, "spread") is None
+
+
+def test_templates_and_isos_resolve_only_as_their_own_kind(session: Session) -> None:
+    from cumulo.db.models_images import Template
+
+    admin = session.scalar(select(Account).where(Account.name == "admin"))
+    assert admin is not None
+    common = {"account_id": admin.id, "domain_id": admin.domain_id, "url": "http://x/y"}
+    tmpl = Template(name="t", format="QCOW2", is_iso=False, **common)
+    iso = Template(name="i", format="ISO", is_iso=True, **common)
+    session.add_all([tmpl, iso])
+    session.flush()
+    found = tags.resolve(session, "template", tmpl.uuid)
+    assert found is not None and (found.pk, found.account_id) == (tmpl.id, admin.id)
+    assert tags.resolve(session, "Template", iso.uuid) is None
+    assert tags.resolve(session, "ISO", tmpl.uuid) is None
+    iso_found = tags.resolve(session, "iso", iso.uuid)
+    assert iso_found is not None and iso_found.pk == iso.id

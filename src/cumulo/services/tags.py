@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cumulo.db.models import Account, Domain
 from cumulo.db.models_catalog import DiskOffering, ServiceOffering
+from cumulo.db.models_images import Template
 from cumulo.db.models_infra import Zone
 from cumulo.db.models_tags import ResourceTag
 from cumulo.services.access import Caller
@@ -320,3 +321,21 @@ def _cloud_owned(model: Any) -> Resolver:
 register_taggable("ServiceOffering", _cloud_owned(ServiceOffering))
 register_taggable("DiskOffering", _cloud_owned(DiskOffering))
 register_taggable("Zone", _cloud_owned(Zone))
+
+
+def _image(is_iso: bool) -> Resolver:
+    """Templates and ISOs share one table; each type finds only its own kind."""
+
+    def resolve(session: Session, uuid: str) -> Taggable | None:
+        row = session.execute(
+            select(Template.id, Template.account_id, Template.domain_id).where(
+                Template.uuid == uuid, Template.is_iso.is_(is_iso), Template.removed.is_(None)
+            )
+        ).first()
+        return None if row is None else Taggable(row.id, uuid, row.account_id, row.domain_id)
+
+    return resolve
+
+
+register_taggable("Template", _image(False))
+register_taggable("ISO", _image(True))

@@ -57,8 +57,9 @@ class JobRunner:
     def _run(self, job: Claimed, spec: CommandSpec) -> None:
         """The body and the record of its success, in one transaction."""
         assert spec.runner is not None
-        if spec.prepare is not None:
-            spec.prepare(self.rt, **job.params)
+        prepare = getattr(spec, "prepare", None)  # test doubles of a spec may lack it
+        if prepare is not None:
+            prepare(self.rt, **job.params)
         with self.rt.db.write() as session:
             caller = auth.caller_by_user_id(session, job.user_id, allow_disabled=True)
             if caller is None:

@@ -193,3 +193,50 @@ def test_zone_tags_admin_only_and_gone_with_delete_by_value(cloud: Cloud) -> Non
     assert error(resp, "deleteTags")[0] == 531
     _done(cloud, cloud.call("deleteTags", **params))
     assert _tags(cloud, resourceid=zone["id"]) == []
+
+
+def test_owner_tags_own_template_other_user_gets_531(cloud: Cloud, tmp_path: Any) -> None:
+    """A template is its account's: the owner tags it, another user may not; the download
+    itself does not matter (the URL here leads nowhere)."""
+    zone = cloud.call(
+        "createZone",
+        name=uniq("zone"),
+        networktype="Advanced",
+        dns1="8.8.8.8",
+        internaldns1="10.0.0.2",
+    )["zone"]
+    cloud.call(
+        "addImageStore",
+        name=uniq("dir"),
+        provider="Directory",
+        zoneid=zone["id"],
+        url=f"file://{tmp_path}",
+    )
+    owner, other = make_tenant(cloud), make_tenant(cloud)
+    template = owner.call(
+        "registerTemplate",
+        name=uniq("tmpl"),
+        displaytext="t",
+        zoneid=zone["id"],
+        url="http://127.0.0.1:9/none.qcow2",
+        format="QCOW2",
+        hypervisor="KVM",
+        ostypeid=cloud.call("listOsTypes")["ostype"][0]["id"],
+    )["template"][0]
+    params = {
+        "resourceids": template["id"],
+        "resourcetype": "Template",
+        "tags[0].key": "app",
+        "tags[0].value": "web",
+    }
+    assert error(other.raw("createTags", **params), "createTags")[0] == 531
+    assert owner.call("listTags").get("tag", []) == []
+    _done(cloud, owner.call("createTags", **params), owner.keys)
+    listed = owner.call("listTags", resourcetype="Template")["tag"]
+    assert [(t["key"], t["resourceid"], t["account"]) for t in listed] == [
+        ("app", template["id"], owner.name)
+    ]
+    assert other.call("listTags").get("count", 0) == 0
+    # ISO is a different type: the template is not found under it
+    params["resourcetype"] = "ISO"
+    assert error(owner.raw("createTags", **params), "createTags")[0] == 431

@@ -84,7 +84,7 @@ def test_a_host_keeps_its_zone_pod_and_cluster(session: Session) -> None:
         (pod_service.delete_pod, pod),
         (zone_service.delete_zone, zone),
     ):
-        with pytest.raises(ResourceInUse, match="hosts|clusters"):
+        with pytest.raises(ResourceInUse, match=r"hosts|clusters"):
             delete(session, target)  # type: ignore[operator]
     assert zone.removed is None and pod.removed is None and cluster.removed is None
 

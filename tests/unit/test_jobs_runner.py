@@ -119,3 +119,32 @@ def test_a_server_that_lost_its_lease_leaves_no_trace(rt: Runtime) -> None:
     _run_as(rt, other, second)
     status, owner, _result, written = _state(rt, job_id, name)
     assert (status, owner, written) == (queue.SUCCEEDED, other, 1)
+
+
+def test_an_abandoned_job_fails_with_its_clean_up_and_never_runs_its_body(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cleaned: list[dict[str, Any]] = []
+    spec = SimpleNamespace(
+        runner=_write_setting,
+        response="success",
+        event=None,
+        description="x",
+        on_abandon=lambda _rt, **params: cleaned.append(params),
+    )
+    monkeypatch.setattr(runner_module, "lookup", lambda cmd: spec)
+    name = f"test.{uuid.uuid4().hex}"
+    job_id = _submit(rt, name=name)
+    server = _server(rt)
+    for _ in range(2):
+        claimed = queue.claim(rt.db, server, lease_seconds=0.05, max_attempts=2)
+        assert claimed is not None and not claimed.abandoned
+        time.sleep(0.1)  # the server "dies" each time: the lease lapses
+    last = queue.claim(rt.db, server, 60, 2)
+    assert last is not None and last.abandoned
+    _run_as(rt, server, last)
+    status, _owner, result, written = _state(rt, job_id, name)
+    assert (status, written) == (queue.FAILED, 0)
+    assert result is not None and result["errorcode"] == 530
+    assert "abandoned after 2 attempts" in result["errortext"]
+    assert cleaned == [{"name": name}]

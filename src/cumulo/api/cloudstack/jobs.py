@@ -43,6 +43,9 @@ class JobRunner:
         try:
             if spec is None or spec.runner is None:
                 raise InternalError(f"no job body is registered for {job.cmd}")
+            if job.abandoned:
+                self._abandon(job, spec)
+                return
             self._run(job, spec)
         except TakenOver:
             log.warning("job was taken over before it finished here", extra={"cmd": job.cmd})
@@ -53,6 +56,14 @@ class JobRunner:
             log.exception("job failed unexpectedly", extra={"cmd": job.cmd})
             failure = {"errorcode": 530, "errortext": INTERNAL_ERROR_TEXT}
             self._fail(job, 530, failure, event, "internal error")
+
+    def _abandon(self, job: Claimed, spec: CommandSpec) -> None:
+        """Fail a job whose servers kept dying, after the command's own clean-up."""
+        text = f"job abandoned after {job.attempts} attempts: the servers running it stopped"
+        clean_up = getattr(spec, "on_abandon", None)  # test doubles of a spec may lack it
+        if clean_up is not None:
+            clean_up(self.rt, **job.params)
+        self._fail(job, 530, {"errorcode": 530, "errortext": text}, spec.event, text)
 
     def _run(self, job: Claimed, spec: CommandSpec) -> None:
         """The body and the record of its success, in one transaction."""

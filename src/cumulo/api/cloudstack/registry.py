@@ -135,6 +135,9 @@ class CommandSpec:
     runner: Callable[..., Any] | None = None
     # Slow work outside any transaction (a download), run as prepare(runtime, **params) before
     # the job body; it records its own outcome in short transactions of its own.
+    # Clean-up when a job of this command is abandoned (its servers kept dying mid-run):
+    # on_abandon(runtime, **params) puts what the body would have finished into a final state.
+    on_abandon: Callable[..., None] | None = None
     prepare: Callable[..., None] | None = None
     # Commands such as login run before anyone is authenticated.
     public: bool = False

@@ -56,6 +56,9 @@ class Claimed:
     params: dict[str, Any]
     user_id: int
     attempts: int
+    # Claimed only to be failed: its servers kept dying. The runner fails it (with its event
+    # and any clean-up the command registered) instead of running the body again.
+    abandoned: bool = False
 
 
 def _claimable(now: Any) -> Any:
@@ -71,7 +74,7 @@ def _claimable(now: Any) -> Any:
 
 
 def claim(db: Database, server_id: int, lease_seconds: float, max_attempts: int) -> Claimed | None:
-    """Take the oldest runnable job; a job claimed too often is failed instead of run again."""
+    """Take the oldest runnable job; one claimed too often comes back marked ``abandoned``."""
     now = utcnow()
     with db.write() as session:
         stmt = select(AsyncJob).where(_claimable(now)).order_by(AsyncJob.id).limit(1)
@@ -80,21 +83,13 @@ def claim(db: Database, server_id: int, lease_seconds: float, max_attempts: int)
         job = session.scalar(stmt)
         if job is None:
             return None
-        if job.attempts >= max_attempts:
-            _finish(
-                job,
-                FAILED,
-                530,
-                {
-                    "errorcode": 530,
-                    "errortext": f"job abandoned after {job.attempts} attempts",
-                },
-            )
-            return None
+        abandoned = job.attempts >= max_attempts
         job.owner_id = server_id
         job.lease_expires = now + timedelta(seconds=lease_seconds)
-        job.attempts += 1
-        return Claimed(job.id, job.uuid, job.cmd, dict(job.params or {}), job.user_id, job.attempts)
+        if not abandoned:
+            job.attempts += 1
+        params = dict(job.params or {})
+        return Claimed(job.id, job.uuid, job.cmd, params, job.user_id, job.attempts, abandoned)
 
 
 def renew(db: Database, server_id: int, job_ids: list[int], lease_seconds: float) -> set[int]:

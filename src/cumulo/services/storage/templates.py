@@ -364,6 +364,16 @@ class _Progress:
             )
 
 
+def give_up(db: Database, template_uuid: str, reason: str) -> None:
+    """Every copy still pending ends in Error: the job that would fetch it was abandoned."""
+    for ref_id in _pending(db, template_uuid):
+        with db.write() as session:
+            ref = session.get(TemplateStoreRef, ref_id)
+            if ref is not None and ref.state == ALLOCATED:
+                ref.state = DOWNLOADING
+        _finish(db, ref_id, None, reason)
+
+
 def download_all(db: Database, config: ConfigStore, template_uuid: str) -> None:
     """Fetch every pending copy of a template; never raises for a failed download."""
     with db.read() as session:

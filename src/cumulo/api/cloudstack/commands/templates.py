@@ -256,8 +256,13 @@ def _downloaded(ctx: Ctx, id: str) -> dict[str, Any]:
     return render_one(ctx, template)
 
 
+def _abandoned(rt: Runtime, id: str) -> None:
+    svc.give_up(rt.db, id, "the download was abandoned: the servers running it stopped")
+
+
 def _with_download(spec: CommandSpec) -> None:
     spec.prepare = download
+    spec.on_abandon = _abandoned
     spec.runs(_downloaded)
 
 

@@ -1,0 +1,1 @@
+"""The host agent: hypervisor drivers, host storage and networking (imports agentrpc only)."""

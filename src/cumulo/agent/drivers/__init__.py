@@ -1,0 +1,1 @@
+"""Hypervisor drivers: ``sim`` (in-process simulator) and ``qemu`` (QEMU over QMP)."""

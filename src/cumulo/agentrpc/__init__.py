@@ -1,0 +1,1 @@
+"""The agent protocol: typed messages shared by the management server and the host agent."""

@@ -1,0 +1,278 @@
+"""What the management server asks of a host, and what a host answers.
+
+Every message is a frozen dataclass that turns into plain JSON (``to_wire``/``from_wire``), so
+the same types travel over the agent WebSocket and through the in-process simulator. A
+command carries a ``request_id``; hosts treat a command they have already carried out as done
+(a resent ``StartVm`` of a running VM answers with its state instead of starting a second
+one), because the server resends after a timeout or a takeover and never assumes a command
+ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+
+class PowerState(enum.StrEnum):
+    """A VM's power state as the host sees it (not the orchestration state)."""
+
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    PAUSED = "Paused"
+    MISSING = "Missing"  # the host knows nothing of this VM
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """One virtual disk. ``path`` is on the host's primary storage pool; ``template_path``
+    is the cached template the disk is a copy-on-write clone of (root disks only)."""
+
+    volume_id: str
+    device_id: int
+    path: str
+    size_bytes: int
+    template_path: str | None = None
+    kind: str = "ROOT"  # ROOT | DATADISK | ISO
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """One virtual NIC, plugged into ``bridge`` on the host (the network layer makes it)."""
+
+    nic_id: str
+    mac: str
+    bridge: str
+    ip4: str | None = None
+    device_id: int = 0
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """Everything a host needs to define and start a VM.
+
+    ``name`` is the CloudStack instance name (``i-<account>-<vm>-VM``), unique on a host and
+    stable across restarts, so a host re-finds its VMs by name after the agent restarts.
+    ``boot`` holds template-specific boot details (for the tiny test guest: the kernel and
+    command line paths) that only the driver interprets.
+    """
+
+    name: str
+    uuid: str
+    vcpus: int
+    cpu_mhz: int
+    memory_mib: int
+    disks: tuple[DiskSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
+    boot: dict[str, str] = field(default_factory=dict)
+    hostname: str = ""
+    ha: bool = False
+
+
+@dataclass(frozen=True)
+class VmStatus:
+    name: str
+    power: PowerState
+    host_ip: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class VmStats:
+    """Counters since the VM started; the server turns differences into usage."""
+
+    name: str
+    cpu_time_ns: int = 0
+    memory_kib: int = 0
+    disk_read_bytes: int = 0
+    disk_write_bytes: int = 0
+    disk_read_ops: int = 0
+    disk_write_ops: int = 0
+    net_rx_bytes: int = 0
+    net_tx_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """What a host registers: its size, hypervisor and accelerator."""
+
+    hostname: str
+    cpus: int
+    cpu_mhz: int
+    memory_bytes: int
+    hypervisor: str  # "KVM" for qemu hosts, "Simulator" for simulated ones
+    hypervisor_version: str = ""
+    accelerator: str = ""  # "kvm" | "tcg" | "" when not a real hypervisor
+    pools: tuple[str, ...] = ()
+
+
+# Commands. ``kind`` names the message on the wire and is what configureSimulator matches.
+
+C = TypeVar("C", bound="Command")
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: ClassVar[str] = ""
+    request_id: str
+
+
+@dataclass(frozen=True)
+class StartVm(Command):
+    kind: ClassVar[str] = "StartCommand"
+    spec: VmSpec
+
+
+@dataclass(frozen=True)
+class StopVm(Command):
+    kind: ClassVar[str] = "StopCommand"
+    name: str
+    forced: bool = False
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RebootVm(Command):
+    kind: ClassVar[str] = "RebootCommand"
+    name: str
+
+
+@dataclass(frozen=True)
+class DestroyVm(Command):
+    """Stop if needed and remove the VM's runtime files and its disks on this host."""
+
+    kind: ClassVar[str] = "DestroyCommand"
+    name: str
+    disk_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MigrateVm(Command):
+    """Sent to the source host: move the running VM to ``target_host``."""
+
+    kind: ClassVar[str] = "MigrateCommand"
+    spec: VmSpec
+    target_host: str
+
+
+@dataclass(frozen=True)
+class PrepareTemplate(Command):
+    """Make sure the template is cached on the host's primary storage pool."""
+
+    kind: ClassVar[str] = "CopyCommand"
+    template_id: str
+    source_url: str
+    checksum: str
+    pool_path: str
+    format: str = "QCOW2"
+
+
+@dataclass(frozen=True)
+class GetVmStatus(Command):
+    kind: ClassVar[str] = "CheckVirtualMachineCommand"
+    name: str
+
+
+@dataclass(frozen=True)
+class GetVmStats(Command):
+    kind: ClassVar[str] = "GetVmStatsCommand"
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A host's reply. ``ok`` False carries a human-readable ``error``."""
+
+    request_id: str
+    ok: bool
+    error: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.kind: cls
+    for cls in (
+        StartVm,
+        StopVm,
+        RebootVm,
+        DestroyVm,
+        MigrateVm,
+        PrepareTemplate,
+        GetVmStatus,
+        GetVmStats,
+    )
+}
+
+
+def to_wire(message: Any) -> dict[str, Any]:
+    """A message as JSON-ready data; commands carry their ``kind``."""
+    data = dataclasses.asdict(message)
+    if isinstance(message, Command):
+        data["kind"] = message.kind
+    plain: dict[str, Any] = _plain(data)
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def command_from_wire(data: dict[str, Any]) -> Command:
+    """The command named by ``data["kind"]``; unknown kinds raise ValueError."""
+    cls = COMMANDS.get(str(data.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown agent command {data.get('kind')!r}")
+    command: Command = _build(cls, {k: v for k, v in data.items() if k != "kind"})
+    return command
+
+
+def _build(cls: type[Any], data: dict[str, Any]) -> Any:
+    """Rebuild nested dataclasses from their JSON form (tuples stay tuples)."""
+    kwargs: dict[str, Any] = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        if name not in hints:
+            raise ValueError(f"{cls.__name__} has no field {name!r}")
+        kwargs[name] = _coerce(hints[name].type, value)
+    return cls(**kwargs)
+
+
+_NESTED: dict[str, type[Any]] = {
+    "VmSpec": VmSpec,
+    "DiskSpec": DiskSpec,
+    "NicSpec": NicSpec,
+    "PowerState": PowerState,
+}
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    text = str(annotation)
+    for name, cls in _NESTED.items():
+        if text == name:
+            return (
+                value
+                if isinstance(value, cls)
+                else (cls(value) if isinstance(value, str) else _build(cls, value))
+            )
+        if text.startswith("tuple[") and name in text and isinstance(value, list):
+            return tuple(_coerce(name, item) for item in value)
+    if text.startswith("tuple[") and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def answer_from_wire(data: dict[str, Any]) -> Answer:
+    return Answer(
+        request_id=str(data["request_id"]),
+        ok=bool(data["ok"]),
+        error=str(data.get("error", "")),
+        result=dict(data.get("result") or {}),
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, update
 from sqlalchemy.engine import make_url
 
 from cumulo import __version__
+from cumulo.agentrpc.hub import Hub
 from cumulo.common.secretbox import SecretBox, load_or_create_key
 from cumulo.common.settings import Settings, ensure_data_dir
 from cumulo.common.time import utcnow
@@ -37,6 +38,7 @@ class Runtime:
     server_id: int = 0
     server_uuid: str = ""
     server_name: str = ""
+    hub: Hub = field(default_factory=Hub)
 
     def __post_init__(self) -> None:
         if self.keys is None:

@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--credentials", help="a cs-style ini file (default: CLOUDSTACK_* or <data_dir>/admin.ini)"
     )
     apply.set_defaults(fn=cmd_zone_apply)
+    from cumulo.cli import agent, image, s3
+
+    for module in (agent, image, s3):
+        module.register(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from cumulo.db import (  # noqa: F401
     models,
     models_affinity,
     models_catalog,
+    models_compute,
     models_images,
     models_infra,
     models_tags,

@@ -1,15 +1,27 @@
-"""The `cumulo s3` commands (filled in by the s3 work; registered by cli.main)."""
+"""The ``cumulo s3`` command: serve the S3 API (settings in the ``[s3]`` section)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
+
+from cumulo.common.settings import Settings
 
 
 def register(sub: Any) -> None:
     """Add this module's subcommands to the top-level parser's subparsers."""
-    del sub
+    s3 = sub.add_parser("s3", help="run the S3 object store")
+    s3.add_argument("--host", help="listen address (default: s3.host, loopback)")
+    s3.add_argument("--port", type=int, help="listen port (default: s3.port, 7480)")
+    s3.set_defaults(fn=cmd_s3)
 
 
-def _unused(_: argparse.Namespace) -> None:
-    """Placeholder so the module's imports stay in use until its commands land."""
+def cmd_s3(settings: Settings, args: argparse.Namespace) -> int:
+    from cumulo.objectstore.server import serve
+
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if updates:
+        settings = settings.model_copy(update={"s3": settings.s3.model_copy(update=updates)})
+    asyncio.run(serve(settings))
+    return 0

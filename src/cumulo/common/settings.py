@@ -71,6 +71,38 @@ class JobSettings(BaseModel):
         return self
 
 
+class S3Settings(BaseModel):
+    """The S3 service (``cumulo s3``). 7480 is radosgw's port; clear of the API's 8080."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=7480, ge=0, le=65535)
+    # Empty means SQLite at <data_dir>/s3meta.db; a farm points every s3 process at PostgreSQL.
+    meta_url: str = ""
+    # Empty means <data_dir>/blobs.
+    blob_dir: str = ""
+    region: str = "us-east-1"
+    # Host names under which <bucket>.<domain> is virtual-host-style addressing.
+    domains: list[str] = Field(default_factory=lambda: ["localhost"])
+    max_skew_seconds: int = Field(default=900, ge=1)
+    # Dead blobs are kept this long so a reader mid-stream never loses its bytes.
+    gc_leeway_seconds: float = Field(default=3600.0, ge=0)
+    gc_interval_seconds: float = Field(default=60.0, gt=0)
+
+
+class AgentSettings(BaseModel):
+    """``cumulo agent`` on a hypervisor host; its command-line options override these."""
+
+    # The management server to dial (http://host:port); empty: this box's own API address.
+    server: str = ""
+    # The host's token (from addHost); empty: <state_dir>/agent-token.
+    token_file: str = ""
+    driver: Literal["qemu", "sim"] = "qemu"
+    # VM runtime files and the driver's state; empty: <data_dir>/agent.
+    state_dir: str = ""
+    # How often the driver is asked for VM power states (changes are reported at once).
+    poll_seconds: float = Field(default=2.0, gt=0)
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     format: Literal["json", "kv"] = "json"
@@ -86,6 +118,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     jobs: JobSettings = JobSettings()
+    s3: S3Settings = S3Settings()
+    agent: AgentSettings = AgentSettings()
     log: LogSettings = LogSettings()
 
     @classmethod
@@ -107,6 +141,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def s3_meta_url(self) -> str:
+        return self.s3.meta_url or f"sqlite:///{self.data_dir / 's3meta.db'}"
+
+    @property
+    def s3_blob_dir(self) -> Path:
+        return Path(self.s3.blob_dir) if self.s3.blob_dir else self.data_dir / "blobs"
 
     @property
     def admin_password_file(self) -> Path:

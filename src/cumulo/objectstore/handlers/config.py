@@ -1,0 +1,207 @@
+"""Bucket and object sub-resources: versioning, ACLs, tagging, CORS, policy, lifecycle.
+
+Configurations S3 returns as the client sent them (CORS, lifecycle, policy) are validated and
+stored as their text; the rest are stored structured.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cumulo.objectstore import acl
+from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.base import Ctx
+from cumulo.objectstore.http import Response, xml_response
+from cumulo.objectstore.meta.store import Bucket
+from cumulo.objectstore.xml import Node, parse, render
+
+MAX_OBJECT_TAGS = 10
+MAX_BUCKET_TAGS = 50
+
+
+async def _owned_bucket(ctx: Ctx) -> Bucket:
+    bucket = await ctx.bucket()
+    if not ctx.is_bucket_owner(bucket):
+        raise S3Error("AccessDenied")
+    return bucket
+
+
+# --- versioning ---------------------------------------------------------------------------
+
+
+async def get_versioning(ctx: Ctx) -> Response:
+    bucket = await _owned_bucket(ctx)
+    status = [Node("Status", bucket.versioning)] if bucket.versioning else []
+    return xml_response(render(Node("VersioningConfiguration", status)))
+
+
+async def put_versioning(ctx: Ctx) -> Response:
+    bucket = await _owned_bucket(ctx)
+    status = (parse(await ctx.small_body()).findtext("Status") or "").strip()
+    if status not in ("Enabled", "Suspended"):
+        raise S3Error("MalformedXML")
+    if status == "Suspended" and not bucket.versioning:
+        return Response(200)  # never enabled: suspending changes nothing
+    await ctx.run(ctx.svc.meta.set_bucket_field, bucket, versioning=status)
+    return Response(200)
+
+
+# --- ACLs ---------------------------------------------------------------------------------
+
+
+async def get_bucket_acl(ctx: Ctx) -> Response:
+    bucket = await ctx.bucket()
+    ctx.require(bucket.acl, "READ_ACP")
+    return xml_response(render(acl.render(bucket.acl)))
+
+
+async def put_bucket_acl(ctx: Ctx) -> Response:
+    bucket = await ctx.bucket()
+    ctx.require(bucket.acl, "WRITE_ACP")
+    new = await _acl_from_request(ctx, bucket.owner_id, bucket.acl["owner"][1])
+    await ctx.run(ctx.svc.meta.set_bucket_field, bucket, acl=new)
+    return Response(200)
+
+
+async def _acl_from_request(ctx: Ctx, owner_id: str, owner_name: str) -> dict[str, Any]:
+    body = await ctx.small_body()
+    h = ctx.req.headers
+    if body.strip():
+        if "x-amz-acl" in h:
+            raise S3Error("UnexpectedContent", "This request does not support content")
+        return acl.parse(parse(body), owner_id, owner_name)
+    return acl.from_headers(h, owner_id, owner_name)
+
+
+async def _object_row(ctx: Ctx) -> Any:
+    bucket = await ctx.bucket()
+    row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, ctx.req.arg("versionId"))
+    if row.delete_marker:
+        raise S3Error("NoSuchKey", Key=ctx.key)
+    return bucket, row
+
+
+async def get_object_acl(ctx: Ctx) -> Response:
+    bucket, row = await _object_row(ctx)
+    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "READ_ACP")):
+        raise S3Error("AccessDenied")
+    return xml_response(render(acl.render(row.acl)))
+
+
+async def put_object_acl(ctx: Ctx) -> Response:
+    bucket, row = await _object_row(ctx)
+    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "WRITE_ACP")):
+        raise S3Error("AccessDenied")
+    new = await _acl_from_request(ctx, row.owner_id, row.owner_name)
+    await ctx.run(ctx.svc.meta.update_version, row, acl=new)
+    return Response(200)
+
+
+# --- tagging ------------------------------------------------------------------------------
+
+
+def _parse_tags(body: bytes, limit: int) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for tag in parse(body).findall("TagSet/Tag"):
+        key, value = tag.findtext("Key"), tag.findtext("Value") or ""
+        if key is None or key in tags or len(key) > 128 or len(value) > 256:
+            raise S3Error("InvalidTag")
+        tags[key] = value
+    if len(tags) > limit:
+        raise S3Error("BadRequest", "Object tags cannot be greater than 10")
+    return tags
+
+
+def _tagging_xml(tags: dict[str, str]) -> bytes:
+    items = [Node("Tag", [Node("Key", k), Node("Value", v)]) for k, v in tags.items()]
+    return render(Node("Tagging", [Node("TagSet", items)]))
+
+
+async def get_object_tagging(ctx: Ctx) -> Response:
+    bucket, row = await _object_row(ctx)
+    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "READ")):
+        raise S3Error("AccessDenied")
+    return xml_response(_tagging_xml(row.tags or {}))
+
+
+async def put_object_tagging(ctx: Ctx) -> Response:
+    bucket, row = await _object_row(ctx)
+    ctx.require(bucket.acl, "WRITE")
+    tags = _parse_tags(await ctx.small_body(), MAX_OBJECT_TAGS)
+    await ctx.run(ctx.svc.meta.update_version, row, tags=tags)
+    return Response(200)
+
+
+async def delete_object_tagging(ctx: Ctx) -> Response:
+    bucket, row = await _object_row(ctx)
+    ctx.require(bucket.acl, "WRITE")
+    await ctx.run(ctx.svc.meta.update_version, row, tags=None)
+    return Response(204)
+
+
+async def get_bucket_tagging(ctx: Ctx) -> Response:
+    bucket = await _owned_bucket(ctx)
+    tags = await ctx.run(ctx.svc.meta.bucket_field, bucket, "tags")
+    if not tags:
+        raise S3Error("NoSuchTagSet")
+    return xml_response(_tagging_xml(tags))
+
+
+async def put_bucket_tagging(ctx: Ctx) -> Response:
+    bucket = await _owned_bucket(ctx)
+    tags = _parse_tags(await ctx.small_body(), MAX_BUCKET_TAGS)
+    await ctx.run(ctx.svc.meta.set_bucket_field, bucket, tags=tags)
+    return Response(204)
+
+
+async def delete_bucket_tagging(ctx: Ctx) -> Response:
+    bucket = await _owned_bucket(ctx)
+    await ctx.run(ctx.svc.meta.set_bucket_field, bucket, tags=None)
+    return Response(204)
+
+
+# --- stored documents: CORS, lifecycle, policy ----------------------------------------------
+
+DOCUMENTS = {
+    "cors": ("NoSuchCORSConfiguration", "CORSRule"),
+    "lifecycle": ("NoSuchLifecycleConfiguration", "Rule"),
+    "policy": ("NoSuchBucketPolicy", ""),
+}
+
+
+def _validate(kind: str, body: bytes) -> str:
+    if kind == "policy":
+        try:
+            doc = json.loads(body)
+        except ValueError as err:
+            raise S3Error("MalformedPolicy", "Policies must be valid JSON") from err
+        if not isinstance(doc, dict) or "Statement" not in doc:
+            raise S3Error("MalformedPolicy", "Missing required field Statement")
+        return body.decode()
+    root = parse(body)
+    if not root.findall(DOCUMENTS[kind][1]):
+        raise S3Error("MalformedXML")
+    return body.decode()
+
+
+async def get_document(ctx: Ctx, kind: str) -> Response:
+    bucket = await _owned_bucket(ctx)
+    text = await ctx.run(ctx.svc.meta.bucket_field, bucket, kind)
+    if not text:
+        raise S3Error(DOCUMENTS[kind][0], BucketName=bucket.name)
+    content_type = "application/json" if kind == "policy" else "application/xml"
+    return Response(200, [("Content-Type", content_type)], text.encode())
+
+
+async def put_document(ctx: Ctx, kind: str) -> Response:
+    bucket = await _owned_bucket(ctx)
+    text = _validate(kind, await ctx.small_body())
+    await ctx.run(ctx.svc.meta.set_bucket_field, bucket, **{kind: text})
+    return Response(204 if kind == "policy" else 200)
+
+
+async def delete_document(ctx: Ctx, kind: str) -> Response:
+    bucket = await _owned_bucket(ctx)
+    await ctx.run(ctx.svc.meta.set_bucket_field, bucket, **{kind: None})
+    return Response(204)

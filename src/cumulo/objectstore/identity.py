@@ -1,0 +1,83 @@
+"""S3 credentials from the cloud's users: the one module that reads the cloud database.
+
+Every enabled CloudStack user's API key and secret key are an S3 key pair; the principal is
+the user's *account* (S3 buckets belong to accounts, and CloudStack users of one account share
+its resources), so the canonical owner id is the account's UUID. Lookups are cached for a few
+seconds because every request needs one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from cumulo.common.secretbox import SecretBox
+from cumulo.db.engine import Database
+from cumulo.db.models import Account, Domain, User
+from cumulo.objectstore.auth import Credentials
+
+# Account types CloudStack calls admins: 1 root admin, 2 domain admin.
+ROOT_ADMIN_TYPE = 1
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who signed a request: the owner id (account UUID) is what buckets and ACLs name."""
+
+    owner_id: str
+    display_name: str
+    user_uuid: str
+    is_admin: bool
+
+
+class CloudIdentity:
+    def __init__(self, db: Database, box: SecretBox, ttl: float = 5.0) -> None:
+        self._db, self._box, self._ttl = db, box, ttl
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Credentials | None]] = {}
+
+    def lookup(self, access_key: str) -> Credentials | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(access_key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        creds = self._load(access_key)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[access_key] = (now, creds)
+        return creds
+
+    def _load(self, access_key: str) -> Credentials | None:
+        stmt = (
+            select(User, Account)
+            .join(Account, User.account_id == Account.id)
+            .join(Domain, Account.domain_id == Domain.id)
+            .where(
+                User.api_key == access_key,
+                User.removed.is_(None),
+                Account.removed.is_(None),
+                Domain.removed.is_(None),
+                User.state == "enabled",
+                Account.state == "enabled",
+                Domain.state == "Active",
+            )
+        )
+        with self._db.read() as session:
+            row = session.execute(stmt).first()
+            if row is None or row[0].secret_key_enc is None:
+                return None
+            user, account = row
+            sealed: str = row[0].secret_key_enc
+            principal = Principal(
+                owner_id=account.uuid,
+                display_name=account.name,
+                user_uuid=user.uuid,
+                is_admin=account.type == ROOT_ADMIN_TYPE,
+            )
+            secret = self._box.open(sealed)
+        return Credentials(access_key=access_key, secret_key=secret, principal=principal)

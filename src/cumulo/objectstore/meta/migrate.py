@@ -1,0 +1,62 @@
+"""Schema versions of the metadata store, apart from the cloud database's Alembic chain.
+
+The object store may share a PostgreSQL database with the cloud or live in its own SQLite
+file; either way its tables (all ``s3_*``) move on their own numbered steps, recorded in
+``s3_schema_version``. The pending steps run in one transaction with the version bump, so a
+crash mid-upgrade leaves the previous version intact, and every server may call ``upgrade`` at
+start: the write lock (BEGIN IMMEDIATE on SQLite, a table lock on PostgreSQL) lets one win and
+the others then find nothing to do. Add a step by appending a function; never edit one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select, text
+
+from cumulo.objectstore.meta import schema
+
+
+def _v1_initial(conn: Connection) -> None:
+    """Version 1: the tables as ``schema.py`` first shipped them."""
+    schema.metadata.create_all(conn, checkfirst=True)
+
+
+STEPS: list[Callable[[Connection], None]] = [_v1_initial]
+HEAD = len(STEPS)
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    value = conn.scalar(select(schema.schema_version.c.version))
+    return int(value or 0)
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        # Serialises concurrent upgrades from several s3 processes of a farm.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7480001)"))
+
+
+def upgrade(engine: Engine) -> int:
+    """Apply every missing step; returns the version reached."""
+    with engine.begin() as conn:
+        _lock(conn)
+        version = current_version(conn)
+        if version > HEAD:
+            raise RuntimeError(
+                f"object store schema {version} is newer than this Cumulo (knows {HEAD})"
+            )
+        for number in range(version + 1, HEAD + 1):
+            STEPS[number - 1](conn)
+            _record(conn, number)
+        return HEAD
+
+
+def _record(conn: Connection, number: int) -> None:
+    table = schema.schema_version
+    if conn.scalar(select(table.c.id)) is None:
+        conn.execute(table.insert().values(id=1, version=number))
+    else:
+        conn.execute(table.update().values(version=number))

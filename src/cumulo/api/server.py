@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import uvicorn
 from starlette.applications import Starlette
@@ -19,6 +20,8 @@ from cumulo.api.cloudstack.endpoint import ApiEndpoint
 from cumulo.api.cloudstack.jobs import JobRunner
 from cumulo.api.middleware.request_id import RequestIdMiddleware
 from cumulo.common.settings import Settings
+from cumulo.services.compute import lifecycle
+from cumulo.services.config import EXPUNGE_INTERVAL
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.runtime import Runtime, open_runtime
 
@@ -45,6 +48,19 @@ class ManagementServer:
         routes = [Route(p, endpoint.handle, methods=["GET", "POST"]) for p in API_PATHS]
         routes.append(Route("/livez", livez))
         return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
+
+    def _scavenge(self) -> None:
+        """Expunge destroyed VMs whose expunge.delay has passed, every expunge.interval."""
+        last = 0.0
+        while not self._stop.wait(2):
+            try:
+                with self.rt.db.read() as session:
+                    interval = float(self.rt.config.get(session, EXPUNGE_INTERVAL))
+                if time.monotonic() - last >= interval:
+                    last = time.monotonic()
+                    lifecycle.expunge_due(self.rt)
+            except Exception:
+                log.exception("expunge scavenger failed")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(10):
@@ -82,6 +98,7 @@ class ManagementServer:
         servers = [uvicorn.Server(c) for c in configs]
         self.workers.start()
         threading.Thread(target=self._heartbeat, name="server-heartbeat", daemon=True).start()
+        threading.Thread(target=self._scavenge, name="expunge-scavenger", daemon=True).start()
         log.info(
             "management server listening",
             extra={

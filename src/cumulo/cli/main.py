@@ -89,6 +89,7 @@ def _print_welcome(settings: Settings, password: str | None) -> None:
 
 def cmd_server(settings: Settings, _: argparse.Namespace) -> int:
     from cumulo.api.server import ManagementServer
+    from cumulo.cli.wiring import wire_simulator
     from cumulo.db.migrate import SchemaBehind
 
     try:
@@ -96,6 +97,7 @@ def cmd_server(settings: Settings, _: argparse.Namespace) -> int:
     except SchemaBehind as err:
         print(f"cumulo: {err}", file=sys.stderr)
         return 2
+    wire_simulator(server.rt)
     asyncio.run(server.serve())
     return 0
 

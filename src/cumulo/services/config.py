@@ -446,3 +446,56 @@ def find_key(name: str) -> ConfigKey:
     if key is None:
         raise ParamError(f"Configuration {name} not found")
     return key
+
+# Placement and the VM lifecycle (CloudStack's names and defaults).
+VM_ALLOCATION_ALGORITHM = define(
+    ConfigKey(
+        "vm.allocation.algorithm",
+        "Advanced",
+        "String",
+        "random",
+        "'random', 'firstfit', 'userdispersing', 'firstfitleastconsumed': the order in which "
+        "hosts are tried for a new VM",
+    )
+)
+START_RETRY = define(
+    ConfigKey(
+        "start.retry",
+        "Advanced",
+        "Integer",
+        "10",
+        "Number of times to retry create and start commands",
+        min=0,
+    )
+)
+AGENT_WAIT = define(
+    ConfigKey(
+        "wait",
+        "Advanced",
+        "Integer",
+        "1800",
+        "Time in seconds to wait for control commands to return",
+        min=1,
+    )
+)
+EXPUNGE_DELAY = define(
+    ConfigKey(
+        "expunge.delay",
+        "Advanced",
+        "Integer",
+        "86400",
+        "Determines how long (in seconds) to wait before actually expunging destroyed vm. "
+        "The default value = the default value of expunge.interval",
+        min=0,
+    )
+)
+EXPUNGE_INTERVAL = define(
+    ConfigKey(
+        "expunge.interval",
+        "Advanced",
+        "Integer",
+        "86400",
+        "The interval (in seconds) to wait before running the expunge thread.",
+        min=1,
+    )
+)

@@ -23,9 +23,10 @@ fails afterwards, the rollback takes the increment with it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -400,4 +401,62 @@ def recalculate(
             out.append(CountResult(ACCOUNT, account.id, t, recount_account(session, account, t)))
         else:
             out.append(CountResult(DOMAIN, domain.id, t, recount_domain(session, domain, t)))
+    return out
+
+
+# --- an account's totals, as listAccounts shows them ----------------------------------------
+
+# CloudStack's AccountResponse prefixes per resource type (vmlimit, vmtotal, vmavailable …).
+ACCOUNT_FIELD_PREFIX = {
+    ResourceType.user_vm: "vm",
+    ResourceType.public_ip: "ip",
+    ResourceType.volume: "volume",
+    ResourceType.snapshot: "snapshot",
+    ResourceType.template: "template",
+    ResourceType.project: "project",
+    ResourceType.network: "network",
+    ResourceType.vpc: "vpc",
+    ResourceType.cpu: "cpu",
+    ResourceType.memory: "memory",
+    ResourceType.primary_storage: "primarystorage",
+    ResourceType.secondary_storage: "secondarystorage",
+}
+
+
+def _shown(rtype: ResourceType, count: int) -> int | float:
+    """Storage totals are GiB on the wire (secondary as a fraction, as CloudStack shows)."""
+    if rtype is ResourceType.primary_storage:
+        return count // GIB
+    if rtype is ResourceType.secondary_storage:
+        return round(count / GIB, 2)
+    return count
+
+
+def account_totals(
+    session: Session, accounts: Sequence[Account], store: ConfigStore | None = None
+) -> dict[int, dict[str, Any]]:
+    """``<type>limit``, ``<type>total`` and ``<type>available`` per account, counts batched."""
+    ids = [a.id for a in accounts]
+    stored: dict[tuple[int, int], int] = {}
+    if ids:
+        for owner_id, rtype_no, count in session.execute(
+            select(ResourceCount.owner_id, ResourceCount.resource_type, ResourceCount.count).where(
+                ResourceCount.owner_type == ACCOUNT, ResourceCount.owner_id.in_(ids)
+            )
+        ):
+            stored[(owner_id, rtype_no)] = int(count)
+    out: dict[int, dict[str, Any]] = {}
+    for account in accounts:
+        fields: dict[str, Any] = {}
+        for rtype, prefix in ACCOUNT_FIELD_PREFIX.items():
+            count = stored.get((account.id, int(rtype)), 0)
+            limit = account_limit(session, account, rtype, store)
+            fields[f"{prefix}total"] = _shown(rtype, count)
+            if limit == UNLIMITED:
+                fields[f"{prefix}limit"] = fields[f"{prefix}available"] = "Unlimited"
+            else:
+                fields[f"{prefix}limit"] = str(limit)
+                left = max(0, rtype.to_count_units(limit) - count)
+                fields[f"{prefix}available"] = str(_shown(rtype, left))
+        out[account.id] = fields
     return out

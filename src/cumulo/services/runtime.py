@@ -22,6 +22,7 @@ from cumulo.db.models import ManagementServer
 from cumulo.services.config import ConfigStore
 from cumulo.services.identity.auth import KeyCache
 from cumulo.services.identity.roles import RuleCache
+from cumulo.services.infra.sim_mocks import MockBook
 
 # A server whose heartbeat (every 10 s) is this old is marked Down by the others.
 DOWN_AFTER = 60
@@ -39,10 +40,18 @@ class Runtime:
     server_uuid: str = ""
     server_name: str = ""
     hub: Hub = field(default_factory=Hub)
+    sim_mocks: MockBook | None = None
 
     def __post_init__(self) -> None:
         if self.keys is None:
             self.keys = KeyCache(self.box, self.settings.api.key_cache_seconds)
+        if self.sim_mocks is None:
+            self.sim_mocks = MockBook(self.db)
+
+    @property
+    def mocks(self) -> MockBook:
+        assert self.sim_mocks is not None
+        return self.sim_mocks
 
     @property
     def key_cache(self) -> KeyCache:

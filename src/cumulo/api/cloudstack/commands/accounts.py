@@ -13,6 +13,7 @@ from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.common.time import to_wire
 from cumulo.db.models import Account, Domain, Role, User
+from cumulo.services import limits
 from cumulo.services.access import ADMINS, ListScope, find_domain, resolve_scope
 from cumulo.services.errors import ParamError
 from cumulo.services.identity import accounts as svc
@@ -77,7 +78,8 @@ def users_by_account(ctx: Ctx, account_ids: list[int]) -> dict[int, list[dict[st
 
 def render_accounts(ctx: Ctx, rows: list[tuple[Account, Domain, Role]]) -> list[dict[str, Any]]:
     users = users_by_account(ctx, [r[0].id for r in rows])
-    return [account_response(a, d, r, users[a.id]) for a, d, r in rows]
+    totals = limits.account_totals(ctx.session, [r[0] for r in rows], ctx.runtime.config)
+    return [{**account_response(a, d, r, users[a.id]), **totals[a.id]} for a, d, r in rows]
 
 
 def render_account(ctx: Ctx, account: Account) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Compute: the VM state machine, placement, and the VM lifecycle orchestration."""

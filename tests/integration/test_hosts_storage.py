@@ -151,7 +151,9 @@ def test_update_disable_and_delete_host(cloud: Cloud) -> None:
     assert hosts_in(cloud, site) == []
 
 
-def test_kvm_host_is_refused_and_nothing_is_written(cloud: Cloud) -> None:
+def test_kvm_host_without_an_address_is_refused_and_nothing_is_written(cloud: Cloud) -> None:
+    """KVM hosts join through the agent (tests/integration/test_agent.py); the URL must still
+    name the host's address."""
     site = new_site(cloud, hypervisor="KVM")
     resp = cloud.signed(
         "addHost",
@@ -159,12 +161,12 @@ def test_kvm_host_is_refused_and_nothing_is_written(cloud: Cloud) -> None:
         podid=site.pod["id"],
         clusterid=site.cluster["id"],
         hypervisor="KVM",
-        url="http://10.0.0.50",
+        url="10.0.0.50",
         username="root",
         password="secret-kvm-pw",
     )
     code, body = error(resp, "addHost")
-    assert code == 431 and "agent" in body["errortext"]
+    assert code == 431 and "http://<host-address>" in body["errortext"]
     assert hosts_in(cloud, site) == []
 
 
@@ -322,7 +324,7 @@ def test_a_new_cluster_name_makes_the_cluster_unless_the_add_fails(cloud: Cloud)
         podid=site.pod["id"],
         clustername=refused,
         hypervisor="KVM",
-        url="http://10.0.0.9",
+        url="10.0.0.9",  # not http://<address>: refused after the cluster was made
     )
     assert error(resp, "addHost")[0] == 431
     assert cs.listClusters(podid=site.pod["id"], name=refused, fetch_list=True) == []

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
 from cumulo.api.cloudstack.dispatch import Dispatcher
@@ -22,6 +22,7 @@ from cumulo.api.middleware.request_id import RequestIdMiddleware
 from cumulo.common.settings import Settings
 from cumulo.services.compute import lifecycle
 from cumulo.services.config import EXPUNGE_INTERVAL
+from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.runtime import Runtime, open_runtime
 
@@ -41,12 +42,17 @@ class ManagementServer:
         self.rt.register_server()
         self.workers = JobWorkers(self.rt.db, self.rt.server_id, settings.jobs, JobRunner(self.rt))
         self.dispatcher = Dispatcher(self.rt, on_job=self.workers.notify)
+        self.agents = AgentService(self.rt)  # the agent WebSocket and the KVM transport
         self._stop = threading.Event()
 
     def app(self, integration: bool = False) -> Starlette:
         endpoint = ApiEndpoint(self.dispatcher, self.settings.api.max_body_bytes, integration)
-        routes = [Route(p, endpoint.handle, methods=["GET", "POST"]) for p in API_PATHS]
+        routes: list[BaseRoute] = [
+            Route(p, endpoint.handle, methods=["GET", "POST"]) for p in API_PATHS
+        ]
         routes.append(Route("/livez", livez))
+        if not integration:
+            routes.append(WebSocketRoute(self.agents.path, self.agents.endpoint))
         return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
     def _scavenge(self) -> None:
@@ -97,6 +103,7 @@ class ManagementServer:
             )
         servers = [uvicorn.Server(c) for c in configs]
         self.workers.start()
+        self.agents.start()
         threading.Thread(target=self._heartbeat, name="server-heartbeat", daemon=True).start()
         threading.Thread(target=self._scavenge, name="expunge-scavenger", daemon=True).start()
         log.info(
@@ -111,6 +118,7 @@ class ManagementServer:
             await asyncio.gather(*(s.serve() for s in servers))
         finally:
             self._stop.set()
+            self.agents.stop()
             self.workers.stop()
             self.rt.deregister_server()
             self.rt.db.dispose()

@@ -7,6 +7,7 @@ a new model module is added here.
 from cumulo.db import (  # noqa: F401
     models,
     models_affinity,
+    models_agents,
     models_catalog,
     models_compute,
     models_images,

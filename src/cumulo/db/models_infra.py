@@ -107,6 +107,9 @@ class Host(Base):
     host_tags: Mapped[str] = mapped_column(String(1024), default="")  # comma-separated
     # Filled by the agent (issue 5): a hash of its per-host token, never the token itself.
     agent_token_hash: Mapped[str | None] = mapped_column(String(64))
+    # The management server holding the agent's WebSocket (migration 0007); None when no
+    # agent is connected. Commands for the host are relayed to that server.
+    mgmt_server_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_ping: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created: Mapped[datetime] = _created_col()

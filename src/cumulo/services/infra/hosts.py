@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from cumulo.common.time import utcnow
 from cumulo.db.models_infra import Cluster, Host, HostCapacity, Pod, Zone
 from cumulo.services.errors import CloudError, NotFound, ParamError
-from cumulo.services.infra import pods, simulator
+from cumulo.services.infra import agents, pods, simulator
 from cumulo.services.infra.zones import find_zone
 
 HYPERVISORS = ("Simulator", "KVM")
@@ -252,15 +252,11 @@ def add_hosts(
     hosttags: list[str] | None,
     allocationstate: str | None,
 ) -> list[Host]:
-    """addHost: simulated hosts are written at once; KVM hosts join through the agent."""
+    """addHost for simulated hosts, written at once (KVM hosts: ``add_kvm_host``)."""
     canonical = check_hypervisor(hypervisor, place.cluster)
     if canonical == "KVM":
-        raise ParamError(
-            "KVM hosts join through the cumulo agent, which is not available yet; no host was added"
-        )
-    state = ResourceState.ENABLED
-    if allocationstate is not None:
-        state = TRANSITIONS[(ResourceState.ENABLED, allocation_event(allocationstate))]
+        raise ParamError("KVM hosts join through the cumulo agent: add them with add_kvm_host")
+    state = _initial_state(allocationstate)
     return simulator.add_hosts(
         session,
         place.cluster,
@@ -268,3 +264,33 @@ def add_hosts(
         hosttags=normalise_tags(hosttags or []),
         resource_state=state,
     )
+
+
+def _initial_state(allocationstate: str | None) -> ResourceState:
+    if allocationstate is None:
+        return ResourceState.ENABLED
+    return TRANSITIONS[(ResourceState.ENABLED, allocation_event(allocationstate))]
+
+
+def add_kvm_host(
+    session: Session,
+    place: Placement,
+    *,
+    url: str,
+    hosttags: list[str] | None,
+    allocationstate: str | None,
+) -> tuple[Host, str]:
+    """addHost for a KVM host: the row (Connecting until its agent registers) and the
+    agent's token, which the caller shows once and which is stored only hashed."""
+    check_hypervisor("KVM", place.cluster)
+    return agents.add_kvm_host(
+        session,
+        place.cluster,
+        url,
+        hosttags=normalise_tags(hosttags or []),
+        resource_state=_initial_state(allocationstate),
+    )
+
+
+def is_kvm(hypervisor: str) -> bool:
+    return hypervisor.lower() == "kvm"

@@ -1,4 +1,5 @@
-"""Host commands: add (simulated), list, update, delete, and maintenance in and out."""
+"""Host commands: add (simulated, or KVM joining through its agent), list, update, delete,
+and maintenance in and out."""
 
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def render(ctx: Ctx, host: Host) -> dict[str, Any]:
     response="host",
     roles=ROOT_ADMIN,
     entity="Host",
-    fields=HOST_FIELDS,
+    fields=(*HOST_FIELDS, "agenttoken"),
 )
 def add_host(
     ctx: Ctx,
@@ -169,7 +170,9 @@ def add_host(
     podid: Annotated[UUIDStr, Param("the Pod ID for the host", required=True, entity="Pod")],
     hypervisor: Annotated[
         str,
-        Param("hypervisor type of the host (Simulator; KVM joins via the agent)", required=True),
+        Param(
+            "hypervisor type of the host: Simulator, or KVM (joins via cumulo agent)", required=True
+        ),
     ],
     url: Annotated[str, Param("the host URL", required=True, length=2048)],
     clusterid: Annotated[
@@ -185,11 +188,20 @@ def add_host(
         str | None, Param("Allocation state of this Host for allocation of new resources")
     ] = None,
 ) -> Listing:
-    """The response is list-shaped (``count`` and ``host[]``) as CloudStack's AddHostCmd."""
-    del username, password  # a simulated host has no login; nothing of it is kept
+    """The response is list-shaped (``count`` and ``host[]``) as CloudStack's AddHostCmd.
+
+    A KVM host's response carries ``agenttoken``, the token its ``cumulo agent`` dials in
+    with: shown this once to the root admin (the only role allowed here), stored hashed.
+    """
+    del username, password  # no host is logged into: agents dial in; nothing of it is kept
     place = host_service.locate_for_new_host(
         ctx.session, zoneid, podid, clusterid, clustername, hypervisor
     )
+    if host_service.is_kvm(hypervisor):
+        host, token = host_service.add_kvm_host(
+            ctx.session, place, url=url, hosttags=hosttags, allocationstate=allocationstate
+        )
+        return Listing([{**render(ctx, host), "agenttoken": token}], 1)
     added = host_service.add_hosts(
         ctx.session,
         place,

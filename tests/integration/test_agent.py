@@ -1,0 +1,255 @@
+"""A KVM host joins through a real ``cumulo agent --driver sim`` process.
+
+The server is this module's own (short heartbeat timeouts are set through
+updateConfiguration), so host states change within seconds and no other test's hosts are
+touched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cloud import Cloud, make_cloud
+
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def kcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    c = make_cloud(tmp_path_factory.mktemp("agent-cloud"))
+    c.start()
+    try:
+        for name, value in (
+            ("ping.interval", "1"),
+            ("ping.timeout", "2"),
+            ("agent.down.timeout", "5"),
+        ):
+            c.call("updateConfiguration", name=name, value=value)
+        yield c
+    finally:
+        c.stop()
+
+
+@dataclass
+class Site:
+    zone: str
+    pod: str
+    cluster: str
+
+
+@pytest.fixture(scope="module")
+def site(kcloud: Cloud) -> Site:
+    tag = uuid.uuid4().hex[:6]
+    zone = kcloud.call(
+        "createZone",
+        name=f"z-{tag}",
+        networktype="Advanced",
+        dns1="8.8.8.8",
+        internaldns1="10.0.0.2",
+    )["zone"]
+    pod = kcloud.call("createPod", zoneid=zone["id"], name=f"p-{tag}")["pod"]
+    cluster = kcloud.call(
+        "addCluster", zoneid=zone["id"], podid=pod["id"], clustername=f"c-{tag}", hypervisor="KVM"
+    )["cluster"]
+    cluster = cluster[0] if isinstance(cluster, list) else cluster
+    return Site(zone["id"], pod["id"], cluster["id"])
+
+
+def add_kvm_host(cloud: Cloud, site: Site, address: str) -> dict[str, Any]:
+    body = cloud.call(
+        "addHost",
+        zoneid=site.zone,
+        podid=site.pod,
+        clusterid=site.cluster,
+        hypervisor="KVM",
+        url=f"http://{address}",
+        username="root",
+        password="unused",
+    )
+    assert body["count"] == 1
+    host: dict[str, Any] = body["host"][0]
+    return host
+
+
+def get_host(cloud: Cloud, host_id: str) -> dict[str, Any]:
+    (host,) = cloud.call("listHosts", id=host_id)["host"]
+    return dict(host)
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def wait_state(cloud: Cloud, host_id: str, state: str, timeout: float) -> float:
+    """Seconds it took the host to reach ``state``."""
+    start = time.monotonic()
+    wait_for(lambda: get_host(cloud, host_id)["state"] == state, timeout, f"host {state}")
+    return time.monotonic() - start
+
+
+class AgentProc:
+    """A ``cumulo agent`` subprocess with its own state directory and log."""
+
+    def __init__(self, cloud: Cloud, tmp: Path, token: str, *extra: str) -> None:
+        self.dir = tmp / f"agent-{uuid.uuid4().hex[:6]}"
+        self.dir.mkdir()
+        token_file = self.dir / "token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        self.log = self.dir / "agent.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
+        env.update({"CUMULO_DATA_DIR": str(self.dir), "CUMULO_LOG__FORMAT": "json"})
+        self.argv = [
+            sys.executable,
+            "-m",
+            "cumulo",
+            "agent",
+            "--server",
+            f"http://127.0.0.1:{cloud.port}",
+            "--token-file",
+            str(token_file),
+            "--driver",
+            "sim",
+            "--state-dir",
+            str(self.dir / "state"),
+            "--poll-seconds",
+            "0.5",
+            *extra,
+        ]
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProc:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[list[AgentProc]]:
+    started: list[AgentProc] = []
+    yield started
+    for agent in started:
+        agent.stop()
+
+
+def start_agent(
+    agents: list[AgentProc], cloud: Cloud, tmp: Path, token: str, *extra: str
+) -> AgentProc:
+    agent = AgentProc(cloud, tmp, token, *extra).start()
+    agents.append(agent)
+    return agent
+
+
+def test_kvm_host_joins_with_its_token(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    host = add_kvm_host(kcloud, site, "10.77.0.11")
+    token = host["agenttoken"]
+    assert host["state"] == "Connecting" and host["hypervisor"] == "KVM"
+    assert token.startswith(host["id"] + ".") and len(token) > 60
+    assert "agenttoken" not in get_host(kcloud, host["id"])  # shown once, never listed
+    start_agent(
+        agents, kcloud, tmp_path, token, "--sim-cpus", "4", "--sim-cpu-mhz", "2000",
+        "--sim-memory-mib", "3072",
+    )  # fmt: skip
+    wait_state(kcloud, host["id"], "Up", 20)
+    listed = get_host(kcloud, host["id"])
+    assert (listed["cpunumber"], listed["cpuspeed"], listed["memorytotal"]) == (4, 2000, 3072 * MIB)
+    assert listed["cpuwithoverprovisioning"] == "8000.0"
+    assert listed["lastpinged"] is not None
+    caps = kcloud.call("listCapacity", zoneid=site.zone)["capacity"]
+    cpu = [c for c in caps if c["type"] == 1]
+    assert cpu and cpu[0]["capacitytotal"] >= 8000
+
+
+def test_bad_token_is_refused_and_nothing_registered(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    host = add_kvm_host(kcloud, site, "10.77.0.12")
+    forged = host["id"] + ".not-the-secret"
+    for bad in (forged, "garbage"):
+        agent = start_agent(agents, kcloud, tmp_path, bad)
+        assert agent.proc is not None
+        assert agent.proc.wait(20) == 2
+        assert "refused" in agent.log.read_text()
+    listed = get_host(kcloud, host["id"])
+    assert (listed["state"], listed["cpunumber"], listed["memorytotal"]) == ("Connecting", 0, 0)
+    assert "lastpinged" not in listed  # never heard from
+
+
+def test_killed_agent_goes_disconnected_then_down_and_restart_brings_it_up(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    host = add_kvm_host(kcloud, site, "10.77.0.13")
+    agent = start_agent(agents, kcloud, tmp_path, host["agenttoken"])
+    wait_state(kcloud, host["id"], "Up", 20)
+    agent.kill9()
+    # ping.interval 1 s x ping.timeout 2 (and the closed socket is noticed at once).
+    assert wait_state(kcloud, host["id"], "Disconnected", 6) < 6
+    # agent.down.timeout 5 s after the last heartbeat.
+    assert wait_state(kcloud, host["id"], "Down", 10) < 10
+    start_agent(agents, kcloud, tmp_path, host["agenttoken"])
+    wait_state(kcloud, host["id"], "Up", 20)
+
+
+def test_an_agent_that_stops_heartbeating_is_disconnected(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    """SIGSTOP keeps the socket open: only the missed heartbeats tell."""
+    host = add_kvm_host(kcloud, site, "10.77.0.14")
+    agent = start_agent(agents, kcloud, tmp_path, host["agenttoken"])
+    wait_state(kcloud, host["id"], "Up", 20)
+    assert agent.proc is not None
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        assert wait_state(kcloud, host["id"], "Disconnected", 8) >= 1
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    wait_state(kcloud, host["id"], "Up", 10)
+
+
+def test_kvm_url_must_name_an_address(kcloud: Cloud, site: Site) -> None:
+    before = kcloud.call("listHosts", clusterid=site.cluster).get("count", 0)
+    resp = kcloud.signed(
+        "addHost",
+        zoneid=site.zone,
+        podid=site.pod,
+        clusterid=site.cluster,
+        hypervisor="KVM",
+        url="not-a-url",
+    )
+    assert resp.status_code == 431
+    assert kcloud.call("listHosts", clusterid=site.cluster).get("count", 0) == before

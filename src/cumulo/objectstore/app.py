@@ -58,20 +58,27 @@ class S3App:
 
     async def _respond(self, scope: Scope, receive: Receive, request_id: str) -> Response | None:
         resource = unquote(scope.get("path", "/"))
+        req: S3Request | None = None
         try:
             req = parse_request(scope, receive, self.svc.settings.domains)
             ctx = await self._context(req, request_id)
             return await route(req)(ctx)
-        except S3Error as err:
-            return _error_response(err, resource, request_id)
-        except AuthError as err:
-            return _error_response(_from_auth(err), resource, request_id)
+        except (S3Error, AuthError) as err:
+            response = self._error(err, resource, request_id)
+            if req is not None and req.body_withheld:
+                response.headers.append(("Connection", "close"))
+            return response
         except ClientDisconnected:
             log.info("client disconnected mid-request", extra={"path": resource})
             return None
         except Exception:
             log.exception("S3 request failed", extra={"path": resource})
             return _error_response(S3Error("InternalError"), resource, request_id)
+
+    def _error(self, err: S3Error | AuthError, resource: str, request_id: str) -> Response:
+        if isinstance(err, AuthError):
+            err = _from_auth(err)
+        return _error_response(err, resource, request_id)
 
     async def _context(self, req: S3Request, request_id: str) -> Ctx:
         view = RequestView(

@@ -36,6 +36,14 @@ class S3Request:
     receive: Receive
     # True when the bucket came from the Host header (SigV2 signs it into the path).
     virtual_host: bool = False
+    body_started: bool = False
+
+    @property
+    def body_withheld(self) -> bool:
+        """The client waits for 100-continue and we never asked for the body: the
+        connection cannot be reused, since the server would read the next request as the
+        body it is still owed."""
+        return "100-continue" in self.headers.get("expect", "").lower() and not self.body_started
 
     def arg(self, name: str) -> str | None:
         for k, v in self.query:
@@ -48,6 +56,7 @@ class S3Request:
 
     async def raw_body(self) -> AsyncIterator[bytes]:
         """The body as received, chunk by chunk; raises ClientDisconnected if cut short."""
+        self.body_started = True
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":

@@ -82,8 +82,8 @@ def parse_range(raw: str | None, size: int) -> tuple[int, int] | None:
         end = int(last) + 1 if last else size
     except ValueError:
         return None
-    if end <= start:
-        return None
     if start >= size:
         raise S3Error("InvalidRange", ActualObjectSize=str(size), RangeRequested=raw)
+    if end <= start:
+        return None
     return start, min(end, size)

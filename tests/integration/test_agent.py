@@ -253,3 +253,29 @@ def test_kvm_url_must_name_an_address(kcloud: Cloud, site: Site) -> None:
     )
     assert resp.status_code == 431
     assert kcloud.call("listHosts", clusterid=site.cluster).get("count", 0) == before
+
+
+def test_a_lost_token_is_replaced_and_the_old_one_stops_working(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    host = add_kvm_host(kcloud, site, "10.77.0.15")
+    new_file = tmp_path / "new-token"
+    done = subprocess.run(
+        [sys.executable, "-m", "cumulo", "agent", "--issue-token", host["id"],
+         "--token-file", str(new_file)],
+        env=kcloud.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    new_token = new_file.read_text().strip()
+    assert new_token != host["agenttoken"] and new_token not in done.stdout
+    assert new_file.stat().st_mode & 0o777 == 0o600
+    old = start_agent(agents, kcloud, tmp_path, host["agenttoken"])
+    assert old.proc is not None and old.proc.wait(20) == 2
+    assert get_host(kcloud, host["id"])["state"] == "Connecting"
+    start_agent(agents, kcloud, tmp_path, new_token)
+    wait_state(kcloud, host["id"], "Up", 20)
+    missing = subprocess.run(
+        [sys.executable, "-m", "cumulo", "agent", "--issue-token", str(uuid.uuid4())],
+        env=kcloud.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "Unable to find" in missing.stderr

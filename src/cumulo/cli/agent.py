@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
     p.add_argument("--state-dir", help="VM runtime files and driver state")
     p.add_argument("--hostname", help="the name the host registers with (default: hostname)")
     p.add_argument("--poll-seconds", type=float, help="VM power-state poll interval")
+    p.add_argument(
+        "--issue-token",
+        metavar="HOST_ID",
+        help="on a management box: replace the KVM host's token, print it (or write it to "
+        "--token-file) and exit; the old token stops working",
+    )
     sim = p.add_argument_group("simulator driver (tests)")
     sim.add_argument("--sim-cpus", type=int, default=8)
     sim.add_argument("--sim-cpu-mhz", type=int, default=2400)
@@ -84,9 +90,38 @@ def make_driver(name: str, state_dir: Path, hostname: str, args: argparse.Namesp
     return module.QemuDriver(state_dir=state_dir, hostname=hostname)
 
 
+def cmd_issue_token(settings: Settings, args: argparse.Namespace) -> int:
+    """A new token for a host whose token was lost: written to the cloud database directly,
+    so this runs where the management server's settings (and database) are."""
+    from cumulo.services.errors import CloudError
+    from cumulo.services.infra.agents import reissue_token
+    from cumulo.services.runtime import open_runtime
+
+    rt = open_runtime(settings, require_schema=True)
+    try:
+        with rt.db.write() as session:
+            token = reissue_token(session, args.issue_token)
+    except CloudError as err:
+        print(f"cumulo agent: {err}", file=sys.stderr)
+        return 1
+    finally:
+        rt.db.dispose()
+    if args.token_file:
+        path = Path(args.token_file)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        print(f"new token for host {args.issue_token} written to {path}")
+    else:
+        print(token)
+    return 0
+
+
 def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
     from cumulo.agent.agent import Agent, AgentOptions, AuthRefused
 
+    if args.issue_token:
+        return cmd_issue_token(settings, args)
     state_dir = _state_dir(settings, args)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:

@@ -47,7 +47,7 @@ from cumulo.db.models_agents import AgentCommand, HostVmReport
 from cumulo.db.models_infra import Cluster, Host, HostCapacity
 from cumulo.services import config
 from cumulo.services.config import ConfigKey, ConfigStore
-from cumulo.services.errors import ParamError
+from cumulo.services.errors import NotFound, ParamError
 from cumulo.services.infra import capacity
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,19 @@ def host_for_token(session: Session, token: str) -> Host | None:
     if host is None or not host.agent_token_hash:
         return None
     return host if hmac.compare_digest(host.agent_token_hash, hash_token(token)) else None
+
+
+def reissue_token(session: Session, host_uuid: str) -> str:
+    """Replace a KVM host's lost token; the old one stops working at once (a connected agent
+    keeps its session until it next reconnects, then needs the new token)."""
+    host = session.scalar(
+        select(Host).where(
+            Host.uuid == host_uuid, Host.removed.is_(None), Host.hypervisor_type == KVM
+        )
+    )
+    if host is None:
+        raise NotFound(f"Unable to find KVM host by id {host_uuid}")
+    return issue_token(host)
 
 
 # --- adding a host ---------------------------------------------------------------------------

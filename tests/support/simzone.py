@@ -52,6 +52,10 @@ class SimZone:
         submitted = self.cloud.call("deployVirtualMachine", keys, **args)
         return self.cloud.wait_job(submitted["jobid"], keys)
 
+    def register_template(self, base_url: str, name: str = "sim.qcow2") -> dict[str, Any]:
+        """A new public Simulator template in this zone, waited Ready."""
+        return ready_template(self.cloud, self.zone, base_url, name)
+
     def vm(self, vm_id: str, keys: Keys | None = None) -> dict[str, Any]:
         found = self.cloud.call("listVirtualMachines", keys, id=vm_id, listall=True)
         items: list[dict[str, Any]] = found.get("virtualmachine", [])
@@ -80,6 +84,26 @@ def http_files(files: dict[str, bytes], root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def ready_template(cloud: Cloud, zone: dict[str, Any], base_url: str, name: str) -> dict[str, Any]:
+    c = cloud.call
+    template: dict[str, Any] = c(
+        "registerTemplate",
+        name=uniq("tmpl"),
+        displaytext="sim template",
+        url=f"{base_url}/{name}",
+        zoneid=zone["id"],
+        format="QCOW2",
+        hypervisor="Simulator",
+        ispublic=True,
+        passwordenabled=True,
+    )["template"][0]
+    deadline = time.monotonic() + 20
+    while not c("listTemplates", id=template["id"], templatefilter="all")["template"][0]["isready"]:
+        assert time.monotonic() < deadline, "the simulator template never became ready"
+        time.sleep(0.1)
+    return template
 
 
 def build(
@@ -139,21 +163,7 @@ def build(
         zoneid=zone["id"],
         url=f"file://{store}",
     )
-    template = c(
-        "registerTemplate",
-        name=uniq("tmpl"),
-        displaytext="sim template",
-        url=f"{base_url}/sim.qcow2",
-        zoneid=zone["id"],
-        format="QCOW2",
-        hypervisor="Simulator",
-        ispublic=True,
-        passwordenabled=True,
-    )["template"][0]
-    deadline = time.monotonic() + 20
-    while not c("listTemplates", id=template["id"], templatefilter="all")["template"][0]["isready"]:
-        assert time.monotonic() < deadline, "the simulator template never became ready"
-        time.sleep(0.1)
+    template = ready_template(cloud, zone, base_url, "sim.qcow2")
     c("updateZone", id=zone["id"], allocationstate="Enabled")
     so = c(
         "createServiceOffering",

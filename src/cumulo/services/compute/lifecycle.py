@@ -345,7 +345,12 @@ def start(rt: Runtime, vm_uuid: str, *, host_uuid: str | None = None) -> None:
     avoid: set[int] = set()
     last_error = ""
     for _ in range(retries + 1):
-        plan = _plan_start(rt, vm_uuid, host_uuid, avoid)
+        try:
+            plan = _plan_start(rt, vm_uuid, host_uuid, avoid)
+        except InsufficientCapacity:
+            if not last_error:
+                raise
+            break  # hosts were tried and failed: their error says more than "no capacity"
         if plan is None:
             return
         started, why, plan = _run_start(rt, plan)
@@ -364,7 +369,10 @@ def start(rt: Runtime, vm_uuid: str, *, host_uuid: str | None = None) -> None:
             avoid.add(host)
         if host_uuid is not None:
             break
-    raise OperationFailed(f"Unable to start VM {vm_uuid}: {last_error}")
+    raise OperationFailed(
+        f"Unable to start VM {vm_uuid}: {last_error}"
+        + ("; no other host could take it" if not host_uuid else "")
+    )
 
 
 def fail_deploy(rt: Runtime, vm_uuid: str, reason: str) -> None:

@@ -14,10 +14,11 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.cloud import Cloud, make_cloud
@@ -279,3 +280,101 @@ def test_a_lost_token_is_replaced_and_the_old_one_stops_working(
         env=kcloud.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert missing.returncode == 1 and "Unable to find" in missing.stderr
+
+
+@dataclass
+class NetCloud(Cloud):
+    """A server bound to one private address (the root end of a veth pair), not loopback."""
+
+    address: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.address}:{self.port}/client/api"
+
+    def start(self) -> None:
+        self.log_path = self.data_dir / f"server-{time.time_ns()}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cumulo", "server"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        wait_for(lambda: self._live(), 30, "server on the veth address")
+
+    def _live(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"http://{self.address}:{self.port}/livez", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def host_netns() -> Iterator[tuple[str, str, str]]:
+    """A namespace standing for a KVM host, joined to the root namespace by a veth pair on a
+    /30 of our own; no default route inside, so nothing it sends can leave the machine."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create network namespaces")
+    tag = uuid.uuid4().hex[:6]
+    ns, outer, inner = f"cmag-{tag}", f"cma{tag}o", f"cma{tag}i"
+    octet = int(tag[:2], 16)
+    server_ip, host_ip = f"10.231.{octet}.1", f"10.231.{octet}.2"
+    try:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
+        sh("ip", "link", "set", inner, "netns", ns)
+        sh("ip", "addr", "add", f"{server_ip}/30", "dev", outer)
+        sh("ip", "link", "set", outer, "up")
+        sh("ip", "-n", ns, "addr", "add", f"{host_ip}/30", "dev", inner)
+        sh("ip", "-n", ns, "link", "set", inner, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        yield ns, server_ip, host_ip
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "del", outer], capture_output=True, timeout=30)
+
+
+@pytest.mark.net
+def test_an_agent_in_a_host_namespace_joins_over_a_veth(
+    host_netns: tuple[str, str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ns, server_ip, host_ip = host_netns
+    base = make_cloud(tmp_path_factory.mktemp("ns-cloud"), CUMULO_API__HOST=server_ip)
+    cloud = NetCloud(**{f.name: getattr(base, f.name) for f in fields(Cloud)}, address=server_ip)
+    cloud.start()
+    agent: AgentProc | None = None
+    try:
+        zone = cloud.call(
+            "createZone",
+            name="nsz",
+            networktype="Advanced",
+            dns1="8.8.8.8",
+            internaldns1="10.0.0.2",
+        )["zone"]
+        pod = cloud.call("createPod", zoneid=zone["id"], name="nsp")["pod"]
+        cluster = cloud.call(
+            "addCluster", zoneid=zone["id"], podid=pod["id"], clustername="nsc", hypervisor="KVM"
+        )["cluster"]
+        cluster = cluster[0] if isinstance(cluster, list) else cluster
+        host = add_kvm_host(cloud, Site(zone["id"], pod["id"], cluster["id"]), host_ip)
+        agent = AgentProc(cloud, tmp_path_factory.mktemp("ns-agent"), host["agenttoken"])
+        agent.argv[agent.argv.index("--server") + 1] = f"http://{server_ip}:{cloud.port}"
+        agent.argv[:0] = ["ip", "netns", "exec", ns]
+        agent.start()
+        wait_state(cloud, host["id"], "Up", 30)
+        assert get_host(cloud, host["id"])["ipaddress"] == host_ip
+        agent.kill9()
+        wait_state(cloud, host["id"], "Disconnected", 15)
+    finally:
+        if agent is not None:
+            agent.stop()
+        cloud.stop()

@@ -42,18 +42,20 @@ class FakeBackend:
     pings: int = 0
     reports: list[tuple[list[VmStatus], bool]] = field(default_factory=list)
     up: bool = False
+    removed: bool = False
     relay: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def authenticate(self, token: str) -> str | None:
-        return "host-1" if token == TOKEN else None
+        return "host-1" if token == TOKEN and not self.removed else None
 
     def register(self, host_id: str, info: HostInfo, peer: str) -> Registration:
         self.registered.append(info)
         self.up = True
         return Registration(name="h1", ping_interval=0.2)
 
-    def heartbeat(self, host_id: str) -> None:
+    def heartbeat(self, host_id: str) -> bool:
         self.pings += 1
+        return not self.removed
 
     def report_vms(self, host_id: str, vms: list[VmStatus], full: bool) -> None:
         self.reports.append((vms, full))
@@ -279,6 +281,26 @@ def test_a_disconnect_fails_waiting_commands_at_once(rig: Rig) -> None:
     sender.join(5)
     driver.hold.set()
     assert isinstance(result[0], CommandTimeout) and time.monotonic() - started < 2
+
+
+def test_a_silent_connection_is_not_used_until_the_agent_speaks_again(rig: Rig) -> None:
+    _, server, _, _ = rig
+    conn = server.connected("host-1")
+    assert conn is not None
+    conn.last_seen -= 100  # as if half-open: no frame for many heartbeats
+    assert server.connected("host-1") is None
+    wait_for(lambda: server.connected("host-1") is conn, 2)  # the next ping (0.2 s)
+
+
+def test_the_agent_of_a_deleted_host_is_sent_away_and_stops() -> None:
+    backend = FakeBackend()
+    server = AgentServer(backend)
+    with ServerThread(server) as srv, AgentThread(srv.port, SimDriver("h")) as agent:
+        wait_for(lambda: server.connected("host-1") is not None, 10)
+        backend.removed = True
+        agent.thread.join(10)
+        assert isinstance(agent.error, AuthRefused)
+        wait_for(lambda: not backend.up, 5)
 
 
 def test_a_bad_token_is_refused_and_the_agent_gives_up() -> None:

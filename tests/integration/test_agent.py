@@ -282,6 +282,17 @@ def test_a_lost_token_is_replaced_and_the_old_one_stops_working(
     assert missing.returncode == 1 and "Unable to find" in missing.stderr
 
 
+def test_deleting_a_host_sends_its_agent_away(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    host = add_kvm_host(kcloud, site, "10.77.0.16")
+    agent = start_agent(agents, kcloud, tmp_path, host["agenttoken"])
+    wait_state(kcloud, host["id"], "Up", 20)
+    assert kcloud.call("deleteHost", id=host["id"], forced="true")["success"] is True
+    assert agent.proc is not None and agent.proc.wait(20) == 2  # its token is refused now
+    assert kcloud.call("listHosts", id=host["id"]).get("count", 0) == 0
+
+
 @dataclass
 class NetCloud(Cloud):
     """A server bound to one private address (the root end of a veth pair), not loopback."""

@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 10.0
 RELAY_POLL_S = 0.1
 # 1008 policy violation (refused token); 1002 protocol error; 4000 replaced by a newer
-# connection of the same host.
-CLOSE_REFUSED, CLOSE_PROTOCOL, CLOSE_REPLACED = 1008, 1002, 4000
+# connection of the same host; 4001 the host was deleted.
+CLOSE_REFUSED, CLOSE_PROTOCOL, CLOSE_REPLACED, CLOSE_REMOVED = 1008, 1002, 4000, 4001
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ class AgentBackend(Protocol):
     def register(self, host_id: str, info: HostInfo, peer: str) -> Registration:
         """Record the host's size and that this server holds its agent; the host goes Up."""
 
-    def heartbeat(self, host_id: str) -> None: ...
+    def heartbeat(self, host_id: str) -> bool:
+        """Record that the host is alive; False when the host no longer exists (deleted)."""
 
     def report_vms(self, host_id: str, vms: list[VmStatus], full: bool) -> None: ...
 
@@ -102,14 +103,28 @@ class AgentBackend(Protocol):
 class AgentConnection:
     """One agent's WebSocket, usable from any thread."""
 
-    def __init__(self, host_id: str, websocket: WebSocket, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        host_id: str,
+        websocket: WebSocket,
+        loop: asyncio.AbstractEventLoop,
+        ping_interval: float = 5.0,
+    ):
         self.host_id = host_id
+        # A connection silent for several heartbeats is half-open (the agent has probably
+        # dialled another server): commands then take the relay instead of dying here.
+        self.stale_after = max(3 * ping_interval, 5.0)
+        self.last_seen = time.monotonic()
         self.websocket = websocket
         self.loop = loop
         self._send_lock = asyncio.Lock()
         self._waiters: dict[str, list[concurrent.futures.Future[Answer]]] = {}
         self._lock = threading.Lock()
         self.closed = False
+
+    @property
+    def fresh(self) -> bool:
+        return not self.closed and time.monotonic() - self.last_seen < self.stale_after
 
     async def send_text(self, text: str) -> None:
         async with self._send_lock:  # frames from several threads must not interleave
@@ -221,7 +236,7 @@ class AgentServer:
         vms = vm_statuses_from_wire(frame.body.get("vms", []))
         reg = await asyncio.to_thread(self.backend.register, host_id, info, peer)
         await asyncio.to_thread(self.backend.report_vms, host_id, vms, True)
-        conn = AgentConnection(host_id, websocket, asyncio.get_running_loop())
+        conn = AgentConnection(host_id, websocket, asyncio.get_running_loop(), reg.ping_interval)
         await conn.send_text(
             encode("registered", host_id=host_id, name=reg.name, ping_interval=reg.ping_interval)
         )
@@ -251,8 +266,12 @@ class AgentServer:
     async def _read(self, conn: AgentConnection) -> None:
         while True:
             frame = decode(await conn.websocket.receive_text())
+            conn.last_seen = time.monotonic()
             if frame.type == "ping":
-                await asyncio.to_thread(self.backend.heartbeat, conn.host_id)
+                if not await asyncio.to_thread(self.backend.heartbeat, conn.host_id):
+                    log.info("host removed: closing its agent", extra={"host": conn.host_id})
+                    await _close_quietly(conn.websocket, CLOSE_REMOVED)
+                    return
             elif frame.type == "answer":
                 conn.resolve(_answer(frame.body.get("answer")))
             elif frame.type == "vm_report":
@@ -265,8 +284,10 @@ class AgentServer:
     # --- the transport ---------------------------------------------------------------------
 
     def connected(self, host_id: str) -> AgentConnection | None:
+        """The host's live connection to this server, if it has one that still speaks."""
         with self._lock:
-            return self._connections.get(host_id)
+            conn = self._connections.get(host_id)
+        return conn if conn is not None and conn.fresh else None
 
     def send(self, host: HostRef, command: Command, timeout_s: float) -> Answer:
         """Deliver ``command`` to the host's agent, here or through the relay."""
@@ -308,7 +329,7 @@ class AgentServer:
     def _relay_loop(self) -> None:
         while not self._stop.wait(self.relay_poll_s):
             with self._lock:
-                host_ids = list(self._connections)
+                host_ids = [h for h, conn in self._connections.items() if conn.fresh]
             if not host_ids:
                 continue
             try:

@@ -341,14 +341,16 @@ class CloudAgentBackend:
             interval = float(self.store.get(session, PING_INTERVAL))
             return Registration(name=host.name, ping_interval=interval)
 
-    def heartbeat(self, host_id: str) -> None:
-        """Alive and held here: a host that went Disconnected on a blip is Up again."""
+    def heartbeat(self, host_id: str) -> bool:
+        """Alive and held here: a host that went Disconnected on a blip is Up again. False
+        when the host was deleted meanwhile (its agent is then sent away)."""
         with self.db.write() as session:
-            session.execute(
+            result = session.execute(
                 update(Host)
                 .where(Host.uuid == host_id, Host.removed.is_(None))
                 .values(last_ping=utcnow(), status=UP, mgmt_server_id=self.server_id)
             )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def report_vms(self, host_id: str, vms: list[VmStatus], full: bool) -> None:
         with self.db.write() as session:

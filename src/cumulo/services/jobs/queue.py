@@ -93,7 +93,7 @@ def claim(db: Database, server_id: int, lease_seconds: float, max_attempts: int)
 
 
 def renew(db: Database, server_id: int, job_ids: list[int], lease_seconds: float) -> set[int]:
-    """Extend our leases; returns the ids we still own (a lost one was taken over)."""
+    """Extend our leases; returns the ids not taken over (ours, or finished meanwhile)."""
     if not job_ids:
         return set()
     with db.write() as session:
@@ -106,11 +106,12 @@ def renew(db: Database, server_id: int, job_ids: list[int], lease_seconds: float
             )
             .values(lease_expires=utcnow() + timedelta(seconds=lease_seconds))
         )
+        # A job that finished since the caller listed it is not lost: only one still in
+        # progress under another owner was taken over.
         owned = session.scalars(
             select(AsyncJob.id).where(
                 AsyncJob.id.in_(job_ids),
-                AsyncJob.owner_id == server_id,
-                AsyncJob.status == IN_PROGRESS,
+                or_(AsyncJob.owner_id == server_id, AsyncJob.status != IN_PROGRESS),
             )
         )
         return set(owned)

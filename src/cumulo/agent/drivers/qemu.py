@@ -295,7 +295,7 @@ class QemuDriver:
         ]  # fmt: skip
         hostname = _HOSTNAME.sub("", spec.hostname or spec.name)
         argv += ["-smbios", f"type=11,value=cumulo.hostname={hostname}"]
-        argv += _disk_args(spec.disks)
+        argv += _disk_args(spec.disks, boot_from_disk=not spec.boot.get("kernel"))
         argv += _nic_args(spec.nics, taps)
         argv += _boot_args(spec.boot)
         return argv
@@ -414,7 +414,7 @@ def _opt(value: object) -> str:
     return str(value).replace(",", ",,")
 
 
-def _disk_args(disks: tuple[DiskSpec, ...]) -> list[str]:
+def _disk_args(disks: tuple[DiskSpec, ...], *, boot_from_disk: bool) -> list[str]:
     args: list[str] = []
     boot_index = 0
     for disk in sorted(disks, key=lambda d: d.device_id):
@@ -427,7 +427,7 @@ def _disk_args(disks: tuple[DiskSpec, ...]) -> list[str]:
         args += ["-drive", f"file={_opt(disk.path)},if=none,id={drive_id},format=qcow2,"
                  "discard=unmap"]  # fmt: skip
         device = f"virtio-blk-pci,drive={drive_id}"
-        if disk.kind == "ROOT":
+        if disk.kind == "ROOT" and boot_from_disk:  # -kernel claims bootindex 0 itself
             device += f",bootindex={boot_index}"
             boot_index += 1
         args += ["-device", device]

@@ -118,7 +118,7 @@ esac; exit 0
 # busybox acpid runs /etc/acpi/PWRF/00000080 on the power button; -f because there is
 # no init to signal.
 POWER_BUTTON = """#!/bin/sh
-echo "GUEST-POWEROFF"
+echo "GUEST-POWEROFF" > /dev/console
 sync
 poweroff -f
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -291,6 +292,103 @@ def test_deleting_a_host_sends_its_agent_away(
     assert kcloud.call("deleteHost", id=host["id"], forced="true")["success"] is True
     assert agent.proc is not None and agent.proc.wait(20) == 2  # its token is refused now
     assert kcloud.call("listHosts", id=host["id"]).get("count", 0) == 0
+
+
+def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    """The whole path: deploy job -> hub -> KVM transport -> WebSocket -> agent -> driver;
+    stop likewise; and the agent's power reports land in host_vm_reports."""
+    from tests.support.simzone import http_files, uniq
+
+    zone = kcloud.call(
+        "createZone",
+        name=uniq("kz"),
+        networktype="Advanced",
+        dns1="8.8.8.8",
+        internaldns1="10.0.0.2",
+    )["zone"]
+    pod = kcloud.call("createPod", zoneid=zone["id"], name=uniq("kp"))["pod"]
+    made = kcloud.call(
+        "addCluster", zoneid=zone["id"], podid=pod["id"], clustername=uniq("kc"), hypervisor="KVM"
+    )["cluster"]
+    cluster = made[0] if isinstance(made, list) else made
+    host = add_kvm_host(kcloud, Site(zone["id"], pod["id"], cluster["id"]), "10.77.0.17")
+    start_agent(agents, kcloud, tmp_path, host["agenttoken"], "--sim-cpus", "2")
+    wait_state(kcloud, host["id"], "Up", 20)
+    kcloud.call(
+        "createStoragePool",
+        zoneid=zone["id"],
+        podid=pod["id"],
+        clusterid=cluster["id"],
+        name=uniq("kps"),
+        url=f"sim://{uniq('kps')}",
+        scope="cluster",
+    )
+    store = tmp_path / "store"
+    store.mkdir()
+    kcloud.call(
+        "addImageStore",
+        name=uniq("d"),
+        provider="Directory",
+        zoneid=zone["id"],
+        url=f"file://{store}",
+    )
+    with http_files({"k.qcow2": b"QFI\xfb" + bytes(4096)}, tmp_path) as base:
+        template = kcloud.call(
+            "registerTemplate",
+            name=uniq("kt"),
+            displaytext="kvm",
+            url=f"{base}/k.qcow2",
+            zoneid=zone["id"],
+            format="QCOW2",
+            hypervisor="KVM",
+            ispublic=True,
+        )["template"][0]
+        wait_for(
+            lambda: kcloud.call("listTemplates", id=template["id"], templatefilter="all")[
+                "template"
+            ][0]["isready"],
+            20,
+            "template ready",
+        )
+    kcloud.call("updateZone", id=zone["id"], allocationstate="Enabled")
+    offering = kcloud.call(
+        "createServiceOffering",
+        name=uniq("so"),
+        displaytext="s",
+        cpunumber=1,
+        cpuspeed=500,
+        memory=256,
+    )["serviceoffering"]
+    job = kcloud.call(
+        "deployVirtualMachine",
+        zoneid=zone["id"],
+        templateid=template["id"],
+        serviceofferingid=offering["id"],
+    )
+    result = kcloud.wait_job(job["jobid"], timeout=60)
+    assert result["jobstatus"] == 1, result
+    vm = result["jobresult"]["virtualmachine"]
+    assert vm["state"] == "Running" and vm["hostid"] == host["id"]
+    name = vm["instancename"]
+    wait_for(lambda: reported(kcloud, host["id"]).get(name) == "Running", 10, "Running report")
+    stopped = kcloud.wait_job(kcloud.call("stopVirtualMachine", id=vm["id"])["jobid"], timeout=60)
+    assert stopped["jobstatus"] == 1, stopped
+    assert stopped["jobresult"]["virtualmachine"]["state"] == "Stopped"
+    wait_for(lambda: reported(kcloud, host["id"]).get(name) == "Stopped", 10, "Stopped report")
+
+
+def reported(cloud: Cloud, host_id: str) -> dict[str, str]:
+    """host_vm_reports of one host, read straight from the server's SQLite database (the
+    orchestration's input; no API shows it)."""
+    with sqlite3.connect(f"file:{cloud.data_dir / 'cumulo.db'}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT r.vm_name, r.power_state FROM host_vm_reports r "
+            "JOIN hosts h ON h.id = r.host_id WHERE h.uuid = ?",
+            (host_id,),
+        ).fetchall()
+    return {str(n): str(p) for n, p in rows}
 
 
 @dataclass

@@ -88,7 +88,9 @@ class QemuDriver:
     ) -> None:
         self.state_dir = Path(state_dir)
         self.vms_dir = self.state_dir / "vms"
-        self.vms_dir.mkdir(parents=True, exist_ok=True)
+        # 0700: the run dirs hold each VM's console sockets, reachable by anyone who can
+        # open them.
+        self.vms_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pools = pools
         self.netns = netns
         self.qemu_binary = qemu_binary

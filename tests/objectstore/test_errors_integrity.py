@@ -23,7 +23,7 @@ from tests.support.cloud import Keys
 
 def signed(
     s3_server: Any, keys: Keys, method: str, path: str, body: bytes = b"", **headers: str
-) -> httpx.Response:  # noqa: E501
+) -> httpx.Response:
     url = f"{s3_server.endpoint}{path}"
     req = botocore.awsrequest.AWSRequest(method, url, data=body, headers=headers)
     botocore.auth.S3SigV4Auth(Credentials(keys.api_key, keys.secret), "s3", "us-east-1").add_auth(

@@ -197,6 +197,23 @@ def test_kvm_host_joins_with_its_token(
     assert cpu and cpu[0]["capacitytotal"] >= 8000
 
 
+def test_a_qemu_host_registers_its_real_size_and_accelerator(
+    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    """The qemu driver, chosen by name and imported only then; ``--accelerator`` skips the
+    probe boot (which the driver's own tests cover)."""
+    host = add_kvm_host(kcloud, site, "10.77.0.18")
+    agent = AgentProc(kcloud, tmp_path, host["agenttoken"], "--accelerator", "tcg")
+    agent.argv[agent.argv.index("--driver") + 1] = "qemu"
+    agent.argv += ["--pool", str(tmp_path / "pool")]
+    agents.append(agent.start())
+    wait_state(kcloud, host["id"], "Up", 30)
+    listed = get_host(kcloud, host["id"])
+    assert listed["cpunumber"] == os.cpu_count()
+    assert listed["details"] == {"accelerator": "tcg"}
+    assert listed["memorytotal"] > 0 and listed["hypervisorversion"]
+
+
 def test_bad_token_is_refused_and_nothing_registered(
     kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
 ) -> None:

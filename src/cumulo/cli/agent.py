@@ -45,6 +45,18 @@ def register(sub: Any) -> None:
         help="on a management box: replace the KVM host's token, print it (or write it to "
         "--token-file) and exit; the old token stops working",
     )
+    qemu = p.add_argument_group("qemu driver")
+    qemu.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        help="a primary storage directory on this host (repeat for several)",
+    )
+    qemu.add_argument(
+        "--accelerator",
+        choices=("kvm", "tcg"),
+        help="skip the probe boot that otherwise chooses KVM or TCG",
+    )
     sim = p.add_argument_group("simulator driver (tests)")
     sim.add_argument("--sim-cpus", type=int, default=8)
     sim.add_argument("--sim-cpu-mhz", type=int, default=2400)
@@ -87,7 +99,9 @@ def make_driver(name: str, state_dir: Path, hostname: str, args: argparse.Namesp
             memory_bytes=args.sim_memory_mib << 20,
         )
     module = importlib.import_module("cumulo.agent.drivers.qemu")
-    return module.QemuDriver(state_dir=state_dir, hostname=hostname)
+    return module.QemuDriver(
+        state_dir, pools=tuple(args.pool), accelerator=args.accelerator, hostname=hostname
+    )
 
 
 def cmd_issue_token(settings: Settings, args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ HOST_FIELDS = (
     "lastpinged",
     "version",
     "islocalstorageactive",
+    "details",
 )
 
 CpuCap = aliased(HostCapacity, name="cpu_cap")
@@ -113,6 +114,7 @@ def host_response(row: Any) -> dict[str, Any]:
     mem_taken = (row.mem_used or 0) + (row.mem_reserved or 0)
     details = row.details or {}
     return {
+        **_kvm_details(details),
         "id": row.uuid,
         "name": row.name,
         "state": row.status,
@@ -149,6 +151,14 @@ def host_response(row: Any) -> dict[str, Any]:
         "islocalstorageactive": bool(details.get("localstorage", False)),
         "hasannotations": False,
     }
+
+
+def _kvm_details(details: dict[str, Any]) -> dict[str, Any]:
+    """What a KVM host's agent registered that CloudStack shows under ``details``: the
+    accelerator its driver chose (``kvm``, or ``tcg`` where KVM is unusable)."""
+    if not details.get("accelerator"):
+        return {}
+    return {"details": {"accelerator": str(details["accelerator"])}}
 
 
 def render(ctx: Ctx, host: Host) -> dict[str, Any]:

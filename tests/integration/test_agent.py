@@ -15,14 +15,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.cloud import Cloud, make_cloud
+from tests.support.cloud import Cloud, free_port, make_cloud
 
 MIB = 1 << 20
 
@@ -311,29 +311,45 @@ def test_deleting_a_host_sends_its_agent_away(
     assert kcloud.call("listHosts", id=host["id"]).get("count", 0) == 0
 
 
-def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
-    kcloud: Cloud, site: Site, agents: list[AgentProc], tmp_path: Path
-) -> None:
-    """The whole path: deploy job -> hub -> KVM transport -> WebSocket -> agent -> driver;
-    stop likewise; and the agent's power reports land in host_vm_reports."""
+@dataclass
+class KvmZone:
+    zone: dict[str, Any]
+    host: dict[str, Any]
+    template: dict[str, Any]
+    offering: dict[str, Any]
+
+    def deploy(self, cloud: Cloud) -> dict[str, Any]:
+        job = cloud.call(
+            "deployVirtualMachine",
+            zoneid=self.zone["id"],
+            templateid=self.template["id"],
+            serviceofferingid=self.offering["id"],
+        )
+        return cloud.wait_job(job["jobid"], timeout=60)
+
+
+def kvm_zone(
+    cloud: Cloud, agents: list[AgentProc], tmp_path: Path, address: str, *agent_args: str
+) -> KvmZone:
+    """A zone ready for VMs whose one host is KVM, served by a ``--driver sim`` agent."""
     from tests.support.simzone import http_files, uniq
 
-    zone = kcloud.call(
+    zone = cloud.call(
         "createZone",
         name=uniq("kz"),
         networktype="Advanced",
         dns1="8.8.8.8",
         internaldns1="10.0.0.2",
     )["zone"]
-    pod = kcloud.call("createPod", zoneid=zone["id"], name=uniq("kp"))["pod"]
-    made = kcloud.call(
+    pod = cloud.call("createPod", zoneid=zone["id"], name=uniq("kp"))["pod"]
+    made = cloud.call(
         "addCluster", zoneid=zone["id"], podid=pod["id"], clustername=uniq("kc"), hypervisor="KVM"
     )["cluster"]
     cluster = made[0] if isinstance(made, list) else made
-    host = add_kvm_host(kcloud, Site(zone["id"], pod["id"], cluster["id"]), "10.77.0.17")
-    start_agent(agents, kcloud, tmp_path, host["agenttoken"], "--sim-cpus", "2")
-    wait_state(kcloud, host["id"], "Up", 20)
-    kcloud.call(
+    host = add_kvm_host(cloud, Site(zone["id"], pod["id"], cluster["id"]), address)
+    start_agent(agents, cloud, tmp_path, host["agenttoken"], "--sim-cpus", "2", *agent_args)
+    wait_state(cloud, host["id"], "Up", 20)
+    cloud.call(
         "createStoragePool",
         zoneid=zone["id"],
         podid=pod["id"],
@@ -342,17 +358,19 @@ def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
         url=f"sim://{uniq('kps')}",
         scope="cluster",
     )
-    store = tmp_path / "store"
+    store = tmp_path / uniq("store")
     store.mkdir()
-    kcloud.call(
+    cloud.call(
         "addImageStore",
         name=uniq("d"),
         provider="Directory",
         zoneid=zone["id"],
         url=f"file://{store}",
     )
-    with http_files({"k.qcow2": b"QFI\xfb" + bytes(4096)}, tmp_path) as base:
-        template = kcloud.call(
+    files = tmp_path / uniq("files")
+    files.mkdir()
+    with http_files({"k.qcow2": b"QFI\xfb" + bytes(4096)}, files) as base:
+        template = cloud.call(
             "registerTemplate",
             name=uniq("kt"),
             displaytext="kvm",
@@ -363,14 +381,14 @@ def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
             ispublic=True,
         )["template"][0]
         wait_for(
-            lambda: kcloud.call("listTemplates", id=template["id"], templatefilter="all")[
+            lambda: cloud.call("listTemplates", id=template["id"], templatefilter="all")[
                 "template"
             ][0]["isready"],
             20,
             "template ready",
         )
-    kcloud.call("updateZone", id=zone["id"], allocationstate="Enabled")
-    offering = kcloud.call(
+    cloud.call("updateZone", id=zone["id"], allocationstate="Enabled")
+    offering = cloud.call(
         "createServiceOffering",
         name=uniq("so"),
         displaytext="s",
@@ -378,13 +396,17 @@ def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
         cpuspeed=500,
         memory=256,
     )["serviceoffering"]
-    job = kcloud.call(
-        "deployVirtualMachine",
-        zoneid=zone["id"],
-        templateid=template["id"],
-        serviceofferingid=offering["id"],
-    )
-    result = kcloud.wait_job(job["jobid"], timeout=60)
+    return KvmZone(zone, host, template, offering)
+
+
+def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
+    kcloud: Cloud, agents: list[AgentProc], tmp_path: Path
+) -> None:
+    """The whole path: deploy job -> hub -> KVM transport -> WebSocket -> agent -> driver;
+    stop likewise; and the agent's power reports land in host_vm_reports."""
+    kz = kvm_zone(kcloud, agents, tmp_path, "10.77.0.17")
+    host = kz.host
+    result = kz.deploy(kcloud)
     assert result["jobstatus"] == 1, result
     vm = result["jobresult"]["virtualmachine"]
     assert vm["state"] == "Running" and vm["hostid"] == host["id"]
@@ -394,6 +416,41 @@ def test_a_vm_deployed_on_a_kvm_host_runs_through_its_agent(
     assert stopped["jobstatus"] == 1, stopped
     assert stopped["jobresult"]["virtualmachine"]["state"] == "Stopped"
     wait_for(lambda: reported(kcloud, host["id"]).get(name) == "Stopped", 10, "Stopped report")
+
+
+def relayed(cloud: Cloud, host_id: str) -> list[tuple[str, str]]:
+    """(kind, state) of the commands relayed through the database for one host."""
+    with sqlite3.connect(f"file:{cloud.data_dir / 'cumulo.db'}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT c.kind, c.state FROM agent_commands c "
+            "JOIN hosts h ON h.id = c.host_id WHERE h.uuid = ? ORDER BY c.id",
+            (host_id,),
+        ).fetchall()
+    return [(str(k), str(st)) for k, st in rows]
+
+
+def test_a_job_on_another_server_reaches_the_agent_through_the_relay(
+    agents: list[AgentProc], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Farm mode with two real servers on one database: the agent is connected to A, whose
+    job workers are off, so B runs the deploy job and its commands go through
+    agent_commands to A and on to the agent."""
+    a = make_cloud(tmp_path_factory.mktemp("farm"), CUMULO_JOBS__WORKERS="0")
+    b = replace(a, port=free_port(), proc=None)
+    b.env = {**a.env, "CUMULO_API__PORT": str(b.port), "CUMULO_JOBS__WORKERS": "2"}
+    a.start()
+    try:
+        b.start()
+        kz = kvm_zone(a, agents, tmp_path, "10.77.0.19")
+        result = kz.deploy(a)
+        assert result["jobstatus"] == 1, result
+        assert result["jobresult"]["virtualmachine"]["state"] == "Running"
+        commands = relayed(a, kz.host["id"])
+        assert ("StartCommand", "Done") in commands
+        assert {state for _, state in commands} == {"Done"}
+    finally:
+        b.stop()
+        a.stop()
 
 
 def reported(cloud: Cloud, host_id: str) -> dict[str, str]:

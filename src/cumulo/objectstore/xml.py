@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Union
 
 from cumulo.common.time import aware
@@ -50,7 +50,8 @@ def render(root: Node, namespace: bool = True) -> bytes:
 
 def timestamp(value: datetime) -> str:
     """ISO 8601 with milliseconds and Z, as S3 writes LastModified and CreationDate."""
-    return aware(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    utc = aware(value).astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse(body: bytes) -> ET.Element:

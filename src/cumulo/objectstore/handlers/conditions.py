@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
 from cumulo.common.time import aware
@@ -11,7 +11,8 @@ from cumulo.objectstore.errors import S3Error
 
 
 def http_date(value: datetime) -> str:
-    return format_datetime(aware(value).replace(microsecond=0), usegmt=True)
+    # PostgreSQL hands back the session's time zone; HTTP dates are GMT.
+    return format_datetime(aware(value).astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
 def _parse_date(raw: str | None) -> datetime | None:

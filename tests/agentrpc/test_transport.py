@@ -28,7 +28,7 @@ from cumulo.agentrpc.messages import (
     VmSpec,
     VmStatus,
 )
-from cumulo.agentrpc.server import AgentServer, Registration, Relayed
+from cumulo.agentrpc.server import AgentConnection, AgentServer, Registration, Relayed
 from cumulo.agentrpc.wire import PATH
 
 TOKEN = "host-1.secret"
@@ -310,3 +310,22 @@ def test_a_bad_token_is_refused_and_the_agent_gives_up() -> None:
         agent.thread.join(10)
     assert isinstance(agent.error, AuthRefused)
     assert backend.registered == [] and backend.reports == []
+
+
+def test_a_socket_that_fails_on_write_is_unreachable_not_a_timeout() -> None:
+    """Nothing reached the host, so the caller may safely act as if it never ran."""
+
+    class Broken:
+        async def send_text(self, text: str) -> None:
+            raise RuntimeError("socket closed")
+
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        conn = AgentConnection("host-9", Broken(), loop)  # type: ignore[arg-type]
+        with pytest.raises(HostUnreachable, match="gone"):
+            conn.call(GetVmStatus("req-9", "x"), 2)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)

@@ -139,17 +139,27 @@ class AgentConnection:
             self._waiters.setdefault(command.request_id, []).append(waiter)
         deadline = time.monotonic() + timeout_s
         try:
-            frame = encode("command", command=to_wire(command))
-            sent = asyncio.run_coroutine_threadsafe(self.send_text(frame), self.loop)
-            sent.result(timeout=max(0.0, deadline - time.monotonic()))
+            self._write(command, deadline)
             return waiter.result(timeout=max(0.0, deadline - time.monotonic()))
-        except (TimeoutError, concurrent.futures.TimeoutError):
+        except TimeoutError:
             raise CommandTimeout(
                 f"{command.kind} {command.request_id}: no answer from host {self.host_id} "
                 f"in {timeout_s:g} s"
             ) from None
         finally:
             self._forget(command.request_id, waiter)
+
+    def _write(self, command: Command, deadline: float) -> None:
+        """Put the command on the socket; a socket that fails here took nothing, so the
+        host is unreachable (not a timeout: the command certainly did not run)."""
+        frame = encode("command", command=to_wire(command))
+        sent = asyncio.run_coroutine_threadsafe(self.send_text(frame), self.loop)
+        try:
+            sent.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise
+        except Exception as err:
+            raise HostUnreachable(f"the agent of host {self.host_id} is gone: {err}") from None
 
     def _forget(self, request_id: str, waiter: concurrent.futures.Future[Answer]) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ half-completed (its object exists whole, or the upload is still open)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import signal
 import threading
@@ -13,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from botocore.config import Config
 
 from tests.objectstore.conftest import S3Server
 from tests.support.cloud import Keys, free_port
@@ -49,22 +49,18 @@ def _crash_and_check(server: S3Server, keys: Keys, s3: Any) -> None:
     def put(i: int) -> None:
         key = f"obj/{i:03d}"
         started.wait()
-        try:
+        with contextlib.suppress(Exception):  # the server died under it
             client.put_object(Bucket=bucket, Key=key, Body=body(key))
-        except Exception:
-            pass  # the server died under it
 
     def complete(key: str) -> None:
         started.wait()
-        try:
+        with contextlib.suppress(Exception):
             client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=key,
                 UploadId=uploads[key][0],
                 MultipartUpload={"Parts": uploads[key][1]},
-            )  # noqa: E501
-        except Exception:
-            pass
+            )
 
     with ThreadPoolExecutor(N + len(mp_keys)) as ex:
         futures = [ex.submit(put, i) for i in range(N)] + [ex.submit(complete, k) for k in mp_keys]
@@ -91,7 +87,7 @@ def _wait_for_some(s3: Any, bucket: str) -> None:
 
 def _prepare_multipart(
     client: Any, bucket: str, keys: list[str]
-) -> dict[str, tuple[str, list[dict[str, Any]]]]:  # noqa: E501
+) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     out = {}
     for key in keys:
         up = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]

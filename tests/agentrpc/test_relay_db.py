@@ -204,3 +204,19 @@ def test_an_expired_relay_is_not_delivered(db: Database) -> None:
 def test_relayed_payload_is_the_commands_wire_form() -> None:
     command = StopVm("r", "n", forced=True, timeout_s=3.0)
     assert command_from_wire(to_wire(command)) == command
+
+
+def test_two_servers_racing_for_one_relayed_command_deliver_it_once(db: Database) -> None:
+    uuid, _ = add_host(db)
+    sender = CloudAgentBackend(db, ConfigStore(), 1)
+    old, new = CloudAgentBackend(db, ConfigStore(), 2), CloudAgentBackend(db, ConfigStore(), 3)
+    sender.relay_post(uuid, GetVmStatus("relay-race", "x"), 30)
+    with db.read() as session:
+        row = session.scalars(select(AgentCommand)).one()
+        row_id, payload = row.id, dict(row.payload)
+    # Both read it Pending; only the first conditional UPDATE wins.
+    assert len(new.relay_claim([uuid])) == 1
+    with db.write() as session:
+        assert old._claim(session, row_id, payload, uuid) is None
+    with db.read() as session:
+        assert session.get_one(AgentCommand, row_id).holder_server_id == 3

@@ -421,31 +421,39 @@ class CloudAgentBackend:
             )
 
     def relay_claim(self, host_ids: list[str]) -> list[Relayed]:
-        """A cheap read first: the write transaction (a lock on SQLite) only when there is
+        """Pending commands for our hosts, each taken with a conditional UPDATE so that two
+        servers that both think they hold a host (a handover) never both deliver it. A
+        cheap read comes first: the write transaction (a lock on SQLite) only when there is
         something to claim, since this runs every few hundred milliseconds."""
         wanted = (
-            select(AgentCommand, Host.uuid)
+            select(AgentCommand.id, AgentCommand.payload, Host.uuid)
             .join(Host, Host.id == AgentCommand.host_id)
             .where(AgentCommand.state == "Pending", Host.uuid.in_(host_ids))
         )
         with self.db.read() as session:
-            if session.execute(wanted.limit(1)).first() is None:
-                return []
+            rows = session.execute(wanted).all()
+        if not rows:
+            return []
         with self.db.write() as session:
             return [
                 claimed
-                for row, host_uuid in session.execute(wanted).all()
-                if (claimed := self._claim(row, host_uuid)) is not None
+                for row_id, payload, host_uuid in rows
+                if (claimed := self._claim(session, row_id, payload, host_uuid)) is not None
             ]
 
-    def _claim(self, row: AgentCommand, host_uuid: str) -> Relayed | None:
-        left = float(row.payload.get("deadline", 0)) - time.time()
-        row.updated = utcnow()
-        if left <= 0:
-            row.state = "Expired"
-            return None
-        row.state, row.holder_server_id = "Sent", self.server_id
-        return Relayed(host_uuid, command_from_wire(row.payload["command"]), left)
+    def _claim(
+        self, session: Session, row_id: int, payload: dict[str, Any], host_uuid: str
+    ) -> Relayed | None:
+        left = float(payload.get("deadline", 0)) - time.time()
+        to = {"state": "Sent", "holder_server_id": self.server_id} if left > 0 else {}
+        result = session.execute(
+            update(AgentCommand)
+            .where(AgentCommand.id == row_id, AgentCommand.state == "Pending")
+            .values(updated=utcnow(), **(to or {"state": "Expired"}))
+        )
+        if not to or not result.rowcount:  # type: ignore[attr-defined]
+            return None  # expired, or another server took it first
+        return Relayed(host_uuid, command_from_wire(payload["command"]), left)
 
     def relay_complete(self, request_id: str, answer: Answer) -> None:
         with self.db.write() as session:

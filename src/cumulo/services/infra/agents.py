@@ -104,16 +104,20 @@ def issue_token(host: Host) -> str:
     return token
 
 
+def _kvm_host(session: Session, host_uuid: str) -> Host | None:
+    return session.scalar(
+        select(Host).where(
+            Host.uuid == host_uuid, Host.removed.is_(None), Host.hypervisor_type == KVM
+        )
+    )
+
+
 def host_for_token(session: Session, token: str) -> Host | None:
     """The KVM host a token belongs to; compared in constant time."""
     host_uuid, dot, _ = token.partition(".")
     if not dot:
         return None
-    host = session.scalar(
-        select(Host).where(
-            Host.uuid == host_uuid, Host.removed.is_(None), Host.hypervisor_type == KVM
-        )
-    )
+    host = _kvm_host(session, host_uuid)
     if host is None or not host.agent_token_hash:
         return None
     return host if hmac.compare_digest(host.agent_token_hash, hash_token(token)) else None
@@ -122,11 +126,7 @@ def host_for_token(session: Session, token: str) -> Host | None:
 def reissue_token(session: Session, host_uuid: str) -> str:
     """Replace a KVM host's lost token; the old one stops working at once (a connected agent
     keeps its session until it next reconnects, then needs the new token)."""
-    host = session.scalar(
-        select(Host).where(
-            Host.uuid == host_uuid, Host.removed.is_(None), Host.hypervisor_type == KVM
-        )
-    )
+    host = _kvm_host(session, host_uuid)
     if host is None:
         raise NotFound(f"Unable to find KVM host by id {host_uuid}")
     return issue_token(host)

@@ -129,11 +129,64 @@ def _signed_v2(document: Any) -> dict[str, str]:
         {"expiration": "2099-01-01T00:00:00Z", "conditions": [["nope", "$key", "k"]]},
         {"expiration": "2099-01-01T00:00:00Z", "conditions": [["content-length-range", 10, 1]]},
         {"expiration": "2099-01-01T00:00:00Z", "conditions": [["eq", "key", "k"]]},
+        {"expiration": "2099-01-01T00:00:00Z", "conditions": [{}]},
+        {"expiration": "2099-01-01T00:00:00Z", "conditions": [["content-length-range", 0]]},
+        {"expiration": "2099-01-01T00:00:00Z", "conditions": [["content-length-range", -1, 0]]},
+        {"expiration": "2099-01-01 00:00:00+00:00", "conditions": [{"bucket": "bkt"}]},
+        {"EXPIRATION": "2099-01-01T00:00:00Z", "conditions": [{"bucket": "bkt"}]},
+        {"expiration": "2099-01-01T00:00:00Z", "CONDITIONS": [{"bucket": "bkt"}]},
     ],
 )
 def test_invalid_policy_documents(document: Any) -> None:
     with pytest.raises(AuthError) as info:
         authenticate_post(_signed_v2(document), "bkt", lookup, now())
     assert info.value.code == "InvalidPolicyDocument"
-    ok = _signed_v2({"expiration": "2099-01-01T00:00:00Z", "conditions": [["eq", "$key", "k"]]})
+    ok = _signed_v2(
+        {
+            "expiration": "2099-01-01T00:00:00Z",
+            "conditions": [{"bucket": "bkt"}, ["eq", "$key", "k"]],
+        }
+    )
     assert authenticate_post(ok, "bkt", lookup, now()).signature_version == "v2"
+
+
+def test_s3_tests_style_policies() -> None:
+    """Hand-built SigV2 forms as ceph/s3-tests posts them."""
+    conditions: list[Any] = [
+        {"bUcKeT": "bkt"},
+        ["StArTs-WiTh", "$KeY", "foo"],
+        {"AcL": "private"},
+        ["starts-with", "$Content-Type", "text/plain"],
+        ["content-length-range", 0, 1024],
+    ]
+    document = {"expiration": "2099-01-01T00:00:00Z", "conditions": conditions}
+    form = {
+        **_signed_v2(document),
+        "key": "foo.txt",
+        "acl": "private",
+        "Content-Type": "text/plain",
+    }
+    form["pOLICy"] = form.pop("policy")
+    assert authenticate_post(form, "bkt", lookup, now()).length_range == (0, 1024)
+    with pytest.raises(AuthError) as info:  # the form posted to another bucket
+        authenticate_post({**form, "bucket": "bkt"}, "other", lookup, now())
+    assert info.value.code == "AccessDenied"
+    no_bucket = {"expiration": "2099-01-01T00:00:00Z", "conditions": conditions[1:]}
+    form = {
+        **_signed_v2(no_bucket),
+        "key": "foo.txt",
+        "acl": "private",
+        "Content-Type": "text/plain",
+    }
+    with pytest.raises(AuthError) as info:
+        authenticate_post(form, "bkt", lookup, now())
+    assert info.value.code == "AccessDenied"
+    meta = {
+        "expiration": "2099-01-01T00:00:00Z",
+        "conditions": [*conditions, ["eq", "$x-amz-meta-foo", ""]],
+    }
+    form = {**_signed_v2(meta), "key": "foo.txt", "acl": "private", "Content-Type": "text/plain"}
+    with pytest.raises(AuthError) as info:
+        authenticate_post({**form, "x-amz-meta-foo": "barclamp"}, "bkt", lookup, now())
+    assert info.value.code == "AccessDenied"
+    assert authenticate_post({**form, "x-amz-meta-foo": ""}, "bkt", lookup, now()).credentials

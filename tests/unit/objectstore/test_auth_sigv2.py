@@ -114,3 +114,35 @@ def test_query_auth_tamper_refused() -> None:
                 authenticate(replace(wire.view, query=changed), lookup, now())
     missing = [(k, v) for k, v in query if k != "Expires"]
     _refused(replace(wire.view, query=missing), "AccessDenied")
+
+
+def _with_header(name: str, value: str) -> RequestView:
+    """Add a header before signing, as ceph/s3-tests does (before-call)."""
+    s3 = _v2()
+    s3.meta.events.register(
+        "before-call.s3.PutObject", lambda **kw: kw["params"]["headers"].update({name: value})
+    )
+    return capture(s3, "put_object", Bucket="bkt", Key="foo", Body=b"bar").view
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("Bad Date", "AccessDenied"),
+        ("", "AccessDenied"),
+        ("Tue, 07 Jul 1950 21:53:04 GMT", "AccessDenied"),
+        ("Tue, 07 Jul 2010 21:53:04 GMT", "RequestTimeTooSkewed"),
+        ("Tue, 07 Jul 9999 21:53:04 GMT", "RequestTimeTooSkewed"),
+    ],
+)
+def test_signed_bad_amz_date(value: str, code: str) -> None:
+    """x-amz-date takes precedence over Date and must itself be a valid, current time."""
+    error = _refused(_with_header("x-amz-date", value), code)
+    assert error.http_status == 403
+
+
+def test_signed_good_amz_date_accepted() -> None:
+    from email.utils import formatdate
+
+    view = _with_header("x-amz-date", formatdate(usegmt=True))
+    assert authenticate(view, lookup, now()).credentials == CREDS

@@ -255,7 +255,9 @@ def _v2_header(
             "InvalidArgument",
             "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
         )
-    when = _http_date(req.headers.get("x-amz-date")) or _http_date(req.headers.get("date"))
+    # x-amz-date, when present, is the request time (and must be valid), else Date.
+    stamp = req.headers["x-amz-date"] if "x-amz-date" in req.headers else req.headers.get("date")
+    when = _http_date(stamp)
     if when is None:
         raise _no_date()
     creds = _credentials(lookup, key)
@@ -409,7 +411,9 @@ def _http_date(value: str | None) -> datetime | None:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    # S3 answers AccessDenied (not RequestTimeTooSkewed) for dates before the epoch.
+    return parsed if parsed.year >= 1970 else None
 
 
 def _same(expected: str, provided: str) -> bool:

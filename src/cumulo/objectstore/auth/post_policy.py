@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ _NOT_CONDITIONED = frozenset(
     {"policy", "x-amz-signature", "signature", "file", "awsaccesskeyid", "bucket"}
 )
 MAX_POLICY_BYTES = 20 * 1024
+# S3 takes ISO 8601 with the "T" and a zone ("2026-11-22T12:00:00.000Z"); Python's own
+# parser would also take "2026-11-22 12:00:00+00:00", which S3 refuses.
+_ISO8601 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ def _check_expiration(document: Mapping[str, Any], now: datetime) -> None:
     if not isinstance(raw, str):
         raise _invalid_policy("Policy missing expiration.")
     try:
+        if not _ISO8601.fullmatch(raw):
+            raise ValueError(raw)
         expires = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as err:
         raise _invalid_policy("Invalid 'expiration' value.") from err
@@ -180,6 +186,10 @@ def _check_conditions(
                 "AccessDenied",
                 f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}",
             )
+    if "bucket" not in covered:
+        raise AuthError(
+            "AccessDenied", "Invalid according to Policy: Policy Condition failed: bucket"
+        )
     extra = sorted(
         k
         for k in form

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cumulo.agent.drivers.base import DriverError, HypervisorDriver
@@ -19,6 +20,7 @@ from cumulo.agentrpc.messages import (
     GetVmStats,
     GetVmStatus,
     MigrateVm,
+    PowerState,
     PrepareTemplate,
     RebootVm,
     StartVm,
@@ -29,12 +31,39 @@ from cumulo.agentrpc.messages import (
 
 log = logging.getLogger(__name__)
 
+# How a host reaches the driver of another host to hand a running VM over (the simulator's
+# transport provides one; a real agent has none yet and refuses migration).
+PeerLookup = Callable[[str], HypervisorDriver]
+
 
 def _status(status: VmStatus) -> dict[str, Any]:
     return to_wire(status)
 
 
-def _run(driver: HypervisorDriver, command: Command) -> dict[str, Any]:
+def _migrate(driver: HypervisorDriver, command: MigrateVm, peers: PeerLookup | None) -> VmStatus:
+    """Hand the VM to the target host: it runs there, then it is gone here.
+
+    Idempotent: a resent command whose first copy already moved the VM finds it missing here
+    and running on the target, and answers that. Disks stay where they are (shared storage).
+    """
+    if peers is None:
+        raise DriverError("this host cannot migrate VMs")
+    target = peers(command.target_host)
+    name = command.spec.name
+    here = driver.status(name).power
+    if here != PowerState.RUNNING:
+        there = target.status(name)
+        if there.power == PowerState.RUNNING:
+            return there
+        raise DriverError(f"VM {name} is not running on this host; it cannot be migrated")
+    moved = target.start(command.spec)
+    driver.destroy(name)
+    return moved
+
+
+def _run(
+    driver: HypervisorDriver, command: Command, peers: PeerLookup | None = None
+) -> dict[str, Any]:
     if isinstance(command, StartVm):
         return _status(driver.start(command.spec))
     if isinstance(command, StopVm):
@@ -56,13 +85,13 @@ def _run(driver: HypervisorDriver, command: Command) -> dict[str, Any]:
         )
         return {"path": path}
     if isinstance(command, MigrateVm):
-        raise DriverError("live migration is carried out by the orchestration on this cloud")
+        return _status(_migrate(driver, command, peers))
     raise DriverError(f"unsupported command {command.kind}")
 
 
-def execute(driver: HypervisorDriver, command: Command) -> Answer:
+def execute(driver: HypervisorDriver, command: Command, peers: PeerLookup | None = None) -> Answer:
     try:
-        return Answer(request_id=command.request_id, ok=True, result=_run(driver, command))
+        return Answer(request_id=command.request_id, ok=True, result=_run(driver, command, peers))
     except DriverError as err:
         return Answer(request_id=command.request_id, ok=False, error=str(err))
     except Exception as err:  # a host must answer, whatever went wrong

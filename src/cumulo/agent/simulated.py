@@ -56,6 +56,14 @@ class SimTransport:
                 found = self._hosts[host.uuid] = SimDriver(host.name)
             return found
 
+    def _peer(self, host_uuid: str) -> SimDriver:
+        """Another simulated host, for MigrateVm (the source hands the VM to it directly)."""
+        with self._lock:
+            found = self._hosts.get(host_uuid)
+            if found is None:
+                found = self._hosts[host_uuid] = SimDriver(host_uuid)
+            return found
+
     def send(self, host: HostRef, command: Command, timeout_s: float) -> Answer:
         fault = self._faults(host, command.kind)
         if fault is not None and fault.wait_ms:
@@ -72,7 +80,7 @@ class SimTransport:
                 ok=False,
                 error=f"Simulated {command.kind} {text} on host {host.name}",
             )
-        answer = execute(self.driver(host), command)
+        answer = execute(self.driver(host), command, self._peer)
         if fault is not None and fault.timeout:
             raise CommandTimeout(f"{command.kind} to host {host.name}: no answer (simulated)")
         return answer

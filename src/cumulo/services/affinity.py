@@ -1,8 +1,9 @@
 """Affinity groups: named sets of an account's VMs that the planner places on one host
 ("host affinity") or on distinct hosts ("host anti-affinity").
 
-Groups hold no VMs until VMs exist; ``updateVMAffinityGroup`` and the planner's use of the
-groups arrive with the VM lifecycle, and read ``affinity_group_vm_map``.
+A VM joins groups at deploy or with ``updateVMAffinityGroup`` (Stopped VMs only: the rules
+apply at the next placement); the planner reads ``affinity_group_vm_map``. A group with VMs in
+it cannot be deleted (536), and an expunged VM leaves its groups.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from cumulo.db.models import Account
 from cumulo.db.models_affinity import AffinityGroup, AffinityGroupVmMap
+from cumulo.db.models_compute import VirtualMachine
 from cumulo.services.access import Caller
 from cumulo.services.errors import ParamError, ResourceInUse
 
@@ -107,8 +109,54 @@ def delete_group(session: Session, group: AffinityGroup) -> None:
     session.flush()
 
 
+def vm_uuids_of(session: Session, group_ids: list[int]) -> dict[int, list[str]]:
+    """Each group's member VMs (not yet expunged) as uuids, in one query for a page."""
+    out: dict[int, list[str]] = {}
+    if not group_ids:
+        return out
+    rows = session.execute(
+        select(AffinityGroupVmMap.group_id, VirtualMachine.uuid)
+        .join(VirtualMachine, VirtualMachine.id == AffinityGroupVmMap.vm_id)
+        .where(AffinityGroupVmMap.group_id.in_(group_ids), VirtualMachine.removed.is_(None))
+        .order_by(AffinityGroupVmMap.id)
+    )
+    for gid, vm_uuid in rows:
+        out.setdefault(gid, []).append(vm_uuid)
+    return out
+
+
+def owner_groups(
+    session: Session, owner: Account, ids: list[str], names: list[str]
+) -> list[AffinityGroup]:
+    """The owner's groups named by ids or by names (not both); 431 for any other group."""
+    if ids and names:
+        raise ParamError("affinitygroupids and affinitygroupnames can not be given together")
+    groups: list[AffinityGroup] = []
+    for value in dict.fromkeys(ids or names):
+        column = AffinityGroup.uuid if ids else AffinityGroup.name
+        group = session.scalar(
+            select(AffinityGroup).where(column == value, AffinityGroup.account_id == owner.id)
+        )
+        if group is None:
+            raise ParamError(f"Unable to find affinity group {value} of the VM's account")
+        groups.append(group)
+    return groups
+
+
+def set_vm_groups(session: Session, vm: VirtualMachine, groups: list[AffinityGroup]) -> None:
+    """The VM is in exactly ``groups`` now (an empty list takes it out of every group)."""
+    if vm.state != "Stopped":
+        raise ParamError(
+            f"Unable to update the affinity groups of VM {vm.name}: it is in state {vm.state}; "
+            "stop it first"
+        )
+    session.execute(delete(AffinityGroupVmMap).where(AffinityGroupVmMap.vm_id == vm.id))
+    session.add_all(AffinityGroupVmMap(group_id=g.id, vm_id=vm.id) for g in groups)
+    session.flush()
+
+
 def vm_ids_of(session: Session, group_ids: list[int]) -> dict[int, list[int]]:
-    """Each group's VM keys (the VM table renders them as uuids once it exists)."""
+    """Each group's VM keys, whatever state the VMs are in (what deletion checks)."""
     out: dict[int, list[int]] = {}
     if not group_ids:
         return out

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cumulo.db.models import Account, Domain
 from cumulo.db.models_catalog import DiskOffering, ServiceOffering
+from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_images import Template
 from cumulo.db.models_infra import Zone
 from cumulo.db.models_tags import ResourceTag
@@ -339,3 +340,16 @@ def _image(is_iso: bool) -> Resolver:
 
 register_taggable("Template", _image(False))
 register_taggable("ISO", _image(True))
+
+
+def _user_vm(session: Session, uuid: str) -> Taggable | None:
+    """A VM not yet expunged (a destroyed one can still be tagged, as in CloudStack)."""
+    row = session.execute(
+        select(VirtualMachine.id, VirtualMachine.account_id, VirtualMachine.domain_id).where(
+            VirtualMachine.uuid == uuid, VirtualMachine.removed.is_(None)
+        )
+    ).first()
+    return None if row is None else Taggable(row.id, uuid, row.account_id, row.domain_id)
+
+
+register_taggable("UserVm", _user_vm)

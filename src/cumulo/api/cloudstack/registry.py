@@ -142,10 +142,12 @@ class CommandSpec:
     # Commands such as login run before anyone is authenticated.
     public: bool = False
     related: tuple[str, ...] = field(default_factory=tuple)
+    # A few commands answer under another key (restoreVirtualMachine: "restorevmresponse").
+    response_key: str | None = None
 
     @property
     def response_name(self) -> str:
-        return f"{self.name.lower()}response"
+        return self.response_key or f"{self.name.lower()}response"
 
     @property
     def writes(self) -> bool:

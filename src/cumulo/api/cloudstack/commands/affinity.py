@@ -2,8 +2,9 @@
 listAffinityGroupTypes.
 
 createAffinityGroup is async-create as in CloudStack: the group is written with the request
-(so a duplicate name is refused at once) and the job reports it. ``updateVMAffinityGroup``
-arrives with the VM lifecycle; until then every group lists no VMs.
+(so a duplicate name is refused at once) and the job reports it. Groups list their member VMs
+as ``virtualmachineIds``; ``updateVMAffinityGroup`` lives with the other VM access commands
+(commands/vm_access.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy import Select, select
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.db.models import Account, Domain
-from cumulo.db.models_affinity import AffinityGroup
+from cumulo.db.models_affinity import AffinityGroup, AffinityGroupVmMap
+from cumulo.db.models_compute import VirtualMachine
 from cumulo.services import affinity as svc
 from cumulo.services.catalog.owners import resolve_owner
 
@@ -71,7 +73,7 @@ def group_response(row: Any, vm_uuids: list[str]) -> dict[str, Any]:
 def _render(ctx: Ctx, group_id: int) -> dict[str, Any]:
     row = ctx.session.execute(groups_select().where(AffinityGroup.id == group_id)).one()
     ctx.event_resource = (row.uuid, row.name)
-    return group_response(row, [])
+    return group_response(row, svc.vm_uuids_of(ctx.session, [group_id]).get(group_id, []))
 
 
 OwnerAccount = Annotated[
@@ -198,10 +200,17 @@ def list_affinity_groups(
     ] = None,
     projectid: Annotated[UUIDStr | None, Param("list objects by project", entity="Project")] = None,
 ) -> Listing:
-    if projectid is not None or virtualmachineid is not None:
-        # No projects and no VMs exist yet, so no group belongs to one.
-        return Listing([], 0)
+    if projectid is not None:
+        return Listing([], 0)  # no projects exist yet, so no group belongs to one
     stmt = groups_select().where(ctx.scope.where(AffinityGroup.account_id, Domain.path))
+    if virtualmachineid is not None:
+        stmt = stmt.where(
+            AffinityGroup.id.in_(
+                select(AffinityGroupVmMap.group_id)
+                .join(VirtualMachine, VirtualMachine.id == AffinityGroupVmMap.vm_id)
+                .where(VirtualMachine.uuid == virtualmachineid)
+            )
+        )
     if id is not None:
         stmt = stmt.where(AffinityGroup.uuid == id)
     if name is not None:
@@ -211,7 +220,8 @@ def list_affinity_groups(
     if ctx.paging.keyword:
         stmt = stmt.where(AffinityGroup.name.ilike(f"%{ctx.paging.keyword}%"))
     rows, total = ctx.page_records(stmt.order_by(AffinityGroup.id))
-    return Listing([group_response(r, []) for r in rows], total)
+    members = svc.vm_uuids_of(ctx.session, [r.id for r in rows])
+    return Listing([group_response(r, members.get(r.id, [])) for r in rows], total)
 
 
 @command(

@@ -14,7 +14,7 @@ from typing import Any
 
 from cumulo.common.settings import Settings
 
-KINDS = ("tiny",)
+KINDS = ("tiny", "debian")
 
 
 def register(sub: Any) -> None:
@@ -23,7 +23,10 @@ def register(sub: Any) -> None:
         dest="image_cmd", required=True
     )
     build = image.add_parser("build", help="build a guest image from Debian packages")
-    build.add_argument("kind", choices=KINDS, help="tiny: the busybox test guest")
+    build.add_argument(
+        "kind", choices=KINDS, help="tiny: the busybox test guest; debian: Debian 12 + cloud-init"
+    )
+    build.add_argument("--mirror", default="", help="Debian mirror for debootstrap (debian)")
     build.add_argument("--out", help="output directory (default: <data_dir>/images)")
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
     build.set_defaults(fn=cmd_image_build)
@@ -31,15 +34,31 @@ def register(sub: Any) -> None:
 
 def cmd_image_build(settings: Settings, args: argparse.Namespace) -> int:
     from cumulo.agent.images.kernel import ImageBuildError
-    from cumulo.agent.images.tiny import build_tiny
 
     out = Path(args.out) if args.out else settings.data_dir / "images"
     try:
-        image = build_tiny(out, force=args.force)
+        if args.kind == "debian":
+            return _build_debian(out, args)
+        return _build_tiny(out, args)
     except ImageBuildError as exc:
         print(f"cumulo image build {args.kind}: {exc}", file=sys.stderr)
         return 1
+
+
+def _build_tiny(out: Path, args: argparse.Namespace) -> int:
+    from cumulo.agent.images.tiny import build_tiny
+
+    image = build_tiny(out, force=args.force)
     print(f"{'built' if image.created else 'up to date'}: {image.disk}")
     print(f"sha256: {image.sha256}")
     print(f"direct boot: kernel={image.kernel} initrd={image.initrd} cmdline={image.cmdline!r}")
+    return 0
+
+
+def _build_debian(out: Path, args: argparse.Namespace) -> int:
+    from cumulo.agent.images.debian import build_debian
+
+    image = build_debian(out, mirror=args.mirror, force=args.force)
+    print(f"{'built' if image.created else 'up to date'}: {image.disk}")
+    print(f"sha256: {image.sha256}")
     return 0

@@ -2,7 +2,8 @@
 
 Each VM has a run directory ``<state_dir>/vms/<name>/`` holding everything needed to find it
 again: ``vm.json`` (the spec it was started with and its taps), ``qemu.pid``, the QMP socket
-``qmp.sock``, the serial console log ``serial.log`` and the VNC socket ``vnc.sock``. QEMU is
+``qmp.sock``, the serial console log ``serial.log``, the VNC socket ``vnc.sock`` and the guest
+agent's channel ``qga.sock``. QEMU is
 started with ``-daemonize`` (its own session, re-parented away from the agent) and ``-S``,
 then let go with QMP ``cont``; so killing or restarting the agent never stops a VM, and a new
 driver re-adopts every VM whose pid is alive and whose command line names its QMP socket.
@@ -61,6 +62,7 @@ class RunDir:
         self.pid = root / "qemu.pid"
         self.qmp = root / "qmp.sock"
         self.vnc = root / "vnc.sock"
+        self.qga = root / "qga.sock"  # the guest agent's channel (qemu-guest-agent)
         self.serial = root / "serial.log"
         self.log = root / "qemu.log"
 
@@ -295,7 +297,14 @@ class QemuDriver:
             "-pidfile", str(run.pid),
             "-daemonize", "-S",
         ]  # fmt: skip
+        argv += ["-chardev", f"socket,id=qga0,path={_opt(run.qga)},server=on,wait=off",
+                 "-device", "virtio-serial-pci",
+                 "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"]  # fmt: skip
         hostname = _HOSTNAME.sub("", spec.hostname or spec.name)
+        # CloudStack's KVM hosts announce themselves so: cloud-init's ds-identify picks the
+        # CloudStack datasource by this product name in stock cloud images.
+        argv += ["-smbios", "type=1,manufacturer=Apache Software Foundation,"
+                 f"product=CloudStack KVM Hypervisor,serial={spec.uuid}"]  # fmt: skip
         argv += ["-smbios", f"type=11,value=cumulo.hostname={hostname}"]
         argv += _disk_args(spec.disks, boot_from_disk=not spec.boot.get("kernel"))
         argv += _nic_args(spec.nics, taps)
@@ -341,7 +350,7 @@ class QemuDriver:
         """Taps, pid file and sockets of a QEMU that is gone; the spec and logs stay."""
         for tap in _read_taps(run):
             self._ip("link", "del", "dev", tap, check=False)
-        for path in (run.pid, run.qmp, run.vnc):
+        for path in (run.pid, run.qmp, run.vnc, run.qga):
             path.unlink(missing_ok=True)
 
     def _plug(self, nic: NicSpec, tap: str) -> None:

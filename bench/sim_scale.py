@@ -27,6 +27,7 @@ import configparser
 import http.server
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -236,6 +237,12 @@ def latencies(api: Api, total: int, samples: int) -> tuple[float, float]:
     return statistics.median(times), times[max(0, int(len(times) * 0.99) - 1)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU the server has used: per-operation cost that load does not skew."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -252,6 +259,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cumulo-simscale-"))
     image_server, template_url = serve_image(work)
@@ -263,8 +271,13 @@ def main() -> None:
             f"{'PostgreSQL' if args.database_url else 'SQLite'}"
         )
         ids = build_zone(api, args.hosts, template_url, work / "store")
+        cpu0 = cpu_seconds(proc.pid)
         elapsed = deploy_many(api, ids, args.vms, args.clients)
-        print(f"  deploys: {args.vms} in {elapsed:.1f} s = {args.vms / elapsed:.1f} per second")
+        cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / args.vms
+        print(
+            f"  deploys: {args.vms} in {elapsed:.1f} s = {args.vms / elapsed:.1f} per second "
+            f"(server CPU {cpu:.1f} ms per deploy, submit + job + polls)"
+        )
         domain = api.call("listDomains", name="ROOT")["domain"][0]["id"]
         user = api.call(
             "createAccount",
@@ -288,10 +301,12 @@ def main() -> None:
         user_api = Api(int(api.url.split(":")[2].split("/")[0]), keys["apikey"], keys["secretkey"])
         deploy_many(api, ids, args.user_vms, args.clients, account=user["name"], domainid=domain)
         total = args.vms + args.user_vms
+        cpu0 = cpu_seconds(proc.pid)
         p50, p99 = latencies(api, total, args.samples)
+        list_cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / args.samples
         print(
             f"  listVirtualMachines pagesize=500 as root admin over {total} VMs: "
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms (server CPU {list_cpu:.0f} ms per page)"
         )
         p50u, p99u = latencies(user_api, args.user_vms, args.samples)
         print(
@@ -303,6 +318,10 @@ def main() -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         image_server.shutdown()
+        if args.keep:
+            print(f"  data kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -298,6 +298,128 @@ def decrement(
     session.flush()
 
 
+# --- several types at once (a VM holds an instance, CPU, memory, a volume and storage) --------
+
+
+def _ensure_rows_many(
+    session: Session, owners: list[tuple[str, int]], rtypes: Iterable[ResourceType]
+) -> None:
+    values = [
+        {"owner_type": t, "owner_id": i, "resource_type": int(r), "count": 0}
+        for r in rtypes
+        for t, i in owners
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(ResourceCount).values(values).on_conflict_do_nothing())
+
+
+def _locked_many(
+    session: Session, owners: list[tuple[str, int]], rtypes: list[ResourceType]
+) -> dict[tuple[str, int, int], ResourceCount]:
+    """Every count row of these owners and types, locked in one statement in id order."""
+    _ensure_rows_many(session, owners, rtypes)
+    mine = or_(
+        *[(ResourceCount.owner_type == t) & (ResourceCount.owner_id == i) for t, i in owners]
+    )
+    rows = session.scalars(
+        select(ResourceCount)
+        .where(ResourceCount.resource_type.in_([int(r) for r in rtypes]), mine)
+        .order_by(ResourceCount.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {(r.owner_type, r.owner_id, r.resource_type): r for r in rows}
+
+
+def _explicit_many(
+    session: Session, owners: list[tuple[str, int]], rtypes: list[ResourceType]
+) -> dict[tuple[str, int, int], int]:
+    mine = or_(
+        *[(ResourceLimit.owner_type == t) & (ResourceLimit.owner_id == i) for t, i in owners]
+    )
+    return {
+        (t, i, r): int(m)
+        for t, i, r, m in session.execute(
+            select(
+                ResourceLimit.owner_type,
+                ResourceLimit.owner_id,
+                ResourceLimit.resource_type,
+                ResourceLimit.max,
+            ).where(ResourceLimit.resource_type.in_([int(x) for x in rtypes]), mine)
+        )
+    }
+
+
+def check_and_increment_many(
+    session: Session,
+    account_id: int,
+    deltas: dict[ResourceType, int],
+    *,
+    config: ConfigStore | None = None,
+) -> None:
+    """``check_and_increment`` for several types in three statements: all or nothing."""
+    wanted = {r: d for r, d in deltas.items() if d}
+    if any(d < 0 for d in wanted.values()):
+        raise ValueError("check_and_increment_many takes positive deltas")
+    if not wanted:
+        return
+    account = _load_account(session, account_id)
+    owners = _owners(account)
+    rtypes = sorted(wanted)
+    rows = _locked_many(session, owners, rtypes)
+    if account.type != AccountType.ADMIN:
+        explicit = _explicit_many(session, owners, rtypes)
+        for rtype in rtypes:
+            _check_one(session, account, rtype, wanted[rtype], rows, explicit, config)
+    for (_, _, rtype_no), row in rows.items():
+        row.count = row.count + wanted[ResourceType(rtype_no)]
+    session.flush()
+
+
+def _check_one(
+    session: Session,
+    account: Account,
+    rtype: ResourceType,
+    delta: int,
+    rows: dict[tuple[str, int, int], ResourceCount],
+    explicit: dict[tuple[str, int, int], int],
+    config: ConfigStore | None,
+) -> None:
+    own = explicit.get((ACCOUNT, account.id, int(rtype)))
+    limit = own if own is not None else _default(session, config, rtype, ACCOUNT_LIMIT_KEYS)
+    limit = rtype.to_count_units(limit)
+    if limit != UNLIMITED and rows[(ACCOUNT, account.id, int(rtype))].count + delta > limit:
+        raise _exceeded_account(rtype, account)
+    chain = [d for d in ancestors(account.domain) if d.parent_id is not None]
+    for i, domain in enumerate(chain):
+        found = next(
+            (explicit[k] for d in chain[i:] if (k := (DOMAIN, d.id, int(rtype))) in explicit),
+            None,
+        )
+        value = found if found is not None else _default(session, config, rtype, DOMAIN_LIMIT_KEYS)
+        limit = rtype.to_count_units(value)
+        if limit != UNLIMITED and rows[(DOMAIN, domain.id, int(rtype))].count + delta > limit:
+            raise _exceeded_domain(rtype, domain)
+
+
+def decrement_many(session: Session, account_id: int, deltas: dict[ResourceType, int]) -> None:
+    wanted = {r: d for r, d in deltas.items() if d}
+    if not wanted:
+        return
+    account = _load_account(session, account_id)
+    rows = _locked_many(session, _owners(account), sorted(wanted))
+    for key, row in rows.items():
+        delta = wanted[ResourceType(key[2])]
+        if row.count < delta:
+            log.warning(
+                "resource count would go negative",
+                extra={"owner": key[:2], "resource_type": ResourceType(key[2]).name},
+            )
+        row.count = max(0, row.count - delta)
+    session.flush()
+
+
 # --- recounting ------------------------------------------------------------------------------
 
 Counter = Callable[[Session, Account], int]

@@ -499,8 +499,11 @@ def _remove_volumes(session: Session, vm: VirtualMachine) -> list[str]:
             paths.append(volume.path)
         volume.state = "Expunged"
         volume.removed = now
-        limits.decrement(session, volume.account_id, ResourceType.volume)
-        limits.decrement(session, volume.account_id, ResourceType.primary_storage, volume.size)
+        limits.decrement_many(
+            session,
+            volume.account_id,
+            {ResourceType.volume: 1, ResourceType.primary_storage: volume.size},
+        )
     return paths
 
 

@@ -83,18 +83,20 @@ def _affinity(session: Session, vm_id: int) -> tuple[set[int], set[int] | None]:
     return excluded, (together or None)
 
 
-def candidates(session: Session, req: Request) -> list[Host]:
-    """Hosts that could take the VM now, best first, at most CANDIDATES of them."""
-    cpu, mem = aliased(HostCapacity), aliased(HostCapacity)
-    cpu_free = cast(cpu.total, Float) * Cluster.cpu_overcommit - cpu.used - cpu.reserved
-    mem_free = cast(mem.total, Float) * Cluster.memory_overcommit - mem.used - mem.reserved
+_CPU, _MEM = aliased(HostCapacity), aliased(HostCapacity)
+_CPU_FREE = cast(_CPU.total, Float) * Cluster.cpu_overcommit - _CPU.used - _CPU.reserved
+_MEM_FREE = cast(_MEM.total, Float) * Cluster.memory_overcommit - _MEM.used - _MEM.reserved
+
+
+def _base(session: Session, req: Request) -> Any:
+    """Every host that could take the VM now, unordered."""
     stmt = (
         select(Host)
         .join(Cluster, Cluster.id == Host.cluster_id)
         .join(Pod, Pod.id == Host.pod_id)
         .join(Zone, Zone.id == Host.zone_id)
-        .join(cpu, and_(cpu.host_id == Host.id, cpu.type == capacity.CPU))
-        .join(mem, and_(mem.host_id == Host.id, mem.type == capacity.MEMORY))
+        .join(_CPU, and_(_CPU.host_id == Host.id, _CPU.type == capacity.CPU))
+        .join(_MEM, and_(_MEM.host_id == Host.id, _MEM.type == capacity.MEMORY))
         .where(
             Host.zone_id == req.zone_id,
             Host.type == "Routing",
@@ -104,8 +106,8 @@ def candidates(session: Session, req: Request) -> list[Host]:
             Cluster.allocation_state == "Enabled",
             Pod.allocation_state == "Enabled",
             Zone.allocation_state == "Enabled",
-            cpu_free >= req.cpu_mhz,
-            mem_free >= req.memory_bytes,
+            req.cpu_mhz <= _CPU_FREE,
+            req.memory_bytes <= _MEM_FREE,
             *_tags_clause(Host.host_tags, req.host_tags),  # type: ignore[arg-type]
         )
     )
@@ -120,21 +122,40 @@ def candidates(session: Session, req: Request) -> list[Host]:
         stmt = stmt.where(Host.id.not_in(req.avoid | excluded))
     if together is not None:
         stmt = stmt.where(Host.id.in_(together))
-    stmt = _ordered(session, stmt, req, mem_free)
-    return list(session.scalars(stmt.limit(CANDIDATES)))
+    return stmt
 
 
-def _ordered(session: Session, stmt, req: Request, mem_free):  # type: ignore[no-untyped-def]
-    """Order candidates by the allocation algorithm (the last host first when it fits)."""
-    del session
-    keys: list[Any] = []
+def candidates(session: Session, req: Request) -> list[Host]:
+    """Hosts that could take the VM now, best first, at most CANDIDATES of them.
+
+    The last host comes first when it still fits. ``random`` reads a window of hosts in id
+    order from a random starting id (wrapping around), so its cost does not grow with the
+    number of hosts; the other algorithms order all candidates and are meant for smaller
+    zones or when their placement matters more than the planner's speed.
+    """
+    stmt = _base(session, req)
+    found: list[Host] = []
     if req.prefer_host_id is not None:
-        keys.append((Host.id != req.prefer_host_id).asc())
-    if req.algorithm == "firstfit":
-        keys.append(Host.id.asc())
-    elif req.algorithm == "firstfitleastconsumed":
-        keys.append(mem_free.desc())
-    elif req.algorithm == "userdispersing":
+        found = list(session.scalars(stmt.where(Host.id == req.prefer_host_id)))
+        stmt = stmt.where(Host.id != req.prefer_host_id)
+    if req.algorithm == "random":
+        top = session.scalar(select(func.max(Host.id))) or 0
+        first = random.randint(1, max(top, 1))
+        ahead = session.scalars(stmt.where(Host.id >= first).order_by(Host.id).limit(CANDIDATES))
+        rest = list(ahead)
+        if len(rest) < CANDIDATES:
+            behind = stmt.where(Host.id < first).order_by(Host.id)
+            rest += list(session.scalars(behind.limit(CANDIDATES - len(rest))))
+        random.shuffle(rest)
+        return found + rest
+    return found + list(session.scalars(_ordered(stmt, req).limit(CANDIDATES)))
+
+
+def _ordered(stmt: Any, req: Request) -> Any:
+    """Order candidates by the allocation algorithm."""
+    if req.algorithm == "firstfitleastconsumed":
+        return stmt.order_by(_MEM_FREE.desc(), Host.id)
+    if req.algorithm == "userdispersing":
         mine = (
             select(func.count())
             .select_from(VirtualMachine)
@@ -146,21 +167,8 @@ def _ordered(session: Session, stmt, req: Request, mem_free):  # type: ignore[no
             .correlate(Host)
             .scalar_subquery()
         )
-        keys.extend([mine.asc(), mem_free.desc()])
-    else:  # random: spread racing deploys so they do not all fight for the same host
-        keys.append(mem_free.desc())
-    return stmt.order_by(*keys)
-
-
-def _shuffle_top(hosts: list[Host], req: Request) -> list[Host]:
-    if req.algorithm != "random" or len(hosts) < 2:
-        return hosts
-    if req.prefer_host_id is not None and hosts[0].id == req.prefer_host_id:
-        rest = hosts[1:]
-        random.shuffle(rest)
-        return [hosts[0], *rest]
-    random.shuffle(hosts)
-    return hosts
+        return stmt.order_by(mine.asc(), _MEM_FREE.desc(), Host.id)
+    return stmt.order_by(Host.id)  # firstfit
 
 
 def pool_candidates(session: Session, req: Request, host: Host) -> list[StoragePool]:
@@ -214,7 +222,7 @@ ROUNDS = 3  # re-read candidates when racing deploys took every one we saw
 def place(session: Session, req: Request) -> Placement | None:
     """Reserve a host (and a pool for a new root disk); None when nothing fits."""
     for _ in range(ROUNDS):
-        hosts = _shuffle_top(candidates(session, req), req)
+        hosts = candidates(session, req)
         if not hosts:
             return None
         for host in hosts:

@@ -238,21 +238,21 @@ def _root_size(template: Template, offering: ServiceOffering, req_gib: int | Non
     return int(wanted) * GIB
 
 
+def vm_deltas(vm: VirtualMachine) -> dict[ResourceType, int]:
+    return {
+        ResourceType.user_vm: 1,
+        ResourceType.cpu: vm.cpu_number,
+        ResourceType.memory: vm.memory,
+    }
+
+
 def count_vm(session: Session, vm: VirtualMachine, config: ConfigStore | None) -> None:
     """Take the VM's instance, CPU and memory from the owner's limits (532 when over)."""
-    limits.check_and_increment(session, vm.account_id, ResourceType.user_vm, config=config)
-    limits.check_and_increment(
-        session, vm.account_id, ResourceType.cpu, vm.cpu_number, config=config
-    )
-    limits.check_and_increment(
-        session, vm.account_id, ResourceType.memory, vm.memory, config=config
-    )
+    limits.check_and_increment_many(session, vm.account_id, vm_deltas(vm), config=config)
 
 
 def uncount_vm(session: Session, vm: VirtualMachine) -> None:
-    limits.decrement(session, vm.account_id, ResourceType.user_vm)
-    limits.decrement(session, vm.account_id, ResourceType.cpu, vm.cpu_number)
-    limits.decrement(session, vm.account_id, ResourceType.memory, vm.memory)
+    limits.decrement_many(session, vm.account_id, vm_deltas(vm))
 
 
 def create(
@@ -327,11 +327,8 @@ def create(
     )
     session.add(root)
     session.add_all(AffinityGroupVmMap(group_id=g.id, vm_id=vm.id) for g in groups)
-    count_vm(session, vm, config)
-    limits.check_and_increment(session, owner.id, ResourceType.volume, config=config)
-    limits.check_and_increment(
-        session, owner.id, ResourceType.primary_storage, root_bytes, config=config
-    )
+    deltas = {**vm_deltas(vm), ResourceType.volume: 1, ResourceType.primary_storage: root_bytes}
+    limits.check_and_increment_many(session, owner.id, deltas, config=config)
     session.flush()
     return vm
 

@@ -288,6 +288,26 @@ def test_policy_variables_only_in_2012_version() -> None:
     assert _ask(old, "s3:PutObject", "home/${aws:username}/x", ALICE) == "Allow"
 
 
+def test_referer_if_exists_as_s3_tests() -> None:
+    """ceph/s3-tests test_bucket_policy_set_condition_operator_end_with_IfExists."""
+    policy = _policy(
+        {
+            "Sid": "Allow Public Access to All Objects",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Condition": {"StringLikeIfExists": {"aws:Referer": "http://www.example.com/*"}},
+            "Resource": f"arn:aws:s3:::{BUCKET}/*",
+        }
+    )
+    assert _ask(policy, "s3:GetObject", "foo", aws__Referer="http://www.example.com/") == "Allow"
+    assert (
+        _ask(policy, "s3:GetObject", "foo", aws__Referer="http://www.example.com/a.html") == "Allow"
+    )
+    assert _ask(policy, "s3:GetObject", "foo") == "Allow"
+    assert _ask(policy, "s3:GetObject", "foo", aws__Referer="http://example.com") is None
+
+
 def test_statement_object_instead_of_list_and_no_version() -> None:
     policy = parse_policy(json.dumps({"Statement": PUBLIC_READ}), BUCKET)
     assert policy.version == "2008-10-17"
@@ -365,5 +385,9 @@ def test_oversized_policy_refused() -> None:
 def test_bucket_wildcard_resource_allowed_when_it_covers_the_bucket() -> None:
     policy = _policy({**PUBLIC_READ, "Resource": "arn:aws:s3:::pho*/*"})
     assert _ask(policy, "s3:GetObject", "k") == "Allow"
+    tenant_form = _policy({**PUBLIC_READ, "Resource": f"arn:aws:s3::*:{BUCKET}/*"})
+    assert _ask(tenant_form, "s3:GetObject", "k") == "Allow"
+    with pytest.raises(PolicyError):
+        _policy({**PUBLIC_READ, "Resource": f"arn:aws:s3:eu-west-1::{BUCKET}/*"})
     everything = _policy({**PUBLIC_READ, "Resource": "*"})
     assert _ask(everything, "s3:GetObject", "k") == "Allow"

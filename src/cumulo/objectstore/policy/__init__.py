@@ -2,7 +2,8 @@
 
 ``bucket_policy``: parse/validate/evaluate bucket policies (explicit Deny, then Allow, else
 no decision). ``acl``: canned ACLs, grant headers, the XML form and the permission check.
-``cors``: the CORS configuration document and preflight / response matching. Errors are
+``cors``: the CORS configuration document and preflight / response matching. ``request``:
+a request's policy action (``s3_action``) and condition keys (``condition_context``). Errors are
 ``PolicyError`` (an ``AuthError``: code, message, http_status), mapped once at the front door.
 """
 
@@ -31,6 +32,7 @@ from cumulo.objectstore.policy.cors import (
     response_headers,
 )
 from cumulo.objectstore.policy.errors import PolicyError
+from cumulo.objectstore.policy.request import condition_context, s3_action
 
 __all__ = [
     "Acl",
@@ -43,6 +45,7 @@ __all__ = [
     "acl_from_headers",
     "allowed",
     "canned_acl",
+    "condition_context",
     "evaluate",
     "parse_acl_xml",
     "parse_cors_xml",
@@ -52,4 +55,5 @@ __all__ = [
     "render_cors_xml",
     "resource_arn",
     "response_headers",
+    "s3_action",
 ]

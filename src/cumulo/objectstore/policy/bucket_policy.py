@@ -321,11 +321,17 @@ def _check_action(action: str) -> None:
 
 
 def _check_resource(resource: str, bucket: str) -> None:
+    """``*`` or ``arn:aws:s3:<region>:<account>:<bucket>[/<key>]`` naming this bucket. Region
+    and account are empty in S3 ARNs; a wildcard there (``arn:aws:s3::*:bucket``, as radosgw
+    tenants write it) is accepted because it matches the empty field."""
     if resource == "*":
         return
-    if not resource.startswith(ARN_PREFIX):
+    parts = resource.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[1] != "aws" or parts[2] != "s3":
         raise malformed_policy("Policy has invalid resource")
-    bucket_part = resource[len(ARN_PREFIX) :].split("/", 1)[0]
+    if not all(wildcard(field).fullmatch("") for field in parts[3:5]):
+        raise malformed_policy("Policy has invalid resource")
+    bucket_part = parts[5].split("/", 1)[0]
     if not bucket_part or not wildcard(bucket_part).fullmatch(bucket):
         raise malformed_policy("Policy has invalid resource")
 

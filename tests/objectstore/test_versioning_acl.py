@@ -149,7 +149,10 @@ def test_stored_documents(s3: Any, s3_bob: Any, bucket: str) -> None:
     s3.delete_bucket_cors(Bucket=bucket)
     with pytest.raises(ClientError):
         s3.get_bucket_cors(Bucket=bucket)
-    policy = '{"Version": "2012-10-17", "Statement": []}'
+    policy = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", '
+        f'"Action": "s3:GetObject", "Resource": "arn:aws:s3:::{bucket}/nothing-here"}}]}}'
+    )
     s3.put_bucket_policy(Bucket=bucket, Policy=policy)
     assert s3.get_bucket_policy(Bucket=bucket)["Policy"] == policy
     with pytest.raises(ClientError) as err:
@@ -171,3 +174,79 @@ def test_stored_documents(s3: Any, s3_bob: Any, bucket: str) -> None:
     )
     rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rules[0]["ID"] == "r" and rules[0]["Expiration"]["Days"] == 1
+
+
+def test_bucket_policy_enforced(s3: Any, s3_bob: Any, s3_server: Any, bucket: str) -> None:
+    import json
+
+    bob_id = s3_bob.list_buckets()["Owner"]["ID"]
+    s3.put_object(Bucket=bucket, Key="shared/a", Body=b"shared")
+    s3.put_object(Bucket=bucket, Key="private/b", Body=b"private")
+    with pytest.raises(ClientError):
+        s3_bob.get_object(Bucket=bucket, Key="shared/a")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{bob_id}:root"]},
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/shared/*"],
+            },
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringEquals": {"s3:prefix": "shared/"}},
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:DeleteObject",
+                "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+            },
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert s3_bob.get_object(Bucket=bucket, Key="shared/a")["Body"].read() == b"shared"
+    with pytest.raises(ClientError) as err:
+        s3_bob.get_object(Bucket=bucket, Key="private/b")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    assert httpx.get(f"{s3_server.endpoint}/{bucket}?prefix=shared/").status_code == 200
+    assert httpx.get(f"{s3_server.endpoint}/{bucket}?prefix=private/").status_code == 403
+    # An explicit Deny binds the owner too.
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=bucket, Key="shared/a")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    assert s3.get_object(Bucket=bucket, Key="shared/a")["Body"].read() == b"shared"
+    s3.delete_bucket_policy(Bucket=bucket)
+    with pytest.raises(ClientError):
+        s3_bob.get_object(Bucket=bucket, Key="shared/a")
+
+
+def test_cors_preflight_and_headers(s3: Any, s3_server: Any, bucket: str) -> None:
+    url = f"{s3_server.endpoint}/{bucket}/obj"
+    ask = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    assert httpx.options(url, headers=ask).status_code == 403  # no CORS configuration yet
+    rule = {
+        "AllowedMethods": ["GET", "PUT"],
+        "AllowedOrigins": ["https://app.example"],
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 600,
+    }
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    ok = httpx.options(url, headers={**ask, "Access-Control-Request-Headers": "content-type"})
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == "https://app.example"
+    assert "GET" in ok.headers["access-control-allow-methods"]
+    denied = httpx.options(url, headers={**ask, "Origin": "https://evil.example"})
+    assert denied.status_code == 403
+    s3.put_object(Bucket=bucket, Key="obj", Body=b"o", ACL="public-read")
+    got = httpx.get(url, headers={"Origin": "https://app.example"})
+    assert got.headers["access-control-allow-origin"] == "https://app.example"
+    assert (
+        "access-control-allow-origin"
+        not in httpx.get(url, headers={"Origin": "https://evil.example"}).headers
+    )

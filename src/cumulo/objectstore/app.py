@@ -21,6 +21,7 @@ from cumulo.objectstore.auth import AuthError, RequestView, authenticate
 from cumulo.objectstore.errors import S3Error, error_xml
 from cumulo.objectstore.handlers import route
 from cumulo.objectstore.handlers.base import Ctx, Service
+from cumulo.objectstore.handlers.cors import response_headers as cors_headers
 from cumulo.objectstore.http import (
     ClientDisconnected,
     Receive,
@@ -59,14 +60,19 @@ class S3App:
     async def _respond(self, scope: Scope, receive: Receive, request_id: str) -> Response | None:
         resource = unquote(scope.get("path", "/"))
         req: S3Request | None = None
+        ctx: Ctx | None = None
         try:
             req = parse_request(scope, receive, self.svc.settings.domains)
             ctx = await self._context(req, request_id)
-            return await route(req)(ctx)
+            response = await route(req)(ctx)
+            response.headers += cors_headers(ctx)
+            return response
         except (S3Error, AuthError) as err:
             response = self._error(err, resource, request_id)
             if req is not None and req.body_withheld:
                 response.headers.append(("Connection", "close"))
+            if ctx is not None:
+                response.headers += cors_headers(ctx)
             return response
         except ClientDisconnected:
             log.info("client disconnected mid-request", extra={"path": resource})

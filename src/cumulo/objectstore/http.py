@@ -37,6 +37,7 @@ class S3Request:
     # True when the bucket came from the Host header (SigV2 signs it into the path).
     virtual_host: bool = False
     body_started: bool = False
+    client_ip: str = ""
 
     @property
     def body_withheld(self) -> bool:
@@ -79,8 +80,10 @@ def parse_request(scope: Scope, receive: Receive, domains: list[str]) -> S3Reque
     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     host = headers.get("host", "")
     bucket, key, virtual = _address(raw_path, host, domains)
+    client = scope.get("client") or ("", 0)
     return S3Request(
         virtual_host=virtual,
+        client_ip=str(client[0]),
         method=scope["method"],
         raw_path=raw_path,
         query=query,

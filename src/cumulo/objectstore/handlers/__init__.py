@@ -15,6 +15,7 @@ from cumulo.objectstore.handlers import (
     bucket,
     config,
     copy,
+    cors,
     delete_multi,
     listing,
     multipart,
@@ -107,6 +108,8 @@ def route(req: S3Request) -> Handler:
             return bucket.list_buckets
         raise S3Error("MethodNotAllowed")
     names = [k for k, _ in req.query]
+    if req.method == "OPTIONS":
+        return cors.preflight
     if any(n in UNSUPPORTED for n in names):
         raise S3Error("NotImplemented")
     if req.key is None:

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from anyio import to_thread
 
 from cumulo.common.settings import S3Settings
-from cumulo.objectstore import acl
 from cumulo.objectstore.auth import PayloadCheck
 from cumulo.objectstore.blobs import BlobStore
 from cumulo.objectstore.errors import S3Error
@@ -39,6 +38,8 @@ class Ctx:
     principal: Principal | None
     payload: PayloadCheck
     request_id: str
+    # The bucket this request resolved, for the CORS headers the front door adds.
+    loaded_bucket: Bucket | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a metadata call in a worker thread: it may wait on the database's lock."""
@@ -71,11 +72,8 @@ class Ctx:
         found = await self.run(self.svc.meta.get_bucket, self.bucket_name)
         if found is None:
             raise S3Error("NoSuchBucket", BucketName=self.bucket_name)
+        self.loaded_bucket = found
         return found
-
-    def require(self, acl_: dict[str, Any], permission: str) -> None:
-        if not acl.allowed(acl_, self.principal, permission):
-            raise S3Error("AccessDenied")
 
     def owner(self) -> Principal:
         """The signer; anonymous requests may read what ACLs allow but never own anything."""

@@ -7,6 +7,7 @@ import re
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.xml import Node, parse, render, timestamp
@@ -79,22 +80,20 @@ async def _location(ctx: Ctx) -> str:
 
 async def head_bucket(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "READ")
+    authorize(ctx, bucket, "s3:ListBucket")
     return Response(200, [("x-amz-bucket-region", bucket.region)])
 
 
 async def delete_bucket(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
-    if not ctx.is_bucket_owner(bucket):
-        raise S3Error("AccessDenied")
+    authorize(ctx, bucket, "s3:DeleteBucket")
     await ctx.run(ctx.svc.meta.delete_bucket, bucket)
     return Response(204)
 
 
 async def get_location(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
-    if not ctx.is_bucket_owner(bucket):
-        raise S3Error("AccessDenied")
+    authorize(ctx, bucket, "s3:GetBucketLocation")
     # us-east-1 is the empty constraint, for historical reasons every SDK knows.
     value = "" if bucket.region == "us-east-1" else bucket.region
     return xml_response(render(Node("LocationConstraint", value)))

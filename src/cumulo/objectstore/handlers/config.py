@@ -6,24 +6,24 @@ stored as their text; the rest are stored structured.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
+from cumulo.objectstore.policy import bucket_policy, cors
 from cumulo.objectstore.xml import Node, parse, render
 
 MAX_OBJECT_TAGS = 10
 MAX_BUCKET_TAGS = 50
 
 
-async def _owned_bucket(ctx: Ctx) -> Bucket:
+async def _bucket_for(ctx: Ctx, action: str) -> Bucket:
     bucket = await ctx.bucket()
-    if not ctx.is_bucket_owner(bucket):
-        raise S3Error("AccessDenied")
+    authorize(ctx, bucket, action)
     return bucket
 
 
@@ -31,13 +31,13 @@ async def _owned_bucket(ctx: Ctx) -> Bucket:
 
 
 async def get_versioning(ctx: Ctx) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:GetBucketVersioning")
     status = [Node("Status", bucket.versioning)] if bucket.versioning else []
     return xml_response(render(Node("VersioningConfiguration", status)))
 
 
 async def put_versioning(ctx: Ctx) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:PutBucketVersioning")
     status = (parse(await ctx.small_body()).findtext("Status") or "").strip()
     if status not in ("Enabled", "Suspended"):
         raise S3Error("MalformedXML")
@@ -51,14 +51,12 @@ async def put_versioning(ctx: Ctx) -> Response:
 
 
 async def get_bucket_acl(ctx: Ctx) -> Response:
-    bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "READ_ACP")
-    return xml_response(render(acl.render(bucket.acl)))
+    bucket = await _bucket_for(ctx, "s3:GetBucketAcl")
+    return xml_response(acl.render(bucket.acl))
 
 
 async def put_bucket_acl(ctx: Ctx) -> Response:
-    bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "WRITE_ACP")
+    bucket = await _bucket_for(ctx, "s3:PutBucketAcl")
     new = await _acl_from_request(ctx, bucket.owner_id, bucket.acl["owner"][1])
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, acl=new)
     return Response(200)
@@ -70,29 +68,29 @@ async def _acl_from_request(ctx: Ctx, owner_id: str, owner_name: str) -> dict[st
     if body.strip():
         if "x-amz-acl" in h:
             raise S3Error("UnexpectedContent", "This request does not support content")
-        return acl.parse(parse(body), owner_id, owner_name)
+        return acl.parse(body, owner_id, owner_name)
     return acl.from_headers(h, owner_id, owner_name)
 
 
-async def _object_row(ctx: Ctx) -> Any:
+async def _object_row(ctx: Ctx, action: str) -> Any:
     bucket = await ctx.bucket()
-    row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, ctx.req.arg("versionId"))
+    version_id = ctx.req.arg("versionId")
+    row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, version_id)
     if row.delete_marker:
         raise S3Error("NoSuchKey", Key=ctx.key)
+    if version_id is not None:
+        action = action.replace("Object", "ObjectVersion", 1)
+    authorize(ctx, bucket, action, ctx.key, row.acl)
     return bucket, row
 
 
 async def get_object_acl(ctx: Ctx) -> Response:
-    bucket, row = await _object_row(ctx)
-    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "READ_ACP")):
-        raise S3Error("AccessDenied")
-    return xml_response(render(acl.render(row.acl)))
+    _, row = await _object_row(ctx, "s3:GetObjectAcl")
+    return xml_response(acl.render(row.acl))
 
 
 async def put_object_acl(ctx: Ctx) -> Response:
-    bucket, row = await _object_row(ctx)
-    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "WRITE_ACP")):
-        raise S3Error("AccessDenied")
+    _, row = await _object_row(ctx, "s3:PutObjectAcl")
     new = await _acl_from_request(ctx, row.owner_id, row.owner_name)
     await ctx.run(ctx.svc.meta.update_version, row, acl=new)
     return Response(200)
@@ -119,29 +117,25 @@ def _tagging_xml(tags: dict[str, str]) -> bytes:
 
 
 async def get_object_tagging(ctx: Ctx) -> Response:
-    bucket, row = await _object_row(ctx)
-    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "READ")):
-        raise S3Error("AccessDenied")
+    _, row = await _object_row(ctx, "s3:GetObjectTagging")
     return xml_response(_tagging_xml(row.tags or {}))
 
 
 async def put_object_tagging(ctx: Ctx) -> Response:
-    bucket, row = await _object_row(ctx)
-    ctx.require(bucket.acl, "WRITE")
+    _, row = await _object_row(ctx, "s3:PutObjectTagging")
     tags = _parse_tags(await ctx.small_body(), MAX_OBJECT_TAGS)
     await ctx.run(ctx.svc.meta.update_version, row, tags=tags)
     return Response(200)
 
 
 async def delete_object_tagging(ctx: Ctx) -> Response:
-    bucket, row = await _object_row(ctx)
-    ctx.require(bucket.acl, "WRITE")
+    _, row = await _object_row(ctx, "s3:DeleteObjectTagging")
     await ctx.run(ctx.svc.meta.update_version, row, tags=None)
     return Response(204)
 
 
 async def get_bucket_tagging(ctx: Ctx) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:GetBucketTagging")
     tags = await ctx.run(ctx.svc.meta.bucket_field, bucket, "tags")
     if not tags:
         raise S3Error("NoSuchTagSet")
@@ -149,14 +143,14 @@ async def get_bucket_tagging(ctx: Ctx) -> Response:
 
 
 async def put_bucket_tagging(ctx: Ctx) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:PutBucketTagging")
     tags = _parse_tags(await ctx.small_body(), MAX_BUCKET_TAGS)
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, tags=tags)
     return Response(204)
 
 
 async def delete_bucket_tagging(ctx: Ctx) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:PutBucketTagging")
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, tags=None)
     return Response(204)
 
@@ -170,14 +164,25 @@ DOCUMENTS = {
 }
 
 
-def _validate(kind: str, body: bytes) -> str:
+# (get, put, delete) actions of each stored document.
+DOCUMENT_ACTIONS = {
+    "cors": ("s3:GetBucketCORS", "s3:PutBucketCORS", "s3:PutBucketCORS"),
+    "lifecycle": (
+        "s3:GetLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+    ),
+    "policy": ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"),
+}
+
+
+def _validate(kind: str, body: bytes, bucket: str) -> str:
+    """Refuse a document S3 would refuse; the policy and CORS rules come from the library."""
     if kind == "policy":
-        try:
-            doc = json.loads(body)
-        except ValueError as err:
-            raise S3Error("MalformedPolicy", "Policies must be valid JSON") from err
-        if not isinstance(doc, dict) or "Statement" not in doc:
-            raise S3Error("MalformedPolicy", "Missing required field Statement")
+        bucket_policy.parse_policy(body, bucket)
+        return body.decode()
+    if kind == "cors":
+        cors.parse_cors_xml(body)
         return body.decode()
     root = parse(body)
     if not root.findall(DOCUMENTS[kind][1]):
@@ -186,7 +191,7 @@ def _validate(kind: str, body: bytes) -> str:
 
 
 async def get_document(ctx: Ctx, kind: str) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, DOCUMENT_ACTIONS[kind][0])
     text = await ctx.run(ctx.svc.meta.bucket_field, bucket, kind)
     if not text:
         raise S3Error(DOCUMENTS[kind][0], BucketName=bucket.name)
@@ -195,13 +200,13 @@ async def get_document(ctx: Ctx, kind: str) -> Response:
 
 
 async def put_document(ctx: Ctx, kind: str) -> Response:
-    bucket = await _owned_bucket(ctx)
-    text = _validate(kind, await ctx.small_body())
+    bucket = await _bucket_for(ctx, DOCUMENT_ACTIONS[kind][1])
+    text = _validate(kind, await ctx.small_body(), bucket.name)
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, **{kind: text})
     return Response(204 if kind == "policy" else 200)
 
 
 async def delete_document(ctx: Ctx, kind: str) -> Response:
-    bucket = await _owned_bucket(ctx)
+    bucket = await _bucket_for(ctx, DOCUMENT_ACTIONS[kind][2])
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, **{kind: None})
     return Response(204)

@@ -16,6 +16,7 @@ from sqlalchemy import Row
 from cumulo.common.time import utcnow
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import read_manifest, write_body
 from cumulo.objectstore.handlers.conditions import check_read
@@ -53,8 +54,8 @@ async def _source(ctx: Ctx) -> Row[Any]:
     row = await ctx.run(ctx.svc.meta.get_version, bucket, key, version)
     if row.delete_marker:
         raise S3Error("NoSuchKey" if version is None else "InvalidRequest", Key=key)
-    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "READ")):
-        raise S3Error("AccessDenied")
+    action = "s3:GetObjectVersion" if version is not None else "s3:GetObject"
+    authorize(ctx, bucket, action, key, row.acl)
     _check_copy_conditions(ctx, row)
     return row
 
@@ -79,7 +80,7 @@ def _same_object(ctx: Ctx, src: Row[Any]) -> bool:
 
 async def copy_object(ctx: Ctx) -> Response:
     dest = await ctx.bucket()
-    ctx.require(dest.acl, "WRITE")
+    authorize(ctx, dest, "s3:PutObject", ctx.key)
     check_key(ctx.key)
     src = await _source(ctx)
     h, owner = ctx.req.headers, ctx.owner()
@@ -144,7 +145,7 @@ def _copy_range(ctx: Ctx, size: int) -> tuple[int, int]:
 
 async def upload_part_copy(ctx: Ctx) -> Response:
     dest = await ctx.bucket()
-    ctx.require(dest.acl, "WRITE")
+    authorize(ctx, dest, "s3:PutObject", ctx.key)
     number = part_number(ctx)
     await ctx.run(ctx.svc.uploads.get, dest, ctx.key, upload_id(ctx))
     src = await _source(ctx)

@@ -8,6 +8,7 @@ check verifies whichever came.
 from __future__ import annotations
 
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.xml import Node, parse, render
@@ -26,7 +27,6 @@ def _has_integrity_header(ctx: Ctx) -> bool:
 
 async def delete_objects(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "WRITE")
     if not _has_integrity_header(ctx):
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
     root = parse(await ctx.small_body())
@@ -37,6 +37,8 @@ async def delete_objects(ctx: Ctx) -> Response:
     results: list[Node] = []
     for key, version in targets:
         try:
+            action = "s3:DeleteObjectVersion" if version is not None else "s3:DeleteObject"
+            authorize(ctx, bucket, action, key)
             marker, vid = await ctx.run(ctx.svc.meta.delete_object, bucket.name, key, version)
         except S3Error as err:
             results.append(_error(key, version, err))

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from sqlalchemy import Row
 
-from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
@@ -146,10 +146,9 @@ def _content(row: Row[Any], enc: Encoder, owner: bool) -> Node:
     )
 
 
-async def _readable_bucket(ctx: Ctx) -> Bucket:
+async def _readable_bucket(ctx: Ctx, action: str = "s3:ListBucket") -> Bucket:
     bucket = await ctx.bucket()
-    if not acl.allowed(bucket.acl, ctx.principal, "READ") and not ctx.is_bucket_owner(bucket):
-        raise S3Error("AccessDenied")
+    authorize(ctx, bucket, action)
     return bucket
 
 
@@ -221,7 +220,7 @@ async def list_objects_v2(ctx: Ctx) -> Response:
 
 
 async def list_versions(ctx: Ctx) -> Response:
-    bucket = await _readable_bucket(ctx)
+    bucket = await _readable_bucket(ctx, "s3:ListBucketVersions")
     enc, limit = Encoder(ctx), max_keys(ctx)
     prefix, delim = ctx.req.arg("prefix") or "", ctx.req.arg("delimiter") or ""
     key_marker = ctx.req.arg("key-marker") or None

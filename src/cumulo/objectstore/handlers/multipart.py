@@ -8,6 +8,7 @@ from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import write_body
 from cumulo.objectstore.handlers.listing import Encoder, max_keys
@@ -23,14 +24,14 @@ from cumulo.objectstore.meta.uploads import MAX_PARTS, UploadInfo
 from cumulo.objectstore.xml import Node, parse, render, timestamp
 
 
-async def _writable_bucket(ctx: Ctx) -> Bucket:
+async def _bucket_for(ctx: Ctx, action: str = "s3:PutObject") -> Bucket:
     bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "WRITE")
+    authorize(ctx, bucket, action, ctx.req.key)
     return bucket
 
 
 async def initiate(ctx: Ctx) -> Response:
-    bucket = await _writable_bucket(ctx)
+    bucket = await _bucket_for(ctx)
     check_key(ctx.key)
     owner, h = ctx.owner(), ctx.req.headers
     info = UploadInfo(
@@ -68,7 +69,7 @@ def upload_id(ctx: Ctx) -> str:
 
 
 async def upload_part(ctx: Ctx) -> Response:
-    bucket = await _writable_bucket(ctx)
+    bucket = await _bucket_for(ctx)
     number = part_number(ctx)
     await ctx.run(ctx.svc.uploads.get, bucket, ctx.key, upload_id(ctx))
     written = await write_body(ctx)
@@ -89,7 +90,7 @@ async def upload_part(ctx: Ctx) -> Response:
 
 
 async def complete(ctx: Ctx) -> Response:
-    bucket = await _writable_bucket(ctx)
+    bucket = await _bucket_for(ctx)
     root = parse(await ctx.small_body())
     chosen: list[tuple[int, str]] = []
     for part in root.findall("Part"):
@@ -114,7 +115,7 @@ async def complete(ctx: Ctx) -> Response:
 
 
 async def abort(ctx: Ctx) -> Response:
-    bucket = await _writable_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:AbortMultipartUpload")
     await ctx.run(ctx.svc.uploads.abort, bucket, ctx.key, upload_id(ctx))
     return Response(204)
 
@@ -124,7 +125,7 @@ def _owner(row: Row[Any], tag: str = "Owner") -> Node:
 
 
 async def list_parts(ctx: Ctx) -> Response:
-    bucket = await _writable_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:ListMultipartUploadParts")
     limit = max_keys(ctx, "max-parts")
     raw_marker = ctx.req.arg("part-number-marker") or "0"
     after = int(raw_marker) if raw_marker.isdigit() else 0
@@ -165,7 +166,7 @@ async def list_parts(ctx: Ctx) -> Response:
 
 
 async def list_uploads(ctx: Ctx) -> Response:
-    bucket = await _writable_bucket(ctx)
+    bucket = await _bucket_for(ctx, "s3:ListBucketMultipartUploads")
     enc, limit = Encoder(ctx), max_keys(ctx, "max-uploads")
     prefix, delim = ctx.req.arg("prefix") or "", ctx.req.arg("delimiter") or ""
     key_marker = ctx.req.arg("key-marker") or None

@@ -8,6 +8,7 @@ from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import read_manifest, write_body
 from cumulo.objectstore.handlers.conditions import check_read, check_write, http_date, parse_range
@@ -71,7 +72,7 @@ async def current_etag(ctx: Ctx, bucket: Bucket) -> str | None:
 
 async def put_object(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "WRITE")
+    authorize(ctx, bucket, "s3:PutObject", ctx.key)
     check_key(ctx.key)
     h = ctx.req.headers
     if "if-none-match" in h or "if-match" in h:
@@ -118,8 +119,8 @@ async def readable_version(ctx: Ctx) -> tuple[Bucket, Row[Any]]:
                 "MethodNotAllowed", Method=ctx.req.method, ResourceType="DeleteMarker"
             ).with_headers(*marker)
         raise S3Error("NoSuchKey", Key=ctx.key).with_headers(*marker)
-    if not (ctx.is_bucket_owner(bucket) or acl.allowed(row.acl, ctx.principal, "READ")):
-        raise S3Error("AccessDenied")
+    action = "s3:GetObjectVersion" if version_id is not None else "s3:GetObject"
+    authorize(ctx, bucket, action, ctx.key, row.acl)
     return bucket, row
 
 
@@ -195,8 +196,9 @@ async def _empty() -> Any:
 
 async def delete_object(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
-    ctx.require(bucket.acl, "WRITE")
     version_id = ctx.req.arg("versionId")
+    action = "s3:DeleteObjectVersion" if version_id is not None else "s3:DeleteObject"
+    authorize(ctx, bucket, action, ctx.key)
     marker, vid = await ctx.run(ctx.svc.meta.delete_object, bucket.name, ctx.key, version_id)
     headers = []
     if marker:

@@ -37,6 +37,8 @@ class Bucket:
     created: datetime
     versioning: str
     acl: dict[str, Any]
+    policy: str | None = None
+    cors: str | None = None
 
 
 @dataclass
@@ -72,6 +74,8 @@ def _bucket(row: Row[Any]) -> Bucket:
         created=aware(row.created),
         versioning=row.versioning,
         acl=row.acl,
+        policy=row.policy,
+        cors=row.cors,
     )
 
 

@@ -294,3 +294,22 @@ def test_presign_expires_limits() -> None:
     _refused(replace(week.view, query=query), "AuthorizationQueryParametersError")
     query = [(k, "-5" if k == "X-Amz-Expires" else v) for k, v in week.view.query]
     _refused(replace(week.view, query=query), "AuthorizationQueryParametersError")
+
+
+@pytest.mark.parametrize("signature_version", ["s3v4", "s3"])
+def test_non_ascii_header_values_latin1_or_utf8_on_the_wire(signature_version: str) -> None:
+    """botocore sends 'é' as the Latin-1 byte; SDKs in other languages send UTF-8 bytes.
+    The server reads header bytes as Latin-1, so both readings must verify."""
+    s3 = client(signature_version=signature_version)
+    s3.meta.events.register(  # as ceph/s3-tests test_object_set_get_unicode_metadata does
+        "before-call.s3.PutObject",
+        lambda **kw: kw["params"]["headers"].update({"x-amz-meta-m": "Hello Wörld é"}),
+    )
+    wire = capture(s3, "put_object", Bucket="bkt", Key="k", Body=b"x")
+    value = wire.view.headers["x-amz-meta-m"]
+    assert authenticate(wire.view, lookup, now()).credentials == CREDS
+    as_utf8_bytes = value.encode("utf-8").decode("latin-1")
+    assert authenticate(wire.with_headers(**{"x-amz-meta-m": as_utf8_bytes}).view, lookup, now())
+    with pytest.raises(AuthError) as info:
+        authenticate(wire.with_headers(**{"x-amz-meta-m": "Hello Wörld è"}).view, lookup, now())
+    assert info.value.code == "SignatureDoesNotMatch"

@@ -155,9 +155,14 @@ def _verify_v4(
 ) -> None:
     found = False
     first = ""
-    for uri in sigv4.canonical_uri_candidates(req.raw_path):
+    variants = [
+        (uri, headers)
+        for uri in sigv4.canonical_uri_candidates(req.raw_path)
+        for headers in _header_variants(req.headers)
+    ]
+    for uri, headers in variants:
         canonical = sigv4.canonical_request(
-            req.method, uri, query, req.headers, req.host, parts.signed_headers, content_sha256
+            req.method, uri, query, headers, req.host, parts.signed_headers, content_sha256
         )
         first = first or canonical
         expected = sigv4.expected_signature(creds.secret_key, parts, canonical)
@@ -312,10 +317,11 @@ def _verify_v2(
 ) -> None:
     texts = [
         sigv2.string_to_sign(
-            req.method, headers, date, sigv2.canonical_resource(p, req.query, bucket)
+            req.method, variant, date, sigv2.canonical_resource(p, req.query, bucket)
         )
         for p in _v2_paths(req.raw_path, bucket)
         for date in dates
+        for variant in _header_variants(headers)
     ]
     if not sigv2.matches(creds.secret_key, texts, signature):
         raise AuthError(
@@ -324,6 +330,20 @@ def _verify_v2(
             SignatureProvided=signature,
             StringToSign=texts[0],
         )
+
+
+def _header_variants(headers: Mapping[str, str]) -> list[Mapping[str, str]]:
+    """Header values arrive as bytes and are read as Latin-1. Clients sign text: botocore
+    sends non-ASCII values Latin-1 encoded, others (Go, Java SDKs, curl) as UTF-8 bytes; the
+    second reading is tried too when some value is non-ASCII and valid UTF-8."""
+    utf8: dict[str, str] = {}
+    for name, value in headers.items():
+        if not value.isascii():
+            try:
+                utf8[name] = value.encode("latin-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+    return [headers, {**headers, **utf8}] if utf8 else [headers]
 
 
 def _v2_paths(raw_path: str, bucket: str | None) -> list[str]:

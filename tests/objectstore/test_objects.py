@@ -138,3 +138,19 @@ def test_unicode_and_odd_keys(s3: Any, bucket: str) -> None:
     assert listed == sorted(keys, key=lambda k: k.encode())
     listed_v1 = [o["Key"] for o in s3.list_objects(Bucket=bucket)["Contents"]]
     assert listed_v1 == listed
+
+
+def test_framing_encoding_not_stored(s3_server: Any, alice_keys: Any, s3: Any, bucket: str) -> None:
+    """aws-chunked in Content-Encoding is the request's framing, not the object's encoding."""
+    import botocore.auth
+    import botocore.awsrequest
+    import httpx
+    from botocore.credentials import Credentials
+
+    url = f"{s3_server.endpoint}/{bucket}/enc"
+    headers = {"Content-Encoding": "aws-chunked,gzip"}
+    req = botocore.awsrequest.AWSRequest("PUT", url, data=b"zz", headers=headers)
+    creds = Credentials(alice_keys.api_key, alice_keys.secret)
+    botocore.auth.S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+    assert httpx.put(url, content=b"zz", headers=dict(req.headers)).status_code == 200
+    assert s3.head_object(Bucket=bucket, Key="enc")["ContentEncoding"] == "gzip"

@@ -51,7 +51,13 @@ def user_meta(headers: dict[str, str]) -> dict[str, str]:
 
 
 def stored_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {k: headers[k] for k in STORED_HEADERS if k in headers}
+    stored = {k: headers[k] for k in STORED_HEADERS if k in headers}
+    # aws-chunked describes this request's framing, not the object (S3 drops it too).
+    encoding = [e.strip() for e in stored.pop("content-encoding", "").split(",") if e.strip()]
+    encoding = [e for e in encoding if e.lower() != "aws-chunked"]
+    if encoding:
+        stored["content-encoding"] = ",".join(encoding)
+    return stored
 
 
 def parse_tagging_header(raw: str | None) -> dict[str, str] | None:

@@ -230,6 +230,7 @@ def test_malformed_authorization(auth: str) -> None:
 def test_unsupported_or_mixed_auth() -> None:
     wire = _put_wire()
     _refused(wire.with_headers(authorization="Bearer xyz").view, "InvalidArgument")
+    _refused(wire.with_headers(authorization="").view, "AccessDenied")
     mixed = replace(wire.view, query=[("X-Amz-Signature", "a" * 64)])
     _refused(mixed, "InvalidArgument")
 

@@ -66,6 +66,8 @@ def authenticate(
     if header is not None and (v4_query or v2_query):
         raise AuthError("InvalidArgument", "Only one auth mechanism allowed.")
     if header is not None:
+        if not header.strip():
+            raise AuthError("AccessDenied", "Access Denied")
         if header.startswith(sigv4.ALGORITHM + " "):
             return _v4_header(req, header, lookup, now, max_skew, region)
         if header.startswith("AWS "):
@@ -204,7 +206,7 @@ def _v4_content_sha256(headers: Mapping[str, str]) -> str:
 def _check_content_sha256_value(value: str) -> None:
     if value in STREAMING_MODES or value == UNSIGNED_PAYLOAD:
         return
-    if len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value):
+    if sigv4.HEX64_ANY_CASE.fullmatch(value):
         return
     raise AuthError(
         "InvalidArgument",

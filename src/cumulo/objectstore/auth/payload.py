@@ -26,7 +26,7 @@ from cumulo.objectstore.auth.checksums import (
 )
 from cumulo.objectstore.auth.chunked import ChunkDecoder
 from cumulo.objectstore.auth.errors import AuthError, ChecksumError
-from cumulo.objectstore.auth.sigv4 import ChunkSigner
+from cumulo.objectstore.auth.sigv4 import HEX64_ANY_CASE, ChunkSigner
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -178,9 +178,7 @@ def _check_length(actual: int, declared: int | None, what: str) -> None:
 
 
 def _is_hex_sha256(value: str | None) -> bool:
-    return (
-        value is not None and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
-    )
+    return value is not None and HEX64_ANY_CASE.fullmatch(value) is not None
 
 
 # -- building the check from headers ------------------------------------------------------

@@ -323,3 +323,14 @@ def test_read_all_limit_and_single_use() -> None:
     with pytest.raises(ChecksumError) as info:
         asyncio.run(_check(wire).read_all(from_iter([wire.body]), 10))
     assert info.value.code == "MaxMessageLengthExceeded"
+
+
+def test_declares_digest() -> None:
+    deleting = capture(client(), "delete_objects", Bucket="b", Delete={"Objects": [{"Key": "a"}]})
+    assert _check(deleting).declares_digest  # boto3 sends a CRC32 header, no Content-MD5
+    assert _check(_trailer_wire()).declares_digest  # trailer
+    listing = capture(client(), "list_objects_v2", Bucket="b")
+    assert not _check(listing).declares_digest
+    md5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+    legacy = capture(client(), "put_object", Bucket="b", Key="k", Body=b"x", ContentMD5=md5)
+    assert _check(legacy).declares_digest

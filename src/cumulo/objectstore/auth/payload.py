@@ -74,6 +74,14 @@ class PayloadCheck:
             return self._spec.decoded_length
         return self._spec.content_length
 
+    @property
+    def declares_digest(self) -> bool:
+        """Whether the request carries Content-MD5 or an x-amz-checksum (header or trailer):
+        S3 requires one for DeleteObjects, PutBucketLifecycleConfiguration and a few more
+        ("Missing required header for this request: Content-Md5")."""
+        spec = self._spec
+        return spec.md5 is not None or bool(spec.expected) or bool(spec.trailer_names)
+
     async def stream(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Yield the decoded payload; raise ChecksumError on any mismatch."""
         if self._used:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -30,7 +31,15 @@ from cumulo import __version__
 from cumulo.agent.dedup import Deduper
 from cumulo.agent.drivers.base import HypervisorDriver
 from cumulo.agent.executor import execute
-from cumulo.agentrpc.messages import Answer, PowerState, VmStatus, command_from_wire, to_wire
+from cumulo.agentrpc.messages import (
+    Answer,
+    Command,
+    PowerState,
+    PrepareTemplate,
+    VmStatus,
+    command_from_wire,
+    to_wire,
+)
 from cumulo.agentrpc.wire import (
     MAX_FRAME,
     PATH,
@@ -188,12 +197,22 @@ class Agent:
             command = command_from_wire(data)
         except (ValueError, TypeError, AttributeError) as err:
             return Answer(request_id=request_id, ok=False, error=f"bad command: {err}")
+        command = resolve_links(command, self.options.url)
         loop = asyncio.get_running_loop()
 
         async def work() -> Answer:
             return await loop.run_in_executor(self._pool, execute, self.driver, command)
 
         return await self.dedup.run(command.request_id, work)
+
+
+def resolve_links(command: Command, server: str) -> Command:
+    """A template link the server sent relative (``/image-store/...``) is on that server."""
+    if isinstance(command, PrepareTemplate) and command.source_url.startswith("/"):
+        base = agent_url(server).split(PATH)[0].replace("ws://", "http://", 1)
+        base = base.replace("wss://", "https://", 1)
+        return dataclasses.replace(command, source_url=base + command.source_url)
+    return command
 
 
 def power_changes(before: dict[str, PowerState], now: dict[str, VmStatus]) -> list[VmStatus]:

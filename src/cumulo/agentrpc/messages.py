@@ -106,6 +106,7 @@ class HostInfo:
     hypervisor_version: str = ""
     accelerator: str = ""  # "kvm" | "tcg" | "" when not a real hypervisor
     pools: tuple[str, ...] = ()
+    pool_bytes: tuple[int, ...] = ()  # each pool's size, in the order of ``pools``
 
 
 # Commands. ``kind`` names the message on the wire and is what configureSimulator matches.

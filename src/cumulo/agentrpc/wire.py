@@ -77,6 +77,11 @@ def host_info_from_wire(data: Any) -> HostInfo:
     kwargs = {k: v for k, v in data.items() if k in known}
     if "pools" in kwargs:
         kwargs["pools"] = tuple(str(p) for p in kwargs["pools"] or ())
+    if "pool_bytes" in kwargs:
+        sizes = kwargs["pool_bytes"] or ()
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes):
+            raise ProtocolError("bad host info: pool_bytes must be sizes in bytes")
+        kwargs["pool_bytes"] = tuple(sizes)
     try:
         info = HostInfo(**kwargs)
         _check_sizes(info)

@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from cumulo.api import image_links
 from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
 from cumulo.api.cloudstack.dispatch import Dispatcher
 from cumulo.api.cloudstack.endpoint import ApiEndpoint
 from cumulo.api.cloudstack.jobs import JobRunner
+from cumulo.api.image_links import ImageLinks
 from cumulo.api.middleware.request_id import RequestIdMiddleware
 from cumulo.common.settings import Settings
 from cumulo.services.compute import lifecycle
@@ -53,6 +55,7 @@ class ManagementServer:
         routes.append(Route("/livez", livez))
         if not integration:
             routes.append(WebSocketRoute(self.agents.path, self.agents.endpoint))
+            routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
         return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
     def _scavenge(self) -> None:

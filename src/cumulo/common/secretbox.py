@@ -7,6 +7,8 @@ file; it is created once, 0600, under the data directory.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -33,6 +35,11 @@ def load_or_create_key(path: Path) -> bytes:
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one purpose (signing download links, …), never the master key itself."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()

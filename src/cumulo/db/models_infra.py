@@ -143,6 +143,8 @@ class StoragePool(Base):
     pod_id: Mapped[int | None] = mapped_column(ForeignKey("pods.id"))
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
     scope: Mapped[str] = mapped_column(String(16), default="CLUSTER")  # CLUSTER | ZONE | HOST
+    # HOST scope: local storage of one host (its agent registers it); a plain key, no FK.
+    host_id: Mapped[int | None] = mapped_column(Integer, index=True)
     pool_type: Mapped[str] = mapped_column(String(32), default="Filesystem")
     hypervisor_type: Mapped[str | None] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(String(1024), default="")

@@ -56,6 +56,7 @@ from cumulo.services.errors import CloudError, InsufficientCapacity, ParamError
 from cumulo.services.infra import capacity
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
+from cumulo.services.storage import links
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -141,6 +142,7 @@ def _request(
         host_tags=tuple(t for t in (offering.host_tags or "").split(",") if t.strip()),
         storage_tags=tuple(t for t in (offering.storage_tags or "").split(",") if t.strip()),
         cluster_id=pool.cluster_id if pool is not None and pool.scope == "CLUSTER" else None,
+        host_id=pool.host_id if pool is not None and pool.scope == "HOST" else None,
         prefer_host_id=vm.last_host_id,
         algorithm=str(rt.config.get(session, VM_ALLOCATION_ALGORITHM)),
     )
@@ -168,7 +170,7 @@ def _build_plan(rt: Runtime, session: Session, vm: VirtualMachine, host: Host) -
             prepare = PrepareTemplate(
                 request_id=new_uuid(),
                 template_id=template.uuid,
-                source_url=template.url,
+                source_url=links.template_link(rt.box, template.uuid),
                 checksum=template.checksum or "",
                 pool_path=pool.path or "/",
                 format=template.format,
@@ -228,6 +230,11 @@ def _plan_start(
             )
             if host is None:
                 raise ParamError(f"Unable to find host with id {host_uuid}")
+            if req.host_id is not None and req.host_id != host.id:
+                raise ParamError(
+                    "The VM's root disk is on another host's local storage: it can only start "
+                    "there (migrate the volume first)"
+                )
             req.host_id = host.id
         placement = planner.place(session, req)
         if placement is None:

@@ -181,13 +181,17 @@ def pool_candidates(session: Session, req: Request, host: Host) -> list[StorageP
             StoragePool.removed.is_(None),
             StoragePool.status == "Up",
             or_(
+                and_(StoragePool.scope == "HOST", StoragePool.host_id == host.id),
                 and_(StoragePool.scope == "CLUSTER", StoragePool.cluster_id == host.cluster_id),
                 StoragePool.scope == "ZONE",
             ),
             StoragePool.allocated_bytes + req.disk_bytes <= room,
             *_tags_clause(StoragePool.tags, req.storage_tags),  # type: ignore[arg-type]
         )
-        .order_by((StoragePool.scope != "CLUSTER").asc(), StoragePool.allocated_bytes.asc())
+        .order_by(
+            (StoragePool.scope == "ZONE").asc(),  # local and cluster pools before zone-wide
+            StoragePool.allocated_bytes.asc(),
+        )
         .limit(CANDIDATES)
     )
     return list(session.scalars(stmt))

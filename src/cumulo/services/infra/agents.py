@@ -44,7 +44,7 @@ from cumulo.agentrpc.wire import PATH
 from cumulo.common.time import utcnow
 from cumulo.db.engine import Database
 from cumulo.db.models_agents import AgentCommand, HostVmReport
-from cumulo.db.models_infra import Cluster, Host, HostCapacity
+from cumulo.db.models_infra import Cluster, Host, HostCapacity, StoragePool
 from cumulo.services import config
 from cumulo.services.config import ConfigKey, ConfigStore
 from cumulo.services.errors import NotFound, ParamError
@@ -201,6 +201,48 @@ def register_host(session: Session, host: Host, info: HostInfo, peer: str, serve
     host.last_ping = utcnow()
     host.mgmt_server_id = server_id
     _set_capacity(session, host.id, info.cpus * info.cpu_mhz, info.memory_bytes)
+    ensure_host_pools(session, host, info)
+
+
+UNKNOWN_POOL_BYTES = 1 << 40  # an agent that cannot size its pool: 1 TiB, thin-provisioned
+
+
+def ensure_host_pools(session: Session, host: Host, info: HostInfo) -> None:
+    """One HOST-scoped storage pool per local pool directory the agent registers.
+
+    VM disks on such a pool live on this host only: the planner places a VM whose root disk
+    is there on this host, and a new one on a pool of the host it picked.
+    """
+    sizes = list(info.pool_bytes) + [UNKNOWN_POOL_BYTES] * len(info.pools)
+    existing = {
+        p.path: p
+        for p in session.scalars(
+            select(StoragePool).where(StoragePool.host_id == host.id, StoragePool.removed.is_(None))
+        )
+    }
+    for path, size in zip(info.pools, sizes, strict=False):
+        pool = existing.get(path)
+        if pool is None:
+            session.add(
+                StoragePool(
+                    name=f"{host.name}-local-{len(existing) + 1}",
+                    zone_id=host.zone_id,
+                    pod_id=host.pod_id,
+                    cluster_id=host.cluster_id,
+                    host_id=host.id,
+                    scope="HOST",
+                    pool_type="Filesystem",
+                    hypervisor_type=host.hypervisor_type,
+                    url=f"file://{path}",
+                    path=path,
+                    capacity_bytes=size,
+                    overcommit=1.0,
+                    status="Up",
+                )
+            )
+            existing[path] = pool  # type: ignore[assignment]
+        elif pool.capacity_bytes != size:
+            pool.capacity_bytes = size
 
 
 def _set_capacity(session: Session, host_id: int, cpu_mhz: int, memory_bytes: int) -> None:

@@ -110,6 +110,10 @@ class DirectoryStore:
     def exists(self, path: str) -> bool:
         return self._path(path).is_file()
 
+    def local_path(self, path: str) -> Path:
+        """Where the file is on this server (to stream it to a host)."""
+        return self._path(path)
+
 
 def backend_for(store: ImageStore) -> ImageStoreBackend:
     """The backend that writes into ``store``, or StoreUnavailable with the reason."""

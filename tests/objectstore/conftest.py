@@ -122,6 +122,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         # Tests watch the collector reclaim blobs, so it runs often with a short leeway.
         "CUMULO_S3__GC_LEEWAY_SECONDS": "1",
         "CUMULO_S3__GC_INTERVAL_SECONDS": "0.5",
+        "CUMULO_S3__USAGE_FLUSH_SECONDS": "0.5",
     }
     server = S3Server(cloud, port, env)
     try:

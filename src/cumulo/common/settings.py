@@ -87,6 +87,8 @@ class S3Settings(BaseModel):
     # Dead blobs are kept this long so a reader mid-stream never loses its bytes.
     gc_leeway_seconds: float = Field(default=3600.0, ge=0)
     gc_interval_seconds: float = Field(default=60.0, gt=0)
+    # Access counts gather in memory and are added to the database this often.
+    usage_flush_seconds: float = Field(default=10.0, gt=0)
 
 
 class AgentSettings(BaseModel):

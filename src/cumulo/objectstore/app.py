@@ -19,7 +19,7 @@ from cumulo.common.logging import request_id_var
 from cumulo.common.time import utcnow
 from cumulo.objectstore.auth import AuthError, RequestView, authenticate
 from cumulo.objectstore.errors import S3Error, error_xml
-from cumulo.objectstore.handlers import route
+from cumulo.objectstore.handlers import Handler, route
 from cumulo.objectstore.handlers.base import Ctx, Service
 from cumulo.objectstore.handlers.cors import response_headers as cors_headers
 from cumulo.objectstore.http import (
@@ -32,14 +32,18 @@ from cumulo.objectstore.http import (
     parse_request,
 )
 from cumulo.objectstore.identity import CloudIdentity
+from cumulo.objectstore.usage import UsageMeter, operation_name
 
 log = logging.getLogger(__name__)
 
 
 class S3App:
-    def __init__(self, svc: Service, identity: CloudIdentity) -> None:
+    def __init__(
+        self, svc: Service, identity: CloudIdentity, meter: UsageMeter | None = None
+    ) -> None:
         self.svc = svc
         self.identity = identity
+        self.meter = meter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,8 +68,10 @@ class S3App:
         try:
             req = parse_request(scope, receive, self.svc.settings.domains)
             ctx = await self._context(req, request_id)
-            response = await route(req)(ctx)
+            handler = route(req)
+            response = await handler(ctx)
             response.headers += cors_headers(ctx)
+            self._meter(ctx, handler, response)
             return response
         except (S3Error, AuthError) as err:
             response = self._error(err, resource, request_id)
@@ -80,6 +86,23 @@ class S3App:
         except Exception:
             log.exception("S3 request failed", extra={"path": resource})
             return _error_response(S3Error("InternalError"), resource, request_id)
+
+    def _meter(self, ctx: Ctx, handler: Handler, response: Response) -> None:
+        """Count a served request against the bucket's owner (or the signer, bucketless)."""
+        owner = ctx.loaded_bucket.owner_id if ctx.loaded_bucket else None
+        if owner is None and ctx.principal is not None:
+            owner = ctx.principal.owner_id
+        if self.meter is None or owner is None:
+            return
+        name = getattr(getattr(handler, "func", handler), "__name__", "unknown")
+        sent = 0 if ctx.req.method == "HEAD" else (response.length or len(response.body))
+        self.meter.record(
+            owner,
+            ctx.req.bucket or "",
+            operation_name(name, ctx.req.method),
+            ctx.req.bytes_received,
+            sent,
+        )
 
     def _error(self, err: S3Error | AuthError, resource: str, request_id: str) -> Response:
         if isinstance(err, AuthError):

@@ -37,6 +37,7 @@ class S3Request:
     # True when the bucket came from the Host header (SigV2 signs it into the path).
     virtual_host: bool = False
     body_started: bool = False
+    bytes_received: int = 0
     client_ip: str = ""
 
     @property
@@ -64,6 +65,7 @@ class S3Request:
                 raise ClientDisconnected()
             chunk = message.get("body", b"")
             if chunk:
+                self.bytes_received += len(chunk)
                 yield chunk
             if not message.get("more_body", False):
                 return

@@ -20,6 +20,7 @@ from cumulo.objectstore.identity import CloudIdentity
 from cumulo.objectstore.meta.migrate import upgrade
 from cumulo.objectstore.meta.store import MetaStore
 from cumulo.objectstore.meta.uploads import UploadStore
+from cumulo.objectstore.usage import UsageMeter, run_flusher
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ def build_service(settings: Settings) -> tuple[Service, CloudIdentity]:
 
 async def serve(settings: Settings) -> None:
     svc, identity = build_service(settings)
+    meter = UsageMeter(svc.meta.db)
     config = uvicorn.Config(
-        S3App(svc, identity),
+        S3App(svc, identity, meter),
         host=settings.s3.host,
         port=settings.s3.port,
         log_config=None,
@@ -69,11 +71,15 @@ async def serve(settings: Settings) -> None:
         h11_max_incomplete_event_size=64 * 1024,
     )
     server = uvicorn.Server(config)
-    collector = asyncio.create_task(run_collector(svc))
+    tasks = [
+        asyncio.create_task(run_collector(svc)),
+        asyncio.create_task(run_flusher(meter, settings.s3.usage_flush_seconds)),
+    ]
     try:
         await server.serve()
     finally:
-        collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         svc.meta.db.dispose()

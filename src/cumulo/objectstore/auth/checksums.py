@@ -11,7 +11,8 @@ import base64
 import binascii
 import hashlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Protocol
 
 import crc32c as _crc32c
@@ -87,3 +88,66 @@ def decode_b64(value: str, size: int) -> bytes | None:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+# -- multipart upload checksums ---------------------------------------------------------------
+
+# Reflected polynomials of the CRCs S3 can combine into a whole-object (FULL_OBJECT) value.
+_CRC_POLY = {"crc32": 0xEDB88320, "crc32c": 0x82F63B78}
+
+
+def composite_checksum(algorithm: str, parts: Sequence[str]) -> str:
+    """A COMPOSITE multipart checksum: the algorithm over the concatenated binary part
+    checksums, base64, suffixed with ``-<part count>`` (as S3 returns it)."""
+    factory, size = ALGORITHMS[algorithm]
+    digest = factory()
+    for value in parts:
+        raw = decode_b64(value, size)
+        if raw is None:
+            raise ValueError(f"invalid {algorithm} part checksum {value!r}")
+        digest.update(raw)
+    return f"{b64(digest.digest())}-{len(parts)}"
+
+
+def full_object_crc(algorithm: str, parts: Sequence[tuple[str, int]]) -> str:
+    """The FULL_OBJECT CRC of a multipart object from its parts' CRCs and sizes, without
+    reading the data again (zlib's crc32_combine, for either polynomial)."""
+    poly = _CRC_POLY[algorithm]
+    total = 0
+    for value, length in parts:
+        raw = decode_b64(value, 4)
+        if raw is None:
+            raise ValueError(f"invalid {algorithm} part checksum {value!r}")
+        total = _gf2_apply(_zeros_operator(length, poly), total) ^ int.from_bytes(raw, "big")
+    return b64(total.to_bytes(4, "big"))
+
+
+def _gf2_apply(matrix: Sequence[int], vector: int) -> int:
+    result, row = 0, 0
+    while vector:
+        if vector & 1:
+            result ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return result
+
+
+def _gf2_square(matrix: Sequence[int]) -> list[int]:
+    return [_gf2_apply(matrix, matrix[n]) for n in range(32)]
+
+
+@lru_cache(maxsize=64)
+def _zeros_operator(length: int, poly: int) -> tuple[int, ...]:
+    """The linear map "append ``length`` zero bytes" on a CRC register. Cached: the parts
+    of one upload nearly all share a size."""
+    result = [1 << n for n in range(32)]  # identity
+    step = [poly] + [1 << (n - 1) for n in range(1, 32)]  # one zero bit
+    for _ in range(3):  # one zero byte = eight zero bits
+        step = _gf2_square(step)
+    while length:
+        if length & 1:
+            result = [_gf2_apply(step, v) for v in result]
+        length >>= 1
+        if length:
+            step = _gf2_square(step)
+    return tuple(result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -216,7 +217,9 @@ def test_change_service_needs_a_stopped_vm_and_moves_counts(
 def test_scale_a_stopped_vm_to_a_custom_offering(
     sim: SimZone, tenant: Tenant, cloud: Cloud
 ) -> None:
-    custom = offering(sim)  # no size: the request gives it
+    # No size: the request gives it. Scoped to the tenant's domain, so other tests' clients
+    # (libcloud's list_sizes needs every offering to have a cpunumber) never see it.
+    custom = offering(sim, domainid=tenant.domain_id)
     vm = deployed(sim, tenant.keys, startvm=False)
     before = counts(cloud, tenant)
     missing = refused(
@@ -380,6 +383,61 @@ def test_a_failing_migration_leaves_the_vm_running_on_its_host(
     assert host_used(cloud, source) == src0 and host_used(cloud, target) == dst0
     rebooted = run(cloud, tenant.keys, "rebootVirtualMachine", id=vm["id"])
     assert rebooted["jobstatus"] == 1  # it still runs on the source
+
+
+@contextmanager
+def mocked(cloud: Cloud, value: str, host: str) -> Iterator[None]:
+    mock = cloud.call("configureSimulator", name="MigrateCommand", value=value, hostid=host)
+    try:
+        yield
+    finally:
+        cloud.call("cleanupSimulatorMock", id=mock["simulatormock"]["id"])
+
+
+@contextmanager
+def setting(cloud: Cloud, name: str, value: str) -> Iterator[None]:
+    old = cloud.call("listConfigurations", name=name)["configuration"][0]["value"]
+    cloud.call("updateConfiguration", name=name, value=value)
+    try:
+        yield
+    finally:
+        cloud.call("updateConfiguration", name=name, value=old)
+
+
+def test_a_lost_migration_answer_is_settled_by_asking_the_target(
+    sim: SimZone, tenant: Tenant
+) -> None:
+    cloud = sim.cloud
+    vm = deployed(sim, tenant.keys)
+    source = sim.vm(vm["id"])["hostid"]
+    target = next(h["id"] for h in sim.hosts if h["id"] != source)
+    src0, dst0 = host_used(cloud, source), host_used(cloud, target)
+    with mocked(cloud, "timeout:true", source):  # done on the hosts, the answer lost
+        job = run(
+            cloud, cloud.admin, "migrateVirtualMachine", virtualmachineid=vm["id"], hostid=target
+        )
+    assert job["jobstatus"] == 1, job
+    assert sim.vm(vm["id"])["hostid"] == target
+    assert host_used(cloud, source) == (src0[0] - 500, src0[1] - 512 * MIB)
+    assert host_used(cloud, target) == (dst0[0] + 500, dst0[1] + 512 * MIB)
+
+
+def test_a_migration_too_slow_for_the_wait_stays_on_the_source(
+    sim: SimZone, tenant: Tenant
+) -> None:
+    cloud = sim.cloud
+    vm = deployed(sim, tenant.keys)
+    source = sim.vm(vm["id"])["hostid"]
+    target = next(h["id"] for h in sim.hosts if h["id"] != source)
+    src0, dst0 = host_used(cloud, source), host_used(cloud, target)
+    with setting(cloud, "wait", "1"), mocked(cloud, "wait:1500", source):
+        job = run(
+            cloud, cloud.admin, "migrateVirtualMachine", virtualmachineid=vm["id"], hostid=target
+        )
+    assert job["jobstatus"] == 2 and "timed out" in job["jobresult"]["errortext"], job
+    listed = sim.vm(vm["id"])
+    assert (listed["state"], listed["hostid"]) == ("Running", source)
+    assert host_used(cloud, source) == src0 and host_used(cloud, target) == dst0
 
 
 # --- restoreVirtualMachine ------------------------------------------------------------------

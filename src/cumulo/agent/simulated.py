@@ -13,6 +13,10 @@ configureSimulator rules for its scope apply, as a real host would misbehave:
 
 The rules come from a callback the server wires (``faults``): this module knows nothing of
 the database.
+
+``MigrateVm`` is sent to the source host and names the target by uuid; the transport lends the
+executor the target's driver, so the VM starts there and leaves the source, as a live
+migration between two real hosts would end.
 """
 
 from __future__ import annotations

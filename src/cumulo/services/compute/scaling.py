@@ -142,8 +142,11 @@ def apply(session: Session, vm: VirtualMachine, size: Size, config: ConfigStore)
         _move_count(session, vm.account_id, ResourceType.memory, size.memory - old.memory, config)
     if vm.state == State.RUNNING and vm.host_id is not None:
         _grow_on_host(vm, session, size.cpu_mhz - old.cpu_mhz, (size.memory - old.memory) * MIB)
+    offering = session.get(ServiceOffering, size.offering_id)
     vm.service_offering_id = size.offering_id
     vm.cpu_number, vm.cpu_speed, vm.memory = size.cpu_number, size.cpu_speed, size.memory
+    if offering is not None:  # HA comes with the offering, as CloudStack's upgradeVmDb does
+        vm.ha_enabled = offering.offer_ha
     session.flush()
     return True
 

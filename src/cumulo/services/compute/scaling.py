@@ -118,6 +118,13 @@ def check_change(vm: VirtualMachine, size: Size, *, live: bool) -> None:
         )
 
 
+def lock(session: Session, vm: VirtualMachine) -> None:
+    """Hold the VM's row for the rest of the transaction (PostgreSQL; SQLite serialises
+    writers anyway): a concurrent stop or migration must not release capacity by the old size
+    while the new one is being taken."""
+    session.refresh(vm, with_for_update=True)
+
+
 def _move_count(
     session: Session, account_id: int, rtype: ResourceType, delta: int, config: ConfigStore
 ) -> None:

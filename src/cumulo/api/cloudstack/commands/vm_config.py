@@ -163,6 +163,7 @@ def change_service_for_virtual_machine(
     ctx: Ctx, id: VmId, serviceofferingid: OfferingId, details: Details = None
 ) -> dict[str, Any]:
     vm = vms.find_for(ctx.session, ctx.caller, id)
+    scaling.lock(ctx.session, vm)
     size = scaling.requested_size(
         ctx.session, ctx.caller, vm.zone_id, serviceofferingid, _merged(details)
     )
@@ -204,6 +205,7 @@ def _scale(rt: Runtime, id: str, offering: int, cpunumber: int, cpuspeed: int, m
     size = scaling.Size(offering, cpunumber, cpuspeed, memory)
     with rt.db.write() as session:
         vm = vms.find(session, id)
+        scaling.lock(session, vm)
         if scaling.current(vm) == size:
             return  # a re-run after the change committed
         scaling.check_change(vm, size, live=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -193,3 +194,78 @@ def test_a_real_vm_through_the_whole_lifecycle(
     disks = [p for p in pool.rglob("*.qcow2") if vm["id"] in p.name or name in p.name]
     assert not disks, disks
     assert not cloud.call("listVirtualMachines", id=vm["id"], listall=True).get("virtualmachine")
+
+
+def running_pid(state: Path) -> int:
+    pids = qemu_pids(state)
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def vm_state(cloud: Cloud, vm_id: str) -> str:
+    return str(
+        cloud.call("listVirtualMachines", id=vm_id, listall=True)["virtualmachine"][0]["state"]
+    )
+
+
+def test_vms_survive_agent_and_server_restarts_and_die_visibly(
+    kvm: tuple[Cloud, dict[str, Any], AgentProc, Path, Path],
+) -> None:
+    cloud, ctx, agent, state, _ = kvm
+    ha = cloud.call(
+        "createServiceOffering",
+        name=uniq("ha"),
+        displaytext="ha",
+        cpunumber=1,
+        cpuspeed=500,
+        memory=128,
+        offerha=True,
+    )["serviceoffering"]
+    vm = job(
+        cloud,
+        "deployVirtualMachine",
+        zoneid=ctx["zone"]["id"],
+        templateid=ctx["template"]["id"],
+        serviceofferingid=ha["id"],
+    )["jobresult"]["virtualmachine"]
+    name = vm["instancename"]
+    wait_for(lambda: ready_count(state, name) >= 1, 120, "first boot")
+    pid = running_pid(state)
+
+    agent.kill9()  # the VM runs on without its agent, and is adopted again
+    assert running_pid(state) == pid
+    agent.start()
+    wait_state(cloud, ctx["host"]["id"], "Up", 60)
+    assert running_pid(state) == pid and vm_state(cloud, vm["id"]) == "Running"
+
+    cloud.stop()  # a management server restart stops nothing
+    cloud.start()
+    wait_state(cloud, ctx["host"]["id"], "Up", 60)
+    assert running_pid(state) == pid and vm_state(cloud, vm["id"]) == "Running"
+
+    os.kill(pid, signal.SIGKILL)  # QEMU dies on its own: reported, then restarted (HA)
+    wait_for(lambda: qemu_pids(state) not in ([], [pid]), 90, "HA restart of the VM")
+    wait_for(lambda: vm_state(cloud, vm["id"]) == "Running", 60, "VM Running after HA")
+    events = cloud.call("listEvents", listall=True, type="HA.VM.START").get("event", [])
+    assert any(
+        vm["id"] in str(e.get("description", ""))
+        or e.get("resourceid") == vm["id"]
+        or vm["name"] in str(e.get("description", ""))
+        for e in events
+    ), events
+
+    plain = job(
+        cloud,
+        "deployVirtualMachine",
+        zoneid=ctx["zone"]["id"],
+        templateid=ctx["template"]["id"],
+        serviceofferingid=ctx["offering"]["id"],
+    )["jobresult"]["virtualmachine"]
+    wait_for(lambda: ready_count(state, plain["instancename"]) >= 1, 120, "plain VM boot")
+    plain_pid = int((state / "vms" / plain["instancename"] / "qemu.pid").read_text())
+    os.kill(plain_pid, signal.SIGKILL)
+    wait_for(lambda: vm_state(cloud, plain["id"]) == "Stopped", 30, "non-HA VM reported Stopped")
+    time.sleep(3)
+    assert vm_state(cloud, plain["id"]) == "Stopped", "a VM without HA is not restarted"
+    job(cloud, "stopVirtualMachine", id=vm["id"])
+    wait_for(lambda: not qemu_pids(state), 60, "every QEMU gone")

@@ -251,6 +251,12 @@ def count_vm(session: Session, vm: VirtualMachine, config: ConfigStore | None) -
     limits.check_and_increment_many(session, vm.account_id, vm_deltas(vm), config=config)
 
 
+def count_vm_anyway(session: Session, vm: VirtualMachine) -> None:
+    """Count a VM found running whatever the limits say: it exists (no 532 possible)."""
+    rows = limits.increment_unchecked(session, vm.account_id, vm_deltas(vm))
+    del rows
+
+
 def uncount_vm(session: Session, vm: VirtualMachine) -> None:
     limits.decrement_many(session, vm.account_id, vm_deltas(vm))
 

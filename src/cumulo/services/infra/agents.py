@@ -46,6 +46,7 @@ from cumulo.db.engine import Database
 from cumulo.db.models_agents import AgentCommand, HostVmReport
 from cumulo.db.models_infra import Cluster, Host, HostCapacity, StoragePool
 from cumulo.services import config
+from cumulo.services.compute import reconcile
 from cumulo.services.config import ConfigKey, ConfigStore
 from cumulo.services.errors import NotFound, ParamError
 from cumulo.services.infra import capacity
@@ -399,6 +400,7 @@ class CloudAgentBackend:
             host = self._host(session, host_id)
             if host is not None:
                 record_vm_report(session, host, vms, full=full)
+                reconcile.on_reports(session, host, vms)
 
     def disconnected(self, host_id: str) -> None:
         """Only while this server still holds the host: the agent may already have dialled

@@ -85,6 +85,17 @@ def reserve(session: Session, host_id: int, cpu_mhz: int, memory_bytes: int) -> 
     return True
 
 
+def force_reserve(session: Session, host_id: int, cpu_mhz: int, memory_bytes: int) -> None:
+    """Count a VM found running on a host even beyond its capacity: it is there."""
+    for capacity_type, amount in ((CPU, cpu_mhz), (MEMORY, memory_bytes)):
+        session.execute(
+            update(HostCapacity)
+            .where(HostCapacity.host_id == host_id, HostCapacity.type == capacity_type)
+            .values(used=HostCapacity.used + amount)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def release(session: Session, host_id: int, cpu_mhz: int, memory_bytes: int) -> None:
     """Give back what ``reserve`` took (a stopped or migrated VM)."""
     _subtract(session, host_id, CPU, cpu_mhz)

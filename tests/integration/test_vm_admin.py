@@ -297,6 +297,27 @@ def test_scale_beyond_the_hosts_capacity_fails_with_533_and_changes_nothing(
     )
 
 
+def test_racing_scale_ups_never_overcommit_the_host(
+    cloud: Cloud, files: str, tmp_path_factory: pytest.TempPathFactory, tenant: Tenant
+) -> None:
+    """Two VMs on a host with room for one of their growths: exactly one grows."""
+    solo = build(cloud, tmp_path_factory.mktemp("solo"), files, hosts=1, cpus=2, memory_mib=2048)
+    tmpl = template(solo, files, isdynamicallyscalable=True)
+    grown = offering(solo, cpunumber=1, cpuspeed=500, memory=1280)  # +768 MiB each
+    vms = [deployed(solo, tenant.keys, templateid=tmpl["id"])["id"] for _ in range(2)]
+    host = solo.hosts[0]["id"]
+    used0 = host_used(cloud, host)
+    assert used0 == (1000, 1024 * MIB)
+    jobs = [
+        cloud.call("scaleVirtualMachine", tenant.keys, id=v, serviceofferingid=grown["id"])["jobid"]
+        for v in vms
+    ]
+    results = sorted(cloud.wait_job(j, tenant.keys)["jobstatus"] for j in jobs)
+    assert results == [1, 2]
+    assert host_used(cloud, host) == (1000, (1024 + 768) * MIB)
+    assert sorted(solo.vm(v)["memory"] for v in vms) == [512, 1280]
+
+
 def test_scale_over_the_cpu_limit_fails_with_532_and_changes_nothing(
     sim: SimZone, cloud: Cloud, scalable: dict[str, Any]
 ) -> None:
@@ -614,11 +635,17 @@ def test_anti_affinity_spreads_and_refuses_a_fourth_vm(
         cloud, owner.keys, "createAffinityGroup", name=uniq("spread"), type="host anti-affinity"
     )
     gid = group["jobresult"]["affinitygroup"]["id"]
-    hosts = set()
-    for _ in range(3):
-        vm = deployed(trio, owner.keys, affinitygroupids=gid)
-        hosts.add(trio.vm(vm["id"])["hostid"])
+    spread = [deployed(trio, owner.keys, affinitygroupids=gid)["id"] for _ in range(3)]
+    hosts = {trio.vm(vm_id)["hostid"] for vm_id in spread}
     assert len(hosts) == 3
+    # migration honours the rule too: every other host already has a member
+    other_host = trio.vm(spread[1])["hostid"]
+    for params in ({}, {"hostid": other_host}):
+        code = refused(
+            cloud, cloud.admin, "migrateVirtualMachine", virtualmachineid=spread[0], **params
+        )
+        assert code == 533, params
+    assert {trio.vm(vm_id)["hostid"] for vm_id in spread} == hosts
     before, used0 = counts(cloud, owner), zone_used(trio)
     fourth = trio.deploy(owner.keys, affinitygroupids=gid)
     assert fourth["jobstatus"] == 2 and fourth["jobresultcode"] == 533, fourth

@@ -334,3 +334,37 @@ def test_declares_digest() -> None:
     md5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
     legacy = capture(client(), "put_object", Bucket="b", Key="k", Body=b"x", ContentMD5=md5)
     assert _check(legacy).declares_digest
+
+
+@pytest.mark.parametrize("trailer", [None, "x-amz-checksum-crc32"])
+def test_random_damage_only_ever_raises_checksum_errors(trailer: str | None) -> None:
+    """Random insertions, deletions and overwrites of a signed aws-chunked body, split at
+    random points: the decoder either refuses with a ChecksumError or (never, here) yields
+    the original payload; no other exception escapes."""
+    import random
+
+    rng = random.Random(8)
+    data = BODY[:900]
+    signed = signed_chunked(len(data), trailer=trailer)
+    trailers = {"x-amz-checksum-crc32": crc32_b64(data)} if trailer else None
+    wire = b"".join(signed.encode([data[:300], data[300:600], data[600:]], trailers))
+    for _ in range(400):
+        damaged = bytearray(wire)
+        for _ in range(rng.randint(1, 3)):
+            position = rng.randrange(len(damaged))
+            action = rng.choice(("insert", "delete", "overwrite"))
+            if action == "insert":
+                damaged[position:position] = bytes([rng.randrange(256)])
+            elif action == "delete":
+                del damaged[position]
+            else:
+                damaged[position] = rng.randrange(256)
+        if bytes(damaged) == wire:
+            continue
+        size = rng.randint(1, 200)
+        check = authenticate(signed.wire.view, lookup, now()).payload
+        try:
+            out = drain(lambda c=check, d=bytes(damaged), s=size: c.stream(pieces(d, s)))
+        except ChecksumError:
+            continue
+        pytest.fail(f"damaged body accepted ({len(out)} bytes)")

@@ -316,3 +316,51 @@ def test_non_ascii_header_values_latin1_or_utf8_on_the_wire(signature_version: s
     with pytest.raises(AuthError) as info:
         authenticate(wire.with_headers(**{"x-amz-meta-m": "Hello Wörld è"}).view, lookup, now())
     assert info.value.code == "SignatureDoesNotMatch"
+
+
+def test_random_damage_to_credentials_only_ever_raises_auth_errors() -> None:
+    """Mutated Authorization headers, dates and presign parameters never crash the parser."""
+    import random
+
+    rng = random.Random(4)
+    header_wire = _put_wire()
+    url_wire = presigned(client(), "get_object", 600, Bucket="bkt", Key=KEY)
+    v2_wire = capture(client(signature_version="s3"), "get_object", Bucket="bkt", Key=KEY)
+    alphabet = "AWS4-HMAC-SHA256 Credential=/,;=: \t0123456789abcdefXYZ%\x00\u00e9"
+
+    def mutate(text: str) -> str:
+        chars = list(text)
+        for _ in range(rng.randint(1, 4)):
+            position = rng.randrange(len(chars) + 1)
+            action = rng.choice(("insert", "delete", "overwrite"))
+            if action == "insert" or not chars:
+                chars.insert(position, rng.choice(alphabet))
+            elif action == "delete":
+                del chars[min(position, len(chars) - 1)]
+            else:
+                chars[min(position, len(chars) - 1)] = rng.choice(alphabet)
+        return "".join(chars)
+
+    refused: set[str] = set()
+    for _ in range(300):
+        views = [
+            header_wire.with_headers(
+                authorization=mutate(header_wire.view.headers["authorization"])
+            ).view,
+            header_wire.with_headers(
+                **{"x-amz-date": mutate(header_wire.view.headers["x-amz-date"])}
+            ).view,
+            v2_wire.with_headers(authorization=mutate(v2_wire.view.headers["authorization"])).view,
+            v2_wire.with_headers(date=mutate(v2_wire.view.headers["date"])).view,
+        ]
+        position = rng.randrange(len(url_wire.view.query))
+        name, value = url_wire.view.query[position]
+        query = list(url_wire.view.query)
+        query[position] = (name, mutate(value))
+        views.append(replace(url_wire.view, query=query))
+        for view in views:
+            try:
+                authenticate(view, lookup, now())
+            except AuthError as err:
+                refused.add(err.code)
+    assert {"SignatureDoesNotMatch", "AuthorizationHeaderMalformed", "AccessDenied"} <= refused

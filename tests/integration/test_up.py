@@ -22,7 +22,13 @@ SECRET_FILES = ("admin-password", "admin.ini", "master.key")
 
 def _start_up(data_dir: Path, port: int, log: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
-    env.update(CUMULO_DATA_DIR=str(data_dir), CUMULO_API__PORT=str(port), CUMULO_LOG__FILE=str(log))
+    env.update(
+        CUMULO_DATA_DIR=str(data_dir),
+        CUMULO_API__PORT=str(port),
+        CUMULO_LOG__FILE=str(log),
+        CUMULO_S3__PORT=str(free_port()),
+        CUMULO_BOX__VMS="false",  # the box's VM host has its own test (test_up_box.py)
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "cumulo", "up"],
         env=env,

@@ -103,9 +103,11 @@ def cmd_server(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from cumulo.cli import box
+
     password = init_cloud(settings)
     _print_welcome(settings, password)
-    return cmd_server(settings, args)
+    return box.run(settings)
 
 
 def cmd_zone_apply(_: Settings, args: argparse.Namespace) -> int:

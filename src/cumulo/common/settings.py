@@ -111,6 +111,14 @@ class LogSettings(BaseModel):
     file: str = ""
 
 
+class BoxSettings(BaseModel):
+    """What ``cumulo up`` runs next to the management server on a single box."""
+
+    s3: bool = True  # the S3 service
+    vms: bool = True  # a local KVM host (agent + QEMU) and the tiny template, when QEMU exists
+    debian: bool = False  # also build and register the Debian cloud image (minutes)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CUMULO_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -122,6 +130,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     s3: S3Settings = S3Settings()
     agent: AgentSettings = AgentSettings()
+    box: BoxSettings = BoxSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

@@ -224,3 +224,14 @@ def test_stored_form_round_trip() -> None:
         ],
     }
     assert from_stored(stored) == acl
+
+
+def test_public_acls() -> None:
+    from cumulo.objectstore.policy.acl import is_public
+
+    assert is_public(canned_acl("public-read", OWNER))
+    assert is_public(canned_acl("public-read-write", OWNER))
+    assert is_public(canned_acl("authenticated-read", OWNER))
+    assert not is_public(canned_acl("private", OWNER))
+    assert not is_public(canned_acl("bucket-owner-full-control", OWNER, BUCKET_OWNER))
+    assert not is_public(canned_acl("log-delivery-write", OWNER))

@@ -391,3 +391,41 @@ def test_bucket_wildcard_resource_allowed_when_it_covers_the_bucket() -> None:
         _policy({**PUBLIC_READ, "Resource": f"arn:aws:s3:eu-west-1::{BUCKET}/*"})
     everything = _policy({**PUBLIC_READ, "Resource": "*"})
     assert _ask(everything, "s3:GetObject", "k") == "Allow"
+
+
+def test_policy_status_is_public() -> None:
+    """The policies of ceph/s3-tests' test_get_*_bucket_policy_status."""
+    from cumulo.objectstore.policy.bucket_policy import is_public
+
+    both = [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]
+    public = _policy(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket", "Resource": both}
+    )
+    assert is_public(public)
+    narrow_ip = _policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:ListBucket",
+            "Resource": both,
+            "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/32"}},
+        }
+    )
+    assert not is_public(narrow_ip)
+    wide_ip = _policy({**PUBLIC_READ, "Condition": {"IpAddress": {"aws:SourceIp": "0.0.0.0/1"}}})
+    assert is_public(wide_ip)
+    not_principal = _policy(
+        {
+            "Effect": "Allow",
+            "NotPrincipal": {"AWS": "arn:aws:iam::s3tenant1:root"},
+            "Action": "s3:ListBucket",
+            "Resource": both,
+        }
+    )
+    assert is_public(not_principal)
+    named = _policy({**PUBLIC_READ, "Principal": {"AWS": "acct-a"}})
+    assert not is_public(named)
+    deny = _policy({**PUBLIC_READ, "Effect": "Deny"})
+    assert not is_public(deny)
+    referer = _policy({**PUBLIC_READ, "Condition": {"StringLike": {"aws:Referer": "http://x/*"}}})
+    assert is_public(referer)  # a Referer header is set by the caller: still public

@@ -301,6 +301,12 @@ def allowed(acl: Acl, requester: str | None, permission: str) -> bool:
     )
 
 
+def is_public(acl: Acl) -> bool:
+    """An ACL granting anything to AllUsers or AuthenticatedUsers is public (Block Public
+    Access, GetBucketPolicyStatus)."""
+    return any(g.kind == "group" and g.who in (ALL_USERS, AUTHENTICATED_USERS) for g in acl.grants)
+
+
 def _covers(grant: Grant, requester: str | None) -> bool:
     if grant.kind == "group":
         return grant.who == ALL_USERS or (

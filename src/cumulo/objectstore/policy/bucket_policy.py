@@ -10,6 +10,7 @@ outside the bucket the policy is attached to, a bad condition operator or value.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -388,3 +389,54 @@ def _resource_matches(
             found = True
             break
     return not found if statement.not_resource else found
+
+
+# -- "is this public?" (GetBucketPolicyStatus, Block Public Access) -------------------------
+
+# Condition keys that pin a statement to known callers; with a positive operator on one of
+# them a statement for "*" is not public (S3 user guide, "The meaning of 'public'").
+_RESTRICTING_KEYS = frozenset(
+    {
+        "aws:sourceip",
+        "aws:sourcearn",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:sourceaccount",
+        "aws:sourceowner",
+        "aws:principalaccount",
+        "aws:principalarn",
+        "aws:principalorgid",
+        "aws:userid",
+        "s3:dataaccesspointarn",
+        "s3:dataaccesspointaccount",
+    }
+)
+_POSITIVE_OPERATORS = frozenset({"StringEquals", "StringLike", "ArnEquals", "ArnLike", "IpAddress"})
+
+
+def is_public(policy: BucketPolicy) -> bool:
+    """Whether some Allow statement grants anyone (``*`` or a NotPrincipal) access without
+    a condition that fixes who may call (source IP, VPC, account, ARN...)."""
+    return any(_public_statement(s) for s in policy.statements)
+
+
+def _public_statement(statement: Statement) -> bool:
+    if statement.effect != "Allow":
+        return False
+    if statement.principals is not None and not statement.not_principal:
+        return False
+    return not any(_restricting(c) for c in statement.conditions)
+
+
+def _restricting(condition: Condition) -> bool:
+    if condition.key not in _RESTRICTING_KEYS or condition.operator not in _POSITIVE_OPERATORS:
+        return False
+    if condition.operator == "IpAddress":
+        # a network wider than /8 (IPv4) or /32 (IPv6) still counts as the public
+        return all(not _wide_network(v) for v in condition.values)
+    return "*" not in "".join(condition.values)
+
+
+def _wide_network(value: str) -> bool:
+    network = ipaddress.ip_network(value, strict=False)
+    return network.prefixlen < (8 if network.version == 4 else 32)

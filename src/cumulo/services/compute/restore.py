@@ -7,8 +7,8 @@ a limit no longer allows it, with nothing changed), created on primary storage a
 start as at deploy. A Running VM is stopped first and started again afterwards; a template
 with passwords enabled gives the VM a new password, shown once in the job's result.
 
-A job resumed after a crash may replace the root disk a second time; the end state is the
-same (one fresh root disk, counts exact).
+The job carries the root volume the request saw, so a job resumed after a crash replaces the
+disk only if that volume is still the VM's root, then finishes the restart.
 """
 
 from __future__ import annotations
@@ -140,19 +140,35 @@ def _clean_host(rt: Runtime, host_id: int | None, name: str, paths: tuple[str, .
         log.warning("old root disk left on its host", extra={"host": ref.name, "err": str(err)})
 
 
+def root_uuid(session: Session, vm: VirtualMachine) -> str | None:
+    root = vms.root_volume(session, vm)
+    return root.uuid if root is not None else None
+
+
 def restore(
-    rt: Runtime, vm_uuid: str, template_uuid: str, root_gib: int | None, restart: bool
+    rt: Runtime,
+    vm_uuid: str,
+    template_uuid: str,
+    root_gib: int | None,
+    restart: bool,
+    old_root: str | None,
 ) -> None:
-    """Stop (if running), replace the root disk, start again (if it ran)."""
+    """Stop (if running), replace the root disk, start again (if it ran).
+
+    ``old_root`` is the root volume the request saw: once it is gone the disk was replaced by
+    an earlier run of this job, which then only has the restart left to do.
+    """
     with rt.db.read() as session:
-        state = vms.find(session, vm_uuid).state
-    if state in (State.RUNNING, State.STOPPING):
-        lifecycle.stop(rt, vm_uuid)
-    with rt.db.write() as session:
         vm = vms.find(session, vm_uuid)
-        template = templates.find(session, template_uuid, is_iso=False)
-        paths = replace_root(session, vm, template, root_gib, box=rt.box, config=rt.config)
-        last, name = vm.last_host_id, vm.instance_name
-    _clean_host(rt, last, name, paths)
+        state, replaced = vm.state, root_uuid(session, vm) != old_root
+    if not replaced:
+        if state in (State.RUNNING, State.STOPPING):
+            lifecycle.stop(rt, vm_uuid)
+        with rt.db.write() as session:
+            vm = vms.find(session, vm_uuid)
+            template = templates.find(session, template_uuid, is_iso=False)
+            paths = replace_root(session, vm, template, root_gib, box=rt.box, config=rt.config)
+            last, name = vm.last_host_id, vm.instance_name
+        _clean_host(rt, last, name, paths)
     if restart:
         lifecycle.start(rt, vm_uuid)

@@ -261,6 +261,7 @@ def restore_virtual_machine(
             "templateid": template,
             "rootdisksize": rootdisksize,
             "restart": vm.state == "Running",
+            "oldroot": restore.root_uuid(ctx.session, vm),
         },
         instance_type="VirtualMachine",
         instance_id=vm.uuid,
@@ -269,9 +270,14 @@ def restore_virtual_machine(
 
 
 def _restore(
-    rt: Runtime, virtualmachineid: str, templateid: str, rootdisksize: int | None, restart: bool
+    rt: Runtime,
+    virtualmachineid: str,
+    templateid: str,
+    rootdisksize: int | None,
+    restart: bool,
+    oldroot: str | None = None,
 ) -> None:
-    restore.restore(rt, virtualmachineid, templateid, rootdisksize, restart)
+    restore.restore(rt, virtualmachineid, templateid, rootdisksize, restart, oldroot)
 
 
 def _restored(ctx: Ctx, virtualmachineid: str, **_: Any) -> dict[str, Any]:

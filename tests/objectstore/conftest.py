@@ -123,6 +123,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "CUMULO_S3__GC_LEEWAY_SECONDS": "1",
         "CUMULO_S3__GC_INTERVAL_SECONDS": "0.5",
         "CUMULO_S3__USAGE_FLUSH_SECONDS": "0.5",
+        # A lifecycle "day" is one second here, applied twice a second.
+        "CUMULO_S3__LIFECYCLE_INTERVAL_SECONDS": "0.5",
+        "CUMULO_S3__LIFECYCLE_DAY_SECONDS": "1",
     }
     server = S3Server(cloud, port, env)
     try:

@@ -89,6 +89,9 @@ class S3Settings(BaseModel):
     gc_interval_seconds: float = Field(default=60.0, gt=0)
     # Access counts gather in memory and are added to the database this often.
     usage_flush_seconds: float = Field(default=10.0, gt=0)
+    # How often lifecycle rules are applied, and how long a lifecycle "day" is (tests shrink it).
+    lifecycle_interval_seconds: float = Field(default=600.0, gt=0)
+    lifecycle_day_seconds: float = Field(default=86400.0, gt=0)
 
 
 class AgentSettings(BaseModel):

@@ -17,6 +17,7 @@ from cumulo.objectstore.blobs.fs import FsBlobStore
 from cumulo.objectstore.gc import run_collector
 from cumulo.objectstore.handlers.base import Service
 from cumulo.objectstore.identity import CloudIdentity
+from cumulo.objectstore.lifecycle import run_lifecycle
 from cumulo.objectstore.meta.migrate import upgrade
 from cumulo.objectstore.meta.store import MetaStore
 from cumulo.objectstore.meta.uploads import UploadStore
@@ -74,6 +75,11 @@ async def serve(settings: Settings) -> None:
     tasks = [
         asyncio.create_task(run_collector(svc)),
         asyncio.create_task(run_flusher(meter, settings.s3.usage_flush_seconds)),
+        asyncio.create_task(
+            run_lifecycle(
+                svc, settings.s3.lifecycle_interval_seconds, settings.s3.lifecycle_day_seconds
+            )
+        ),
     ]
     try:
         await server.serve()

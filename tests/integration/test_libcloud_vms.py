@@ -161,6 +161,12 @@ def test_affinity_groups_through_libcloud(sim: SimZone, tenant: Tenant) -> None:
     assert len(hosts) == 3  # one per host of the zone
     listed = next(g for g in drv.ex_list_affinity_groups() if g.id == group.id)
     assert sorted(listed.virtualmachine_ids) == sorted(n.id for n in nodes)
+    pack = drv.ex_create_affinity_group(name("pack"), CloudStackAffinityGroupType("host affinity"))
+    assert drv.ex_stop(nodes[0]) == "Stopped"
+    moved = drv.ex_update_node_affinity_group(nodes[0], [pack])
+    assert moved.extra["affinity_group"] == [pack.id]
+    listed = next(g for g in drv.ex_list_affinity_groups() if g.id == group.id)
+    assert sorted(listed.virtualmachine_ids) == sorted(n.id for n in nodes[1:])
 
 
 def test_tags_through_libcloud(sim: SimZone, tenant: Tenant) -> None:

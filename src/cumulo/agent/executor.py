@@ -12,17 +12,26 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cumulo.agent.drivers.base import DriverError, HypervisorDriver
+from cumulo.agent.drivers.base import DriverError, HypervisorDriver, VolumeDriver
 from cumulo.agentrpc.messages import (
     Answer,
+    AttachDisk,
+    BackupSnapshot,
     Command,
+    CreateVolume,
+    DeleteVolume,
     DestroyVm,
+    DetachDisk,
+    ExportTemplate,
     GetVmStats,
     GetVmStatus,
     MigrateVm,
+    MigrateVolume,
     PowerState,
     PrepareTemplate,
     RebootVm,
+    ResizeVolume,
+    RevertSnapshot,
     StartVm,
     StopVm,
     VmStatus,
@@ -86,6 +95,80 @@ def _run(
         return {"path": path}
     if isinstance(command, MigrateVm):
         return _status(_migrate(driver, command, peers))
+    if isinstance(command, VOLUME_COMMANDS):
+        return _run_volume(_volumes(driver, command), command)
+    raise DriverError(f"unsupported command {command.kind}")
+
+
+VOLUME_COMMANDS = (
+    CreateVolume,
+    AttachDisk,
+    DetachDisk,
+    ResizeVolume,
+    DeleteVolume,
+    MigrateVolume,
+    BackupSnapshot,
+    RevertSnapshot,
+    ExportTemplate,
+)
+
+
+def _volumes(driver: HypervisorDriver, command: Command) -> VolumeDriver:
+    """The driver's block-storage side; drivers without one refuse volume commands."""
+    if not hasattr(driver, "create_volume"):
+        raise DriverError(f"this host's driver cannot carry out {command.kind} yet")
+    return driver  # type: ignore[return-value]
+
+
+def _run_volume(driver: VolumeDriver, command: Command) -> dict[str, Any]:
+    """One block-storage command on the driver; the answer carries what the server records."""
+    if isinstance(command, CreateVolume):
+        size = driver.create_volume(
+            command.volume_id, command.path, command.size_bytes, command.format, command.source_url
+        )
+        return {"path": command.path, "size": size}
+    if isinstance(command, AttachDisk):
+        driver.attach_disk(command.vm_name, command.disk)
+        return {}
+    if isinstance(command, DetachDisk):
+        driver.detach_disk(command.vm_name, command.volume_id, command.path)
+        return {}
+    if isinstance(command, ResizeVolume):
+        size = driver.resize_volume(
+            command.path,
+            command.current_bytes,
+            command.new_bytes,
+            command.shrink_ok,
+            command.vm_name,
+        )
+        return {"size": size}
+    if isinstance(command, DeleteVolume):
+        driver.delete_volume(command.path)
+        return {}
+    if isinstance(command, MigrateVolume):
+        return {"path": driver.migrate_volume(command.path, command.target_path)}
+    if isinstance(command, BackupSnapshot):
+        return dict(
+            driver.backup_snapshot(
+                command.snapshot_id,
+                command.path,
+                command.store_url,
+                command.install_path,
+                command.vm_name,
+            )
+        )
+    if isinstance(command, RevertSnapshot):
+        return {"size": driver.revert_snapshot(command.path, command.source_url)}
+    if isinstance(command, ExportTemplate):
+        return dict(
+            driver.export_template(
+                command.template_id,
+                command.store_url,
+                command.install_path,
+                command.path,
+                command.source_url,
+            )
+        )
     raise DriverError(f"unsupported command {command.kind}")
 
 

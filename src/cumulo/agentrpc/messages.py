@@ -182,6 +182,108 @@ class GetVmStats(Command):
     names: tuple[str, ...] = ()
 
 
+# Block storage. Volume files live on primary storage pools every host of the pool's scope
+# reaches; exports go to secondary storage (``store_url`` + ``install_path``), always written
+# under a temporary name and renamed when complete, so a crashed export leaves no partial file
+# at the final path. ``kind`` names follow CloudStack's agent commands so configureSimulator
+# rules read the same (``CreateCommand``, ``AttachCommand``, ``DettachCommand`` …).
+
+
+@dataclass(frozen=True)
+class CreateVolume(Command):
+    """Create an empty volume file (or one filled from ``source_url``, a snapshot export)."""
+
+    kind: ClassVar[str] = "CreateCommand"
+    volume_id: str
+    path: str
+    size_bytes: int
+    format: str = "QCOW2"
+    source_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachDisk(Command):
+    """Hot-plug ``disk`` into the running VM ``vm_name`` (QMP blockdev-add + device_add)."""
+
+    kind: ClassVar[str] = "AttachCommand"
+    vm_name: str
+    disk: DiskSpec
+
+
+@dataclass(frozen=True)
+class DetachDisk(Command):
+    """Hot-unplug the disk at ``path`` from the running VM ``vm_name`` (device_del)."""
+
+    kind: ClassVar[str] = "DettachCommand"
+    vm_name: str
+    volume_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ResizeVolume(Command):
+    """Grow (or, with ``shrink_ok``, shrink) a volume; online through ``vm_name`` if it runs."""
+
+    kind: ClassVar[str] = "ResizeVolumeCommand"
+    path: str
+    current_bytes: int
+    new_bytes: int
+    shrink_ok: bool = False
+    vm_name: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteVolume(Command):
+    """Remove a volume file; a missing file is success (deletes are retried)."""
+
+    kind: ClassVar[str] = "DeleteCommand"
+    path: str
+
+
+@dataclass(frozen=True)
+class MigrateVolume(Command):
+    """Copy a detached volume's file to ``target_path`` on another pool, then remove the source."""
+
+    kind: ClassVar[str] = "MigrateVolumeCommand"
+    path: str
+    target_path: str
+
+
+@dataclass(frozen=True)
+class BackupSnapshot(Command):
+    """Take a point-in-time copy of the volume at ``path`` and export it, self-contained, to
+    ``store_url``/``install_path`` (temporary name, then rename)."""
+
+    kind: ClassVar[str] = "BackupSnapshotCommand"
+    snapshot_id: str
+    path: str
+    store_url: str
+    install_path: str
+    vm_name: str | None = None  # a running VM: quiesce through its guest agent if it has one
+
+
+@dataclass(frozen=True)
+class RevertSnapshot(Command):
+    """Overwrite the volume at ``path`` with the snapshot export at ``source_url``."""
+
+    kind: ClassVar[str] = "RevertSnapshotCommand"
+    path: str
+    source_url: str
+
+
+@dataclass(frozen=True)
+class ExportTemplate(Command):
+    """Write a template image to ``store_url``/``install_path`` from a volume (``path``) or a
+    snapshot export (``source_url``), as CloudStack's CreatePrivateTemplate commands do."""
+
+    kind: ClassVar[str] = "CreatePrivateTemplateCommand"
+    template_id: str
+    store_url: str
+    install_path: str
+    path: str | None = None
+    source_url: str | None = None
+
+
 @dataclass(frozen=True)
 class Answer:
     """A host's reply. ``ok`` False carries a human-readable ``error``."""
@@ -203,6 +305,15 @@ COMMANDS: dict[str, type[Command]] = {
         PrepareTemplate,
         GetVmStatus,
         GetVmStats,
+        CreateVolume,
+        AttachDisk,
+        DetachDisk,
+        ResizeVolume,
+        DeleteVolume,
+        MigrateVolume,
+        BackupSnapshot,
+        RevertSnapshot,
+        ExportTemplate,
     )
 }
 

@@ -27,6 +27,7 @@ from cumulo.services.config import EXPUNGE_INTERVAL
 from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.runtime import Runtime, open_runtime
+from cumulo.services.storage import volume_ops
 
 log = logging.getLogger(__name__)
 API_PATHS = ("/client/api", "/client/api/")
@@ -68,6 +69,7 @@ class ManagementServer:
                 if time.monotonic() - last >= interval:
                     last = time.monotonic()
                     lifecycle.expunge_due(self.rt)
+                    volume_ops.expunge_destroyed(self.rt)  # files of deleted volumes
             except Exception:
                 log.exception("expunge scavenger failed")
 

@@ -12,6 +12,7 @@ from cumulo.db import (  # noqa: F401
     models_compute,
     models_images,
     models_infra,
+    models_storage,
     models_network,
     models_tags,
 )

@@ -80,6 +80,12 @@ class Volume(Base):
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("storage_pools.id"), index=True)
     path: Mapped[str | None] = mapped_column(String(1024))
     format: Mapped[str] = mapped_column(String(16), default="QCOW2")
+    # Block storage (migration 0008): the snapshot a volume was made from, whether users see
+    # it, why its last operation failed, and when its state last changed.
+    source_snapshot_id: Mapped[int | None] = mapped_column(Integer)
+    display_volume: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    state_changed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created: Mapped[datetime] = _created_col()
     attached: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

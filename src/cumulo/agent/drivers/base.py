@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cumulo.agentrpc.messages import HostInfo, VmSpec, VmStats, VmStatus
+from cumulo.agentrpc.messages import DiskSpec, HostInfo, VmSpec, VmStats, VmStatus
 
 
 class DriverError(Exception):
@@ -53,3 +53,54 @@ class HypervisorDriver(Protocol):
         self, template_id: str, source_url: str, checksum: str, pool_path: str
     ) -> str:
         """Cache the template on primary storage (once) and return its path there."""
+
+
+class VolumeDriver(Protocol):
+    """Block storage on a host: volume files on primary storage, hot-plug, and exports.
+
+    Kept apart from ``HypervisorDriver`` so a driver gains it when it implements it (the
+    simulator now, QEMU through QMP ``blockdev-add``/``device_add``/``block_resize`` next);
+    the executor refuses volume commands on a driver without it. Every call is idempotent:
+    creating an existing volume of the same size, deleting a missing one, attaching an
+    attached disk all succeed. Exports write to a temporary name and rename when complete.
+    """
+
+    def create_volume(
+        self, volume_id: str, path: str, size_bytes: int, fmt: str, source_url: str | None
+    ) -> int:
+        """Create the volume file (from a snapshot export when ``source_url``); its size."""
+
+    def attach_disk(self, vm_name: str, disk: DiskSpec) -> None:
+        """Hot-plug the disk into the running VM."""
+
+    def detach_disk(self, vm_name: str, volume_id: str, path: str) -> None:
+        """Hot-unplug the disk from the running VM; a disk not attached is success."""
+
+    def resize_volume(
+        self, path: str, current_bytes: int, new_bytes: int, shrink_ok: bool, vm_name: str | None
+    ) -> int:
+        """Resize the volume (online through the VM when it runs); its new size."""
+
+    def delete_volume(self, path: str) -> None:
+        """Remove the volume file; a missing file is success."""
+
+    def migrate_volume(self, path: str, target_path: str) -> str:
+        """Copy the detached volume to ``target_path``, then remove the source; the new path."""
+
+    def backup_snapshot(
+        self, snapshot_id: str, path: str, store_url: str, install_path: str, vm_name: str | None
+    ) -> dict[str, int | str]:
+        """Export a point-in-time copy; ``size``, ``physical_size`` and ``checksum``."""
+
+    def revert_snapshot(self, path: str, source_url: str) -> int:
+        """Overwrite the volume with the export at ``source_url``; the volume's size now."""
+
+    def export_template(
+        self,
+        template_id: str,
+        store_url: str,
+        install_path: str,
+        path: str | None,
+        source_url: str | None,
+    ) -> dict[str, int | str]:
+        """Write a template image from a volume or an export; ``size`` … as backup_snapshot."""

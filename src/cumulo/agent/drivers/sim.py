@@ -9,15 +9,84 @@ The same driver also runs inside ``cumulo agent --driver sim`` to test the agent
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import threading
 import time
 import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import unquote, urlparse
 
 from cumulo.agent.drivers.base import DriverError
-from cumulo.agentrpc.messages import HostInfo, PowerState, VmSpec, VmStats, VmStatus
+from cumulo.agentrpc.messages import DiskSpec, HostInfo, PowerState, VmSpec, VmStats, VmStatus
+
+
+@dataclass
+class SimDisk:
+    """A simulated volume file: its size and a little content that snapshots carry along."""
+
+    size: int
+    content: bytes = b""
+
+
+def _local(url: str, install_path: str = "") -> Path:
+    """The file a ``file://`` store URL (plus a relative path) names; other schemes refused."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file" or not parsed.path:
+        raise DriverError(f"the simulator can only reach file:// stores, not {url}")
+    root = Path(unquote(parsed.path))
+    full = (root / install_path).resolve() if install_path else root.resolve()
+    if install_path and not full.is_relative_to(root.resolve()):
+        raise DriverError(f"path {install_path!r} leaves the store")
+    return full
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """Temp file beside the target, fsync, rename, fsync the directory: never a partial file
+    at the final name, even if the host dies in the middle (the temp name starts with a dot
+    and ends in .part so a cleanup can find it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _export(disk: SimDisk, what: str, ident: str) -> bytes:
+    header = json.dumps({"sim": what, "id": ident, "size": disk.size}).encode()
+    return header + b"\n" + disk.content
+
+
+def _import(data: bytes) -> SimDisk:
+    header, _, content = data.partition(b"\n")
+    try:
+        size = int(json.loads(header)["size"])
+    except (ValueError, KeyError, TypeError):
+        raise DriverError("the source is not a simulator export") from None
+    return SimDisk(size, content)
 
 
 class SimDriver:
+    # Primary storage is shared in the simulator: every simulated host in a process sees the
+    # same pools, as the hosts of a cluster see their cluster's NFS or Ceph pool.
+    _disks: ClassVar[dict[str, SimDisk]] = {}
+    _disk_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(
         self, hostname: str, *, cpus: int = 8, cpu_mhz: int = 2400, memory_bytes: int = 16 << 30
     ) -> None:
@@ -33,15 +102,22 @@ class SimDriver:
         self._power: dict[str, PowerState] = {}
         self._started: dict[str, float] = {}
         self._templates: dict[str, str] = {}
+        self._plugged: dict[str, dict[str, int]] = {}  # vm name -> volume id -> device id
         self._lock = threading.Lock()
 
     def host_info(self) -> HostInfo:
         return self._info
 
     def start(self, spec: VmSpec) -> VmStatus:
+        with self._disk_lock:  # a root disk comes into being at first start
+            for disk in spec.disks:
+                self._disks.setdefault(disk.path, SimDisk(disk.size_bytes, disk.volume_id.encode()))
         with self._lock:
             self._vms[spec.name] = spec
             if self._power.get(spec.name) != PowerState.RUNNING:
+                self._plugged[spec.name] = {
+                    d.volume_id: d.device_id for d in spec.disks if d.kind == "DATADISK"
+                }
                 self._power[spec.name] = PowerState.RUNNING
                 self._started[spec.name] = time.monotonic()
             return VmStatus(spec.name, PowerState.RUNNING)
@@ -62,8 +138,11 @@ class SimDriver:
             return VmStatus(name, PowerState.RUNNING)
 
     def destroy(self, name: str, disk_paths: tuple[str, ...] = ()) -> None:
-        del disk_paths
+        with self._disk_lock:
+            for path in disk_paths:
+                self._disks.pop(path, None)
         with self._lock:
+            self._plugged.pop(name, None)
             self._vms.pop(name, None)
             self._power.pop(name, None)
             self._started.pop(name, None)
@@ -111,3 +190,117 @@ class SimDriver:
             path = f"{pool_path.rstrip('/')}/{template_id}.qcow2"
             self._templates[template_id] = path
             return path
+
+    # --- block storage (VolumeDriver) ---------------------------------------------------
+
+    def create_volume(
+        self, volume_id: str, path: str, size_bytes: int, fmt: str, source_url: str | None
+    ) -> int:
+        del fmt
+        disk = SimDisk(size_bytes, f"volume {volume_id}".encode())
+        if source_url:
+            try:
+                disk = _import(_local(source_url).read_bytes())
+            except OSError as err:
+                raise DriverError(f"cannot read {source_url}: {err.strerror}") from None
+            disk.size = max(disk.size, size_bytes)
+        with self._disk_lock:
+            existing = self._disks.get(path)
+            if existing is not None:
+                return existing.size  # a resent create: the volume is there already
+            self._disks[path] = disk
+            return disk.size
+
+    def _disk(self, path: str) -> SimDisk:
+        found = self._disks.get(path)
+        if found is None:
+            raise DriverError(f"volume {path} does not exist on primary storage")
+        return found
+
+    def attach_disk(self, vm_name: str, disk: DiskSpec) -> None:
+        with self._disk_lock:
+            self._disk(disk.path)
+        with self._lock:
+            if self._power.get(vm_name) != PowerState.RUNNING:
+                raise DriverError(f"VM {vm_name} is not running on {self._info.hostname}")
+            plugged = self._plugged.setdefault(vm_name, {})
+            taken = {d for v, d in plugged.items() if v != disk.volume_id}
+            if disk.device_id in taken:
+                raise DriverError(f"device {disk.device_id} of VM {vm_name} is in use")
+            plugged[disk.volume_id] = disk.device_id
+
+    def detach_disk(self, vm_name: str, volume_id: str, path: str) -> None:
+        del path
+        with self._lock:
+            self._plugged.get(vm_name, {}).pop(volume_id, None)
+
+    def resize_volume(
+        self, path: str, current_bytes: int, new_bytes: int, shrink_ok: bool, vm_name: str | None
+    ) -> int:
+        del current_bytes, vm_name
+        with self._disk_lock:
+            disk = self._disk(path)
+            if new_bytes < disk.size and not shrink_ok:
+                raise DriverError(f"shrinking {path} needs shrinkok")
+            disk.size = new_bytes
+            return disk.size
+
+    def delete_volume(self, path: str) -> None:
+        with self._disk_lock:
+            self._disks.pop(path, None)
+
+    def migrate_volume(self, path: str, target_path: str) -> str:
+        with self._disk_lock:
+            disk = self._disks.get(path)
+            if disk is None:
+                if target_path in self._disks:
+                    return target_path  # a resent migrate that already moved it
+                raise DriverError(f"volume {path} does not exist on primary storage")
+            self._disks[target_path] = SimDisk(disk.size, disk.content)
+            del self._disks[path]
+            return target_path
+
+    def _write_export(self, data: bytes, store_url: str, install_path: str) -> dict[str, int | str]:
+        _write_whole(_local(store_url, install_path), data)
+        return {"physical_size": len(data), "checksum": hashlib.sha256(data).hexdigest()}
+
+    def backup_snapshot(
+        self, snapshot_id: str, path: str, store_url: str, install_path: str, vm_name: str | None
+    ) -> dict[str, int | str]:
+        del vm_name
+        with self._disk_lock:
+            disk = self._disk(path)
+            data = _export(disk, "snapshot", snapshot_id)
+            size = disk.size
+        return {"size": size, **self._write_export(data, store_url, install_path)}
+
+    def revert_snapshot(self, path: str, source_url: str) -> int:
+        try:
+            restored = _import(_local(source_url).read_bytes())
+        except OSError as err:
+            raise DriverError(f"cannot read {source_url}: {err.strerror}") from None
+        with self._disk_lock:
+            self._disk(path)
+            self._disks[path] = restored
+            return restored.size
+
+    def export_template(
+        self,
+        template_id: str,
+        store_url: str,
+        install_path: str,
+        path: str | None,
+        source_url: str | None,
+    ) -> dict[str, int | str]:
+        if source_url:
+            try:
+                disk = _import(_local(source_url).read_bytes())
+            except OSError as err:
+                raise DriverError(f"cannot read {source_url}: {err.strerror}") from None
+        elif path:
+            with self._disk_lock:
+                disk = self._disk(path)
+        else:
+            raise DriverError("a template needs a volume or a snapshot to copy")
+        data = _export(disk, "template", template_id)
+        return {"size": disk.size, **self._write_export(data, store_url, install_path)}

@@ -152,6 +152,24 @@ def _volume_path(pool: StoragePool, volume: Volume) -> str:
     return f"{(pool.path or '/').rstrip('/')}/{volume.uuid}.qcow2"
 
 
+def _data_disks(session: Session, vm: VirtualMachine) -> list[DiskSpec]:
+    """The attached data volumes that have a file, so the host plugs them in at start."""
+    return [
+        DiskSpec(v.uuid, int(v.device_id or 0), v.path, v.size, None, "DATADISK")
+        for v in session.scalars(
+            select(Volume)
+            .where(
+                Volume.vm_id == vm.id,
+                Volume.volume_type == "DATADISK",
+                Volume.removed.is_(None),
+                Volume.path.is_not(None),
+            )
+            .order_by(Volume.device_id)
+        )
+        if v.path
+    ]
+
+
 def _build_plan(rt: Runtime, session: Session, vm: VirtualMachine, host: Host) -> StartPlan:
     root = vms.root_volume(session, vm)
     disks: list[DiskSpec] = []
@@ -184,6 +202,7 @@ def _build_plan(rt: Runtime, session: Session, vm: VirtualMachine, host: Host) -
                 template_path=cached,
             )
         )
+    disks.extend(_data_disks(session, vm))
     boot = {k: str(v) for k, v in (template.details or {}).items()} if template else {}
     spec = VmSpec(
         name=vm.instance_name,
@@ -494,11 +513,22 @@ def recover(session: Session, vm: VirtualMachine, rt: Runtime) -> None:
 
 
 def _remove_volumes(session: Session, vm: VirtualMachine) -> list[str]:
-    """Remove the VM's volumes (given back to the pool and the limits); their paths."""
+    """Remove the VM's root volume (given back to the pool and the limits); its path.
+
+    Data volumes outlive the VM, as in CloudStack: they are detached and stay the owner's.
+    """
     paths = []
     now = utcnow()
+    for data in session.scalars(
+        select(Volume).where(
+            Volume.vm_id == vm.id, Volume.volume_type != "ROOT", Volume.removed.is_(None)
+        )
+    ):
+        data.vm_id, data.device_id, data.attached = None, None, None
     for volume in session.scalars(
-        select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))
+        select(Volume).where(
+            Volume.vm_id == vm.id, Volume.volume_type == "ROOT", Volume.removed.is_(None)
+        )
     ):
         if volume.pool_id is not None:
             planner.release_pool(session, volume.pool_id, volume.size)
@@ -527,7 +557,7 @@ def expunge_vm(rt: Runtime, vm_uuid: str) -> None:
         disks = tuple(
             v.path
             for v in session.scalars(select(Volume).where(Volume.vm_id == vm.id))
-            if v.path and v.state != "Allocated" and v.removed is None
+            if v.path and v.state != "Allocated" and v.removed is None and v.volume_type == "ROOT"
         )
     if ref is not None:
         try:

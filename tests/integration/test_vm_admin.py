@@ -356,6 +356,8 @@ def test_migrate_to_a_chosen_host_then_to_the_planners(sim: SimZone, tenant: Ten
     assert host_used(cloud, target) == (dst0[0] + 500, dst0[1] + 512 * MIB)
     again = run(cloud, cloud.admin, "migrateVirtualMachine", virtualmachineid=vm["id"])
     assert again["jobstatus"] == 1 and again["jobresult"]["virtualmachine"]["hostid"] != target
+    events = cloud.call("listEvents", type="VM.MIGRATE", listall=True, pagesize=500)["event"]
+    assert sum(e.get("resourceid") == vm["id"] for e in events) >= 2
     # the VM really moved on the simulated hosts: its new host stops it
     stop(sim, tenant.keys, vm["id"])
     assert host_used(cloud, target) == dst0

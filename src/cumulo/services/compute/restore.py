@@ -54,6 +54,12 @@ def check(session: Session, caller: Caller, vm: VirtualMachine, template_uuid: s
             raise PermissionDenied(
                 f"Account {caller.account_name} cannot use template {template_uuid}"
             )
+    hypervisor = (template.hypervisor or "").lower()
+    if hypervisor and vm.hypervisor_type and hypervisor != vm.hypervisor_type.lower():
+        raise ParamError(
+            f"Template {template.name} is for {template.hypervisor}, not for the VM's "
+            f"hypervisor {vm.hypervisor_type}"
+        )
     ready = session.scalar(
         select(func.count())
         .select_from(TemplateStoreRef)

@@ -112,8 +112,9 @@ def test_query_auth_tamper_refused() -> None:
             changed = [*query[:position], (name, flipped), *query[position + 1 :]]
             with pytest.raises(AuthError):
                 authenticate(replace(wire.view, query=changed), lookup, now())
-    missing = [(k, v) for k, v in query if k != "Expires"]
-    _refused(replace(wire.view, query=missing), "AccessDenied")
+    for absent in ("Expires", "Signature", "AWSAccessKeyId"):
+        missing = [(k, v) for k, v in query if k != absent]
+        _refused(replace(wire.view, query=missing), "AccessDenied")
 
 
 def _with_header(name: str, value: str) -> RequestView:

@@ -62,7 +62,7 @@ def authenticate(
     header = req.headers.get("authorization")
     names = {k for k, _ in req.query}
     v4_query = any(n in names for n in _V4_QUERY)
-    v2_query = all(n in names for n in _V2_QUERY) or (not v4_query and "Signature" in names)
+    v2_query = not v4_query and any(n in names for n in _V2_QUERY)
     if header is not None and (v4_query or v2_query):
         raise AuthError("InvalidArgument", "Only one auth mechanism allowed.")
     if header is not None:

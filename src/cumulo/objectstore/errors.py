@@ -49,6 +49,14 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "The XML you provided was not well-formed or did not validate against our published schema.",  # noqa: E501
     ),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
+    "MalformedPOSTRequest": (
+        400,
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
     "MalformedACLError": (
         400,
         "The XML you provided was not well-formed or did not validate against our published schema.",  # noqa: E501

@@ -55,7 +55,9 @@ def build_service(settings: Settings) -> tuple[Service, CloudIdentity]:
     )
     cloud_db = Database(settings.database_url, settings.database.pool_size)
     box = SecretBox(load_or_create_key(settings.master_key_file))
-    return svc, CloudIdentity(cloud_db, box)
+    identity = CloudIdentity(cloud_db, box)
+    svc.lookup = identity.lookup
+    return svc, identity
 
 
 async def serve(settings: Settings) -> None:

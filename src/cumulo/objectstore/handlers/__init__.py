@@ -20,6 +20,7 @@ from cumulo.objectstore.handlers import (
     listing,
     multipart,
     object,
+    post,
 )
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, S3Request
@@ -140,7 +141,7 @@ def _pick(
 
 def _bucket_plain(req: S3Request) -> dict[str, Handler]:
     get = listing.list_objects_v2 if req.arg("list-type") == "2" else listing.list_objects_v1
-    return {**BUCKET_PLAIN, "GET": get}
+    return {**BUCKET_PLAIN, "GET": get, "POST": post.post_object}
 
 
 def _object_plain(copying: bool) -> dict[str, Handler]:

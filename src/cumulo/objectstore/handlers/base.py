@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from anyio import to_thread
 
 from cumulo.common.settings import S3Settings
-from cumulo.objectstore.auth import PayloadCheck
+from cumulo.objectstore.auth import Credentials, PayloadCheck
 from cumulo.objectstore.blobs import BlobStore
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.http import S3Request
@@ -29,6 +29,8 @@ class Service:
     meta: MetaStore
     uploads: UploadStore
     blobs: BlobStore
+    # Key lookup, for the few checks outside the auth layer (POST form signatures).
+    lookup: Callable[[str], Credentials | None] | None = None
 
 
 @dataclass

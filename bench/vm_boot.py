@@ -7,27 +7,38 @@ serial console. One at a time (median of ``--runs``), then ``--parallel`` at onc
 the last is ready). ``--direct-kernel`` adds the same boots with ``-kernel/-initrd``, which
 skip the firmware and boot loader, for comparison.
 
-Part (b), ``stack`` (deployVirtualMachine → Running → readiness through the API, agent and
-driver) is not written yet: add a function with the signature of ``raw_part`` to ``PARTS``;
-the report prints every part's medians and, once both exist, the ratio stack / raw.
+Part (b), ``stack``: a fresh ``cumulo up`` (management server, local agent with the QEMU
+driver, the box zone and its tiny template, no S3) in a temporary data directory; each boot
+is timed from the deployVirtualMachine request to ``GUEST-READY`` in that VM's serial log,
+through the API, the job, the planner, the agent WebSocket, the template cache, the disk
+clone and QEMU. VMs are destroyed and expunged between runs (outside the timing). The
+report prints both parts and the ratio stack / raw of the one-at-a-time medians.
 
-    .venv/bin/python bench/vm_boot.py [--runs 5] [--parallel 10] [--image-dir DIR]
+    .venv/bin/python bench/vm_boot.py [--runs 5] [--parallel 10] [--parts raw,stack]
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
+import contextlib
+import os
+import signal
+import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cumulo.agent.drivers.qemu import READY_MARKER, boot_until_marker
 from cumulo.agent.images.tiny import TinyImage, build_tiny
+from cumulo.cli.client import Client, load_credentials
 from cumulo.common.settings import load_settings
 
 TIMEOUT_S = 120.0
@@ -100,8 +111,118 @@ def raw_part(image: TinyImage, runs: int, parallel: int, *, direct: bool = False
     return result
 
 
+class Stack:
+    """A ``cumulo up`` box in a temporary directory, driven through the signed API."""
+
+    def __init__(self, root: Path) -> None:
+        self.data = root / "data"
+        self.port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
+        env.update(
+            CUMULO_DATA_DIR=str(self.data),
+            CUMULO_API__PORT=str(self.port),
+            CUMULO_BOX__S3="false",
+            CUMULO_LOG__LEVEL="WARNING",
+            CUMULO_LOG__FILE=str(root / "up.log"),
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cumulo", "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("Cumulo is up"):
+                break
+        else:
+            raise SystemExit(f"cumulo up failed; see {root / 'up.log'}")
+        ini = configparser.ConfigParser()
+        ini.read(self.data / "admin.ini")
+        self.client = Client(load_credentials(self.data / "admin.ini"))
+        zone = self.client.call("listZones", name="box")["zone"][0]
+        template = self.client.call("listTemplates", templatefilter="all", name="tiny")
+        offering = self.client.call("listServiceOfferings", name="box-small")
+        self.args = {
+            "zoneid": zone["id"],
+            "templateid": template["template"][0]["id"],
+            "serviceofferingid": offering["serviceoffering"][0]["id"],
+        }
+
+    def serial(self, name: str) -> Path:
+        return self.data / "agent" / "state" / "vms" / name / "serial.log"
+
+    def wait_job(self, jobid: str) -> dict[str, Any]:
+        while True:
+            job = self.client.call("queryAsyncJobResult", jobid=jobid)
+            if job["jobstatus"] != 0:
+                return job
+            time.sleep(0.05)
+
+    def boot(self) -> tuple[float | None, str | None]:
+        """Seconds from the deploy request to readiness, and the VM's id."""
+        began = time.monotonic()
+        job = self.wait_job(self.client.call("deployVirtualMachine", **self.args)["jobid"])
+        if job["jobstatus"] != 1:
+            return None, None
+        vm = job["jobresult"]["virtualmachine"]
+        serial = self.serial(vm["instancename"])
+        while time.monotonic() - began < TIMEOUT_S:
+            if serial.exists() and READY_MARKER in serial.read_bytes():
+                return time.monotonic() - began, vm["id"]
+            time.sleep(0.02)
+        return None, vm["id"]
+
+    def expunge(self, vm_id: str | None) -> None:
+        if vm_id is not None:
+            job = self.client.call("destroyVirtualMachine", id=vm_id, expunge=True)
+            self.wait_job(job["jobid"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(60)
+        for pid_file in self.data.glob("agent/state/vms/*/qemu.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stack_part(image: TinyImage, runs: int, parallel: int) -> PartResult:
+    del image  # the box builds its own tiny image into its data directory
+    result = PartResult("stack (deploy → ready via the API)")
+    with tempfile.TemporaryDirectory(prefix="vm-boot-stack-") as tmp:
+        stack = Stack(Path(tmp))
+        try:
+            for _ in range(runs):
+                took, vm_id = stack.boot()
+                stack.expunge(vm_id)
+                if took is None:
+                    result.failures += 1
+                else:
+                    result.single.append(took)
+            if parallel > 0:
+                result.wave_size = parallel
+                began = time.monotonic()
+                with ThreadPoolExecutor(max_workers=parallel) as pool:
+                    booted = list(pool.map(lambda _: stack.boot(), range(parallel)))
+                result.wave_s = time.monotonic() - began
+                result.failures += sum(t is None for t, _ in booted)
+                for _, vm_id in booted:
+                    stack.expunge(vm_id)
+        finally:
+            stack.close()
+    return result
+
+
 Part = Callable[[TinyImage, int, int], PartResult]
-PARTS: dict[str, Part] = {"raw": raw_part}
+PARTS: dict[str, Part] = {"raw": raw_part, "stack": stack_part}
 
 
 def report(results: list[PartResult]) -> None:
@@ -126,7 +247,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="boots one at a time per part")
     parser.add_argument("--parallel", type=int, default=10, help="VMs booted at once (0: none)")
     parser.add_argument("--image-dir", help="where the tiny image is built (default: data dir)")
-    parser.add_argument("--parts", default="raw", help=f"comma list of {', '.join(PARTS)}")
+    parser.add_argument("--parts", default="raw,stack", help=f"comma list of {', '.join(PARTS)}")
     parser.add_argument("--direct-kernel", action="store_true", help="also time -kernel boots")
     args = parser.parse_args()
     image_dir = Path(args.image_dir) if args.image_dir else load_settings().data_dir / "images"

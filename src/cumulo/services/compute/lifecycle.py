@@ -39,7 +39,7 @@ from cumulo.common.ids import new_uuid
 from cumulo.common.time import utcnow
 from cumulo.db.models_affinity import AffinityGroupVmMap
 from cumulo.db.models_catalog import ServiceOffering
-from cumulo.db.models_compute import Nic, TemplatePoolRef, VirtualMachine, Volume
+from cumulo.db.models_compute import TemplatePoolRef, VirtualMachine, Volume
 from cumulo.db.models_images import Template
 from cumulo.db.models_infra import Cluster, Host, Pod, StoragePool, Zone
 from cumulo.db.models_tags import ResourceTag
@@ -55,6 +55,7 @@ from cumulo.services.config import (
 from cumulo.services.errors import CloudError, InsufficientCapacity, ParamError
 from cumulo.services.infra import capacity
 from cumulo.services.limits import ResourceType
+from cumulo.services.network import nics as guest_nics
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import links
 
@@ -214,6 +215,7 @@ def _build_plan(rt: Runtime, session: Session, vm: VirtualMachine, host: Host) -
         boot=boot,
         hostname=vm.name,
         ha=vm.ha_enabled,
+        nics=guest_nics.specs(session, vm),
     )
     return StartPlan(
         vm_uuid=vm.uuid,
@@ -240,6 +242,7 @@ def _plan_start(
             return _build_plan(rt, session, vm, host)
         if vm.state != State.STOPPED:
             raise IllegalState(f"Unable to start the VM: it is in state {vm.state}")
+        guest_nics.prepare_start(session, vm, rt.config)  # networks implemented first
         root = vms.root_volume(session, vm)
         req = _request(rt, session, vm, root)
         req.avoid |= avoid
@@ -573,8 +576,7 @@ def expunge_vm(rt: Runtime, vm_uuid: str) -> None:
             return
         _remove_volumes(session, vm)
         now = utcnow()
-        for nic in session.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.removed.is_(None))):
-            nic.removed = now
+        guest_nics.release(session, vm)  # NICs, their addresses, rules naming the VM
         session.execute(delete(AffinityGroupVmMap).where(AffinityGroupVmMap.vm_id == vm.id))
         session.execute(
             delete(ResourceTag).where(

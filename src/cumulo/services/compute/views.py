@@ -22,6 +22,7 @@ from cumulo.db.models_catalog import GuestOsType, ServiceOffering, UserData
 from cumulo.db.models_compute import Nic, VirtualMachine, Volume
 from cumulo.db.models_images import Template
 from cumulo.db.models_infra import Cluster, Host, Pod, StoragePool, Zone
+from cumulo.db.models_network import Network
 from cumulo.services import tags
 from cumulo.services.access import Caller, ListScope
 
@@ -185,17 +186,31 @@ def _details_select(ids: Sequence[int]) -> Select[Any]:
 
 
 def _nics(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """``nic[]`` as CloudStack's NicResponse: address, network and its broadcast URI."""
     out: dict[int, list[dict[str, Any]]] = {}
-    for nic in session.scalars(
-        select(Nic).where(Nic.vm_id.in_(list(ids)), Nic.removed.is_(None)).order_by(Nic.device_id)
-    ):
+    rows = session.execute(
+        select(Nic, Network)
+        .outerjoin(Network, Network.id == Nic.network_id)
+        .where(Nic.vm_id.in_(list(ids)), Nic.removed.is_(None))
+        .order_by(Nic.device_id)
+    ).tuples()
+    for nic, network in rows:
         item: dict[str, Any] = {
             "id": nic.uuid,
             "macaddress": nic.mac,
             "isdefault": nic.is_default,
             "traffictype": nic.traffic_type,
             "deviceid": str(nic.device_id),
+            "secondaryip": [],
+            "extradhcpoption": [],
         }
+        if network is not None:
+            item["networkid"] = network.uuid
+            item["networkname"] = network.name
+            item["type"] = network.guest_type
+            if network.segment_id is not None:
+                item["broadcasturi"] = f"vxlan://{network.segment_id}"
+                item["isolationuri"] = f"vxlan://{network.segment_id}"
         for key, value in (
             ("ipaddress", nic.ip4),
             ("netmask", nic.netmask),

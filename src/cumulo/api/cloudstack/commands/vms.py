@@ -19,6 +19,7 @@ from cumulo.services.compute import lifecycle, views, vms
 from cumulo.services.compute.states import State
 from cumulo.services.config import ALLOW_USER_EXPUNGE_RECOVER_VM, ALLOW_USER_VIEW_DESTROYED_VM
 from cumulo.services.errors import CloudError, ParamError, PermissionDenied
+from cumulo.services.network import nics as guest_nics
 from cumulo.services.runtime import Runtime
 
 VM_FIELDS = (
@@ -204,6 +205,7 @@ def deploy_virtual_machine(
             "in details"
         ),
     ] = None,
+    ipaddress: Annotated[str | None, Param("the ip address for default vm's network")] = None,
     displayvm: Annotated[
         bool, Param("an optional field, whether to the display the vm to the end user or not.")
     ] = True,
@@ -211,8 +213,6 @@ def deploy_virtual_machine(
     owner = resolve_owner(ctx.session, ctx.caller, account, domainid, projectid)
     if hostid is not None and not ctx.caller.is_root_admin:
         raise PermissionDenied("Parameter hostid can only be specified by a Root Admin")
-    if networkids:
-        raise ParamError(f"Unable to find network by id {networkids[0]}")
     merged: dict[str, str] = {}
     for entry in details or []:
         merged.update(entry)
@@ -235,6 +235,15 @@ def deploy_virtual_machine(
     )
     vm = vms.create(
         ctx.session, ctx.caller, owner, req, box=ctx.runtime.box, config=ctx.runtime.config
+    )
+    guest_nics.allocate(
+        ctx.session,
+        ctx.caller,
+        owner,
+        vm,
+        list(networkids or []),
+        ip_address=ipaddress,
+        config=ctx.runtime.config,
     )
     return Submit(
         params={"id": vm.uuid, "hostid": hostid, "startvm": startvm},

@@ -25,7 +25,7 @@ VPC_SERVICES = (
     *VR_SERVICES, "SourceNat", "StaticNat", "PortForwarding", "Lb", "NetworkACL", "Vpn", "Gateway",
 )  # fmt: skip
 # CloudStack's default offerings (name, text, guest type, services by provider, flags).
-DEFAULTS = (
+DEFAULTS: tuple[tuple[str, str, str, dict[str, tuple[str, ...]], dict[str, object]], ...] = (
     (
         "DefaultIsolatedNetworkOfferingWithSourceNatService",
         "Offering for Isolated networks with Source Nat service enabled",

@@ -1,0 +1,175 @@
+"""VM NICs on guest networks: allocated with the VM, implemented at start, freed at expunge.
+
+The compute side calls three functions and nothing else: ``allocate`` while creating a VM,
+``prepare_start``/``specs`` while planning a start, ``release`` at expunge. A NIC gets the
+lowest free address of its network (``ipam``) and a MAC built from its own row id under the
+locally administered prefix ``02:00``, unique for as long as row ids are (2**32 NICs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cumulo.agentrpc.messages import NicSpec
+from cumulo.common.time import utcnow
+from cumulo.db.models import Account
+from cumulo.db.models_compute import Nic, VirtualMachine
+from cumulo.db.models_infra import Zone
+from cumulo.db.models_network import (
+    LoadBalancerMember,
+    Network,
+    NetworkRule,
+    PublicIpAddress,
+    SecurityGroupMember,
+)
+from cumulo.services.access import Caller
+from cumulo.services.config import ConfigStore
+from cumulo.services.errors import ParamError, PermissionDenied
+from cumulo.services.network import ipam, networks
+from cumulo.services.network import offerings as offering_svc
+
+
+def mac_for(nic_id: int) -> str:
+    octets = [(nic_id >> shift) & 0xFF for shift in (24, 16, 8, 0)]
+    return "02:00:" + ":".join(f"{o:02x}" for o in octets)
+
+
+def bridge_name(network: Network) -> str:
+    """The host bridge of a network: named from its segment id (Linux allows 15 chars)."""
+    return f"brvx{network.segment_id}" if network.segment_id is not None else f"brnet{network.id}"
+
+
+def _networks_for(
+    session: Session,
+    caller: Caller,
+    owner: Account,
+    zone: Zone,
+    uuids: Sequence[str],
+    config: ConfigStore | None,
+) -> list[Network]:
+    """The requested networks, or CloudStack's Advanced-zone default when none is named."""
+    if uuids:
+        found = []
+        for uuid in dict.fromkeys(uuids):
+            network = networks.find(session, uuid)
+            if network.zone_id != zone.id:
+                raise ParamError(f"Network {network.name} is not in zone {zone.name}")
+            if not networks.can_use(session, owner, network):
+                raise PermissionDenied(
+                    f"Account {owner.name} does not have permission to use network {uuid}"
+                )
+            found.append(network)
+        return found
+    if not networks.zone_has_guest_networking(session, zone):
+        return []  # a zone without guest networking set up: VMs get no NIC (simulator)
+    own = networks.usable_isolated(session, owner, zone)
+    if len(own) == 1:
+        return own
+    if len(own) > 1:
+        raise ParamError(
+            "More than one isolated network exists for the account: specify networkids"
+        )
+    default = offering_svc.find_by_name(session, offering_svc.DEFAULT_ISOLATED)
+    if default is None or default.state != "Enabled":
+        raise ParamError("Can't find a default network for the VM: specify networkids")
+    spec = networks.NetworkSpec(
+        name=f"{owner.name}-network",
+        display_text=f"{owner.name}-network",
+        offering_uuid=default.uuid,
+        zone_uuid=zone.uuid,
+    )
+    return [networks.create(session, caller, owner, spec, config=config)]
+
+
+def allocate(
+    session: Session,
+    caller: Caller,
+    owner: Account,
+    vm: VirtualMachine,
+    network_uuids: Sequence[str],
+    *,
+    ip_address: str | None = None,
+    config: ConfigStore | None = None,
+) -> list[Nic]:
+    """One NIC per network, the first the default; ``ip_address`` asks for the first's IP."""
+    zone = session.get(Zone, vm.zone_id)
+    assert zone is not None
+    out = []
+    for device, network in enumerate(
+        _networks_for(session, caller, owner, zone, network_uuids, config)
+    ):
+        out.append(add_nic(session, vm, network, device, ip_address if device == 0 else None))
+    return out
+
+
+def add_nic(
+    session: Session, vm: VirtualMachine, network: Network, device: int, ip: str | None = None
+) -> Nic:
+    nic = Nic(
+        vm_id=vm.id,
+        network_id=network.id,
+        device_id=device,
+        mac="",
+        netmask=network.netmask,
+        gateway=network.gateway,
+        is_default=device == 0,
+        traffic_type="Guest",
+    )
+    session.add(nic)
+    session.flush()
+    nic.mac = mac_for(nic.id)
+    nic.ip4 = ipam.allocate_guest_ip(session, network, nic.id, ip)
+    return nic
+
+
+def vm_nics(session: Session, vm_id: int) -> list[tuple[Nic, Network]]:
+    return list(
+        session.execute(
+            select(Nic, Network)
+            .join(Network, Network.id == Nic.network_id)
+            .where(Nic.vm_id == vm_id, Nic.removed.is_(None))
+            .order_by(Nic.device_id)
+        ).tuples()
+    )
+
+
+def prepare_start(session: Session, vm: VirtualMachine, config: ConfigStore | None = None) -> None:
+    """Implement every network the VM plugs into (segment id, source NAT) before it starts."""
+    for _nic, network in vm_nics(session, vm.id):
+        networks.implement(session, network, config)
+
+
+def specs(session: Session, vm: VirtualMachine) -> tuple[NicSpec, ...]:
+    return tuple(
+        NicSpec(
+            nic_id=nic.uuid,
+            mac=nic.mac,
+            bridge=bridge_name(network),
+            ip4=nic.ip4,
+            device_id=nic.device_id,
+        )
+        for nic, network in vm_nics(session, vm.id)
+    )
+
+
+def release(session: Session, vm: VirtualMachine) -> None:
+    """At expunge: addresses back to their networks, the VM out of every rule it was in."""
+    now = utcnow()
+    for nic in session.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.removed.is_(None))):
+        ipam.release_guest_ips(session, nic.id)
+        nic.removed = now
+    session.execute(
+        delete(NetworkRule).where(
+            NetworkRule.vm_id == vm.id, NetworkRule.purpose == "PortForwarding"
+        )
+    )
+    session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.vm_id == vm.id))
+    session.execute(delete(SecurityGroupMember).where(SecurityGroupMember.vm_id == vm.id))
+    for ip in session.scalars(
+        select(PublicIpAddress).where(PublicIpAddress.static_nat_vm_id == vm.id)
+    ):
+        ip.static_nat_vm_id = None
+        ip.static_nat_ip = None

@@ -368,3 +368,16 @@ def test_random_damage_only_ever_raises_checksum_errors(trailer: str | None) -> 
         except ChecksumError:
             continue
         pytest.fail(f"damaged body accepted ({len(out)} bytes)")
+
+
+def test_offloaded_hashing_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PayloadCheck, "offload_min", 1)
+    signed = signed_chunked(len(BODY), trailer="x-amz-checksum-crc32")
+    wire = b"".join(
+        signed.encode([BODY[:5000], BODY[5000:]], {"x-amz-checksum-crc32": crc32_b64(BODY)})
+    )
+    check = authenticate(signed.wire.view, lookup, now()).payload
+    assert drain(lambda: check.stream(pieces(wire, 3000))) == BODY
+    assert check.checksums["crc32"] == crc32_b64(BODY)
+    tampered = authenticate(signed.wire.view, lookup, now()).payload
+    assert _stream_error(tampered, _flip(wire, 100), 3000).code == "SignatureDoesNotMatch"

@@ -16,6 +16,8 @@ import hmac
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
+from anyio import to_thread
+
 from cumulo.objectstore.auth.checksums import (
     ALGORITHMS,
     UNSUPPORTED,
@@ -56,6 +58,12 @@ class PayloadSpec:
 class PayloadCheck:
     """Verifies one request body while it streams; see the module docstring."""
 
+    # Pieces at least this large are decoded and hashed in a worker thread; None keeps all
+    # work in the caller's thread. Off by default: the thread hand-off costs a single stream
+    # more than it gains unless several uploads share one process on several free cores
+    # (measure with bench/s3_auth.py before turning it on).
+    offload_min: int | None = None
+
     def __init__(self, spec: PayloadSpec, signer: ChunkSigner | None = None) -> None:
         self._spec = spec
         self._signer = signer
@@ -83,7 +91,12 @@ class PayloadCheck:
         return spec.md5 is not None or bool(spec.expected) or bool(spec.trailer_names)
 
     async def stream(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Yield the decoded payload; raise ChecksumError on any mismatch."""
+        """Yield the decoded payload; raise ChecksumError on any mismatch.
+
+        With ``offload_min`` set, large pieces are decoded and hashed in a worker thread:
+        hashlib and zlib release the GIL on such buffers, so concurrent uploads can hash on
+        several cores while the event loop keeps serving other requests.
+        """
         if self._used:
             raise RuntimeError("a request body can be streamed once")
         self._used = True
@@ -91,15 +104,25 @@ class PayloadCheck:
         decoder = self._decoder()
         wire = 0
         limit = self._spec.content_length
+
+        def absorb(piece: bytes) -> list[bytes]:
+            out = decoder.feed(piece) if decoder else [piece]
+            for data in out:
+                for digest in digests.values():
+                    digest.update(data)
+            return out
+
         async for piece in body:
             if not piece:
                 continue
             wire += len(piece)
             if limit is not None and wire > limit:
                 raise ChecksumError("IncompleteBody", "The body is longer than Content-Length.")
-            for data in decoder.feed(piece) if decoder else (piece,):
-                for digest in digests.values():
-                    digest.update(data)
+            if self.offload_min is not None and len(piece) >= self.offload_min:
+                out = await to_thread.run_sync(absorb, piece)
+            else:
+                out = absorb(piece)
+            for data in out:
                 yield data
         trailers = decoder.finish() if decoder else {}
         decoded = decoder.decoded if decoder else wire

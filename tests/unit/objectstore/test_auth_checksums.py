@@ -40,9 +40,20 @@ def test_crc32c_matches_the_bitwise_reference_and_is_fast() -> None:
     assert 64 / (time.perf_counter() - start) > 100  # MB/s, far above pure Python
 
 
-@pytest.mark.parametrize("algorithm", ["crc32", "crc32c"])
+def _crc64(data: bytes) -> int:
+    digest = ALGORITHMS["crc64nvme"][0]()
+    digest.update(data)
+    return int.from_bytes(digest.digest(), "big")
+
+
+@pytest.mark.parametrize("algorithm", ["crc32", "crc32c", "crc64nvme"])
 def test_full_object_crc_equals_crc_of_the_whole(algorithm: str) -> None:
-    crc = zlib.crc32 if algorithm == "crc32" else crc32c.crc32c
+    crc = {"crc32": zlib.crc32, "crc32c": crc32c.crc32c, "crc64nvme": _crc64}[algorithm]
+    size = ALGORITHMS[algorithm][1]
+
+    def _b64(value: int) -> str:
+        return base64.b64encode(value.to_bytes(size, "big")).decode()
+
     parts = [(_b64(crc(p)), len(p)) for p in PARTS]
     assert full_object_crc(algorithm, parts) == _b64(crc(b"".join(PARTS)))
     assert full_object_crc(algorithm, parts[:1]) == parts[0][0]

@@ -330,7 +330,10 @@ def test_snapshot_policies_are_stored_listed_updated_and_deleted(
         "snapshotpolicy",
     )
     assert updated["fordisplay"] is False
+    mine = tenant.call("listSnapshotPolicies")["snapshotpolicy"]
+    assert [p["id"] for p in mine] == [policy["id"]]
     other = make_tenant(sim.cloud, make_domain(sim.cloud)["id"])
+    assert other.call("listSnapshotPolicies") == {}
     status, _ = error(
         other.raw("deleteSnapshotPolicies", id=policy["id"]), "deleteSnapshotPolicies"
     )

@@ -16,7 +16,7 @@ from cumulo.api.cloudstack.commands import templates as template_commands
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.common.time import utcnow
-from cumulo.db.models import Account
+from cumulo.db.models import Account, Domain
 from cumulo.db.models_compute import Volume
 from cumulo.db.models_images import Template
 from cumulo.db.models_storage import Snapshot, SnapshotPolicy
@@ -395,6 +395,7 @@ def create_snapshot_policy(
     kind=Kind.LIST,
     description="Lists snapshot policies.",
     response="snapshotpolicy",
+    scoped=True,
     fields=POLICY_FIELDS,
 )
 def list_snapshot_policies(
@@ -405,10 +406,12 @@ def list_snapshot_policies(
     ] = None,
     fordisplay: Annotated[bool | None, Param("list resources by display flag")] = None,
 ) -> Listing:
-    if volumeid is None and id is None:
-        raise ParamError("Either volumeid or id is required")
-    stmt = select(SnapshotPolicy, Volume.uuid).join(Volume, Volume.id == SnapshotPolicy.volume_id)
-    stmt = stmt.where(SnapshotPolicy.removed.is_(None))
+    stmt = (
+        select(SnapshotPolicy, Volume.uuid)
+        .join(Volume, Volume.id == SnapshotPolicy.volume_id)
+        .join(Domain, Domain.id == Volume.domain_id)
+        .where(SnapshotPolicy.removed.is_(None), ctx.scope.where(Volume.account_id, Domain.path))
+    )
     if volumeid is not None:
         volume = volumes.find_for(ctx.session, ctx.caller, volumeid)
         stmt = stmt.where(SnapshotPolicy.volume_id == volume.id)

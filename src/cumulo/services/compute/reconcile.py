@@ -25,13 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.agentrpc.messages import PowerState, VmStatus
-from cumulo.db.models import Account, Domain, User
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_infra import Host
 from cumulo.services import events
-from cumulo.services.access import Caller, RoleType
+from cumulo.services.access import Caller
 from cumulo.services.compute import vms
 from cumulo.services.compute.states import Event, State, transition
+from cumulo.services.identity import auth
 from cumulo.services.infra import capacity
 from cumulo.services.jobs import queue
 
@@ -42,30 +42,7 @@ OFF = (PowerState.STOPPED, PowerState.MISSING)
 
 def _owner(session: Session, vm: VirtualMachine) -> Caller | None:
     """The VM's owner as the caller of follow-up jobs and events (CloudStack uses system)."""
-    row = session.execute(
-        select(User, Account, Domain)
-        .join(Account, Account.id == User.account_id)
-        .join(Domain, Domain.id == Account.domain_id)
-        .where(User.id == vm.user_id)
-    ).first()
-    if row is None:
-        return None
-    user, account, domain = row
-    return Caller(
-        user_id=user.id,
-        user_uuid=user.uuid,
-        username=user.username,
-        account_id=account.id,
-        account_uuid=account.uuid,
-        account_name=account.name,
-        account_type=account.type,
-        domain_id=domain.id,
-        domain_uuid=domain.uuid,
-        domain_name=domain.name,
-        domain_path=domain.path,
-        role_id=account.role_id,
-        role_type=RoleType.USER,
-    )
+    return auth.caller_by_user_id(session, vm.user_id, allow_disabled=True)
 
 
 def _event(session: Session, vm: VirtualMachine, kind: str, text: str) -> None:

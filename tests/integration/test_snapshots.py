@@ -340,3 +340,65 @@ def test_snapshot_policies_are_stored_listed_updated_and_deleted(
     assert status == 531
     assert tenant.cs.deleteSnapshotPolicies(id=policy["id"])["success"]
     assert tenant.call("listSnapshotPolicies", volumeid=volume["id"]) == {}
+
+
+def _database(cloud: Cloud) -> str:
+    return cloud.env.get("CUMULO_DATABASE__URL") or f"sqlite:///{cloud.data_dir / 'cumulo.db'}"
+
+
+def _make_due(cloud: Cloud, policy_uuid: str) -> None:
+    """The controlled clock: move the policy's next slot into the past, as if time passed."""
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine, update
+
+    from cumulo.common.time import utcnow
+    from cumulo.db.models_storage import SnapshotPolicy
+
+    engine = create_engine(_database(cloud))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(SnapshotPolicy)
+                .where(SnapshotPolicy.uuid == policy_uuid)
+                .values(next_run=utcnow() - timedelta(minutes=1))
+            )
+    finally:
+        engine.dispose()
+
+
+def _wait_for(check: Any, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the scheduler did not act in time"
+        time.sleep(0.2)
+
+
+def test_policy_scheduler_takes_due_snapshots_and_keeps_maxsnaps(
+    sim: SimZone, tenant: Tenant, offering: dict[str, Any], store: Path
+) -> None:
+    _, volume = attached_volume(sim, tenant, offering, size=1)
+    policy = tenant.cs.createSnapshotPolicy(
+        volumeid=volume["id"], intervaltype="HOURLY", schedule="0", timezone="UTC", maxsnaps=2
+    )["snapshotpolicy"]
+    assert snapshots_of(tenant, volumeid=volume["id"]) == []  # nothing until it is due
+    seen: list[str] = []
+    for round_ in range(1, 4):
+        _make_due(sim.cloud, policy["id"])
+
+        def taken(n: int = round_) -> bool:
+            listed = snapshots_of(tenant, volumeid=volume["id"])
+            new = [s["id"] for s in listed if s["id"] not in seen and s["state"] == "BackedUp"]
+            if new and len(listed) == min(n, 2):
+                seen.extend(new)
+                return True
+            return False
+
+        _wait_for(taken)
+    listed = snapshots_of(tenant, volumeid=volume["id"])
+    assert len(seen) == 3 and {s["id"] for s in listed} == set(seen[1:])
+    assert all(s["intervaltype"] == "HOURLY" for s in listed)
+    assert files(store, f"{seen[0]}*") == []  # the oldest was pruned, its file too
+    assert account_totals(sim, tenant)["snapshot"] == 2

@@ -27,7 +27,7 @@ from cumulo.services.config import EXPUNGE_INTERVAL
 from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.runtime import Runtime, open_runtime
-from cumulo.services.storage import volume_ops
+from cumulo.services.storage import snapshot_scheduler, volume_ops
 
 log = logging.getLogger(__name__)
 API_PATHS = ("/client/api", "/client/api/")
@@ -73,6 +73,14 @@ class ManagementServer:
             except Exception:
                 log.exception("expunge scavenger failed")
 
+    def _snapshot_policies(self) -> None:
+        """Take the snapshots that snapshot policies say are due (one server per slot)."""
+        while not self._stop.wait(2):
+            try:
+                snapshot_scheduler.run_due(self.rt)
+            except Exception:
+                log.exception("snapshot scheduler failed")
+
     def _heartbeat(self) -> None:
         while not self._stop.wait(10):
             try:
@@ -111,6 +119,9 @@ class ManagementServer:
         self.agents.start()
         threading.Thread(target=self._heartbeat, name="server-heartbeat", daemon=True).start()
         threading.Thread(target=self._scavenge, name="expunge-scavenger", daemon=True).start()
+        threading.Thread(
+            target=self._snapshot_policies, name="snapshot-scheduler", daemon=True
+        ).start()
         log.info(
             "management server listening",
             extra={

@@ -23,7 +23,13 @@ from cumulo.db.models_storage import Snapshot, SnapshotPolicy
 from cumulo.services.catalog.owners import resolve_owner
 from cumulo.services.errors import ParamError
 from cumulo.services.runtime import Runtime
-from cumulo.services.storage import private_templates, snapshot_policies, snapshots, volumes
+from cumulo.services.storage import (
+    private_templates,
+    snapshot_policies,
+    snapshot_scheduler,
+    snapshots,
+    volumes,
+)
 
 SNAPSHOT_FIELDS = (
     "id",
@@ -114,6 +120,7 @@ def create_snapshot(
 
 def _take(rt: Runtime, id: str) -> None:
     snapshots.take(rt, id)
+    snapshot_scheduler.prune(rt, id)  # a policy's snapshot: keep only its maxsnaps newest
 
 
 def _abandoned(rt: Runtime, id: str, **_: Any) -> None:

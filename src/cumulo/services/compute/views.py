@@ -25,6 +25,7 @@ from cumulo.db.models_infra import Cluster, Host, Pod, StoragePool, Zone
 from cumulo.db.models_network import Network
 from cumulo.services import tags
 from cumulo.services.access import Caller, ListScope
+from cumulo.services.compute import stats
 
 TAG_TYPE = "UserVm"
 HIDDEN_FROM_USERS = ("Destroyed", "Expunging", "Expunged")
@@ -193,7 +194,7 @@ def _nics(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]
         .outerjoin(Network, Network.id == Nic.network_id)
         .where(Nic.vm_id.in_(list(ids)), Nic.removed.is_(None))
         .order_by(Nic.device_id)
-    ).tuples()
+    )
     for nic, network in rows:
         item: dict[str, Any] = {
             "id": nic.uuid,
@@ -257,6 +258,7 @@ def render(session: Session, caller: Caller, ids: Sequence[int]) -> list[dict[st
     rows = {r[0].id: r for r in session.execute(_details_select(ids))}
     nics, groups = _nics(session, ids), _groups(session, ids)
     tag_map, roots = tags.tags_for(session, TAG_TYPE, ids), _roots(session, ids)
+    sampled = stats.for_vms(session, ids)  # cpuused, networkkbsread ... when known
     out = []
     for vm_id in ids:
         row = rows.get(vm_id)
@@ -267,6 +269,7 @@ def render(session: Session, caller: Caller, ids: Sequence[int]) -> list[dict[st
         item["affinitygroup"] = groups.get(vm_id, [])
         item["tags"] = tag_map.get(vm_id, [])
         item["securitygroup"] = []
+        item.update(sampled.get(vm_id, {}))
         root = roots.get(vm_id)
         if root is not None:
             item["rootdeviceid"] = root.device_id or 0

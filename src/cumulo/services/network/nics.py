@@ -126,14 +126,15 @@ def add_nic(
 
 
 def vm_nics(session: Session, vm_id: int) -> list[tuple[Nic, Network]]:
-    return list(
-        session.execute(
+    return [
+        (nic, network)
+        for nic, network in session.execute(
             select(Nic, Network)
             .join(Network, Network.id == Nic.network_id)
             .where(Nic.vm_id == vm_id, Nic.removed.is_(None))
             .order_by(Nic.device_id)
-        ).tuples()
-    )
+        )
+    ]
 
 
 def prepare_start(session: Session, vm: VirtualMachine, config: ConfigStore | None = None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -189,19 +190,17 @@ def _public_ips(session: Session, network: Network) -> list[PublicIpAddress]:
 
 
 def _vms(session: Session, network: Network) -> list[tuple[Nic, VirtualMachine]]:
-    return list(
-        session.execute(
-            select(Nic, VirtualMachine)
-            .join(VirtualMachine, VirtualMachine.id == Nic.vm_id)
-            .where(
-                Nic.network_id == network.id,
-                Nic.removed.is_(None),
-                Nic.ip4.is_not(None),
-                VirtualMachine.state.in_(LIVE_VM_STATES),
-            )
-            .order_by(Nic.ip4, Nic.id)
-        ).tuples()
+    rows = session.execute(
+        select(Nic, VirtualMachine)
+        .join(VirtualMachine, VirtualMachine.id == Nic.vm_id)
+        .where(
+            Nic.network_id == network.id,
+            Nic.removed.is_(None),
+            Nic.ip4.is_not(None),
+            VirtualMachine.state.in_(LIVE_VM_STATES),
+        )
     )
+    return sorted(((n, vm) for n, vm in rows), key=lambda r: (IPv4Address(str(r[0].ip4)), r[0].id))
 
 
 def _vm_data(

@@ -349,3 +349,68 @@ def run_disable_static_nat(ctx: Ctx, id: str) -> Success:
     if ip is not None and ip.static_nat_vm_id is not None:
         svc.disable_static_nat(ip)
     return Success()
+
+
+@command(
+    "listIpForwardingRules",
+    kind=Kind.LIST,
+    description="List the IP forwarding rules",
+    response="ipforwardingrule",
+    scoped=True,
+    fields=(
+        "id",
+        "protocol",
+        "virtualmachineid",
+        "virtualmachinename",
+        "virtualmachinedisplayname",
+        "ipaddressid",
+        "ipaddress",
+        "startport",
+        "endport",
+        "state",
+        "vmguestip",
+    ),
+)
+def list_ip_forwarding_rules(
+    ctx: Ctx,
+    id: Annotated[
+        UUIDStr | None, Param("Lists rule with the specified ID.", entity="FirewallRule")
+    ] = None,
+    ipaddressid: Annotated[
+        UUIDStr | None,
+        Param("list the rule belonging to this public IP address", entity="IpAddress"),
+    ] = None,
+    virtualmachineid: Annotated[
+        UUIDStr | None, Param("Lists all rules applied to the specified VM.", entity="UserVm")
+    ] = None,
+) -> Listing:
+    """Static NATs shown as CloudStack shows them: one rule per address, every port."""
+    stmt = ips_select().where(
+        ctx.scope.where(PublicIpAddress.account_id, Domain.path),
+        PublicIpAddress.static_nat_vm_id.is_not(None),
+    )
+    for value, column in (
+        (id, PublicIpAddress.uuid),
+        (ipaddressid, PublicIpAddress.uuid),
+        (virtualmachineid, VirtualMachine.uuid),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    rows, total = ctx.page_records(stmt.order_by(PublicIpAddress.id))
+    items = [
+        {
+            "id": r.PublicIpAddress.uuid,
+            "protocol": "all",
+            "virtualmachineid": r.vmid,
+            "virtualmachinename": r.vmname,
+            "virtualmachinedisplayname": r.vmdisplayname,
+            "ipaddressid": r.PublicIpAddress.uuid,
+            "ipaddress": r.PublicIpAddress.address,
+            "startport": 1,
+            "endport": 65535,
+            "state": "Active",
+            "vmguestip": r.PublicIpAddress.static_nat_ip,
+        }
+        for r in rows
+    ]
+    return Listing(items, total)

@@ -30,10 +30,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from cumulo import __version__
 from cumulo.agent.dedup import Deduper
 from cumulo.agent.drivers.base import HypervisorDriver
-from cumulo.agent.executor import execute
+from cumulo.agent.executor import console_socket, execute
 from cumulo.agentrpc.messages import (
     Answer,
     Command,
+    OpenConsole,
     PowerState,
     PrepareTemplate,
     VmStatus,
@@ -41,6 +42,7 @@ from cumulo.agentrpc.messages import (
     to_wire,
 )
 from cumulo.agentrpc.wire import (
+    CONSOLE_PATH,
     MAX_FRAME,
     PATH,
     Frame,
@@ -93,6 +95,7 @@ class Agent:
         self._last: dict[str, PowerState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.registered = asyncio.Event()  # set while registered (tests wait on it)
+        self._stats_interval = 0.0
 
     async def run(self) -> None:
         """Connect, serve, reconnect, until cancelled; AuthRefused ends it."""
@@ -129,6 +132,8 @@ class Agent:
                 asyncio.create_task(self._poll(ws)),
                 asyncio.create_task(self._read(ws)),
             ]
+            if self._stats_interval > 0:
+                tasks.append(asyncio.create_task(self._stats(ws, self._stats_interval)))
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -152,6 +157,7 @@ class Agent:
         if frame.type != "registered":
             raise ProtocolError(f"expected registered, got {frame.type}")
         self._last = {vm.name: vm.power for vm in vms}
+        self._stats_interval = float(frame.body.get("stats_interval") or 0.0)
         log.info("agent registered", extra={"host": frame.body.get("host_id")})
         return float(frame.body.get("ping_interval", 5.0))
 
@@ -175,6 +181,19 @@ class Agent:
                     ws, encode("vm_report", full=False, vms=vm_statuses_to_wire(changed))
                 )
             self._last = {name: vm.power for name, vm in now.items()}
+
+    async def _stats(self, ws: ClientConnection, interval: float) -> None:
+        """Push every running VM's counters; the server keeps the latest and the totals."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                samples = await asyncio.to_thread(self.driver.stats)
+            except Exception as err:  # a sample lost is harmless: the next one carries on
+                log.warning("VM stats sampling failed", extra={"error": str(err)})
+                continue
+            if samples:
+                vms = [dataclasses.asdict(s) for s in samples]
+                await self._send(ws, encode("vm_stats", vms=vms))
 
     async def _read(self, ws: ClientConnection) -> None:
         async for text in ws:
@@ -201,9 +220,62 @@ class Agent:
         loop = asyncio.get_running_loop()
 
         async def work() -> Answer:
+            if isinstance(command, OpenConsole):
+                return await self._console(command)
             return await loop.run_in_executor(self._pool, execute, self.driver, command)
 
         return await self.dedup.run(command.request_id, work)
+
+    async def _console(self, command: OpenConsole) -> Answer:
+        """Connect the VM's console to a WebSocket dialled back to the asking server, and
+        answer once both ends are open; the bytes then flow until either side closes."""
+        url = console_url(command.server_url or self.options.url, command.token)
+        headers = {"Authorization": f"Bearer {self.options.token}"}
+        try:
+            sock = await asyncio.to_thread(console_socket, self.driver, command.name)
+        except Exception as err:
+            return Answer(request_id=command.request_id, ok=False, error=str(err))
+        try:
+            ws = await connect(url, additional_headers=headers, open_timeout=10, max_size=None)
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+        except (OSError, InvalidHandshake, TimeoutError) as err:
+            sock.close()
+            return Answer(request_id=command.request_id, ok=False, error=f"dial-back: {err}")
+        task = asyncio.create_task(pipe_console(ws, reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return Answer(request_id=command.request_id, ok=True, result={"url": url.split("?")[0]})
+
+
+def console_url(server: str, token: str) -> str:
+    """The console dial-back WebSocket on ``server`` for one session."""
+    base = agent_url(server)[: -len(PATH)]
+    return f"{base}{CONSOLE_PATH}?token={token}"
+
+
+async def pipe_console(
+    ws: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """VNC bytes both ways between the socket and the WebSocket until one side ends."""
+
+    async def up() -> None:
+        while chunk := await reader.read(65536):
+            await ws.send(chunk)
+
+    async def down() -> None:
+        async for message in ws:
+            writer.write(message if isinstance(message, bytes) else message.encode())
+            await writer.drain()
+
+    tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await ws.close()
 
 
 def resolve_links(command: Command, server: str) -> Command:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
-from cumulo.agent.drivers.base import DriverError, HypervisorDriver, VolumeDriver
+from cumulo.agent.drivers.base import ConsoleDriver, DriverError, HypervisorDriver, VolumeDriver
 from cumulo.agentrpc.messages import (
     Answer,
     AttachDisk,
@@ -170,6 +171,15 @@ def _run_volume(driver: VolumeDriver, command: Command) -> dict[str, Any]:
             )
         )
     raise DriverError(f"unsupported command {command.kind}")
+
+
+def console_socket(driver: HypervisorDriver, name: str) -> socket.socket:
+    """A connection to the VM's console (``OpenConsole``); the agent pipes it to the WebSocket
+    it dials back, so this is the only part of that command a driver does."""
+    if not hasattr(driver, "open_console"):
+        raise DriverError("this host's driver has no console")
+    console: ConsoleDriver = driver  # type: ignore[assignment]
+    return console.open_console(name)
 
 
 def execute(driver: HypervisorDriver, command: Command, peers: PeerLookup | None = None) -> Answer:

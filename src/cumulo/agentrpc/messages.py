@@ -285,6 +285,23 @@ class ExportTemplate(Command):
 
 
 @dataclass(frozen=True)
+class OpenConsole(Command):
+    """Open the VM's console (its VNC server) and dial a WebSocket back to the server.
+
+    The server cannot reach a host, so the agent connects to ``server_url`` (the management
+    server that holds the user's console WebSocket; empty: the server the agent is connected
+    to) at ``agentrpc.wire.CONSOLE_PATH`` with its host token and ``token``, a single-use
+    secret naming this console session, and pipes bytes between that WebSocket and the VNC
+    socket. The answer comes once the dial-back is connected (or failed).
+    """
+
+    kind: ClassVar[str] = "ConsoleProxyLoadCommand"
+    name: str
+    token: str
+    server_url: str = ""
+
+
+@dataclass(frozen=True)
 class Answer:
     """A host's reply. ``ok`` False carries a human-readable ``error``."""
 
@@ -314,6 +331,7 @@ COMMANDS: dict[str, type[Command]] = {
         BackupSnapshot,
         RevertSnapshot,
         ExportTemplate,
+        OpenConsole,
     )
 }
 

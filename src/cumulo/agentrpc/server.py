@@ -29,12 +29,21 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cumulo.agentrpc.hub import CommandTimeout, HostRef, HostUnreachable
-from cumulo.agentrpc.messages import Answer, Command, HostInfo, VmStatus, answer_from_wire, to_wire
+from cumulo.agentrpc.messages import (
+    Answer,
+    Command,
+    HostInfo,
+    VmStats,
+    VmStatus,
+    answer_from_wire,
+    to_wire,
+)
 from cumulo.agentrpc.wire import (
     ProtocolError,
     decode,
     encode,
     host_info_from_wire,
+    vm_stats_from_wire,
     vm_statuses_from_wire,
 )
 
@@ -53,6 +62,7 @@ class Registration:
 
     name: str
     ping_interval: float
+    stats_interval: float = 0.0  # seconds between VM stats samples; 0: none wanted
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,9 @@ class AgentBackend(Protocol):
         """Record that the host is alive; False when the host no longer exists (deleted)."""
 
     def report_vms(self, host_id: str, vms: list[VmStatus], full: bool) -> None: ...
+
+    def report_stats(self, host_id: str, stats: list[VmStats]) -> None:
+        """Record a sample of the host's running VMs' counters."""
 
     def disconnected(self, host_id: str) -> None:
         """The WebSocket ended: the host is no longer reachable through this server."""
@@ -248,7 +261,13 @@ class AgentServer:
         await asyncio.to_thread(self.backend.report_vms, host_id, vms, True)
         conn = AgentConnection(host_id, websocket, asyncio.get_running_loop(), reg.ping_interval)
         await conn.send_text(
-            encode("registered", host_id=host_id, name=reg.name, ping_interval=reg.ping_interval)
+            encode(
+                "registered",
+                host_id=host_id,
+                name=reg.name,
+                ping_interval=reg.ping_interval,
+                stats_interval=reg.stats_interval,
+            )
         )
         await self._attach(conn)
         log.info("agent registered", extra={"host": host_id, "peer": peer, "cpus": info.cpus})
@@ -288,6 +307,9 @@ class AgentServer:
                 vms = vm_statuses_from_wire(frame.body.get("vms"))
                 full = bool(frame.body.get("full", False))
                 await asyncio.to_thread(self.backend.report_vms, conn.host_id, vms, full)
+            elif frame.type == "vm_stats":
+                stats = vm_stats_from_wire(frame.body.get("vms"))
+                await asyncio.to_thread(self.backend.report_stats, conn.host_id, stats)
             else:
                 raise ProtocolError(f"an agent does not send {frame.type}")
 

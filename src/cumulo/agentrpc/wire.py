@@ -15,10 +15,19 @@ After the upgrade, in order::
     server -> agent   {"type": "command", "command": Command}    (to_wire form, with kind)
     agent  -> server  {"type": "answer", "answer": Answer}       same request_id
     agent  -> server  {"type": "vm_report", "full": bool, "vms": [VmStatus, ...]}
+    agent  -> server  {"type": "vm_stats", "vms": [VmStats, ...]}   every stats_interval
+
+``registered`` may carry ``stats_interval`` (seconds; 0 or absent: no samples are pushed).
+``vm_stats`` holds each running VM's counters since it started (``VmStats``); the server
+turns differences between samples into cumulative usage.
 
 A ``vm_report`` with ``full`` true lists every VM the host knows (sent on connect); otherwise
 it lists only VMs whose power state changed since the last report (a VM that disappeared is
 reported ``Missing``). Unknown frame types are protocol errors: the peer closes with 1002.
+
+Consoles use a second WebSocket per session, dialled by the agent on ``OpenConsole`` to
+``CONSOLE_PATH?token=<session secret>`` with the same ``Authorization: Bearer`` host token;
+it carries raw RFB bytes as binary messages, no frames.
 """
 
 from __future__ import annotations
@@ -27,14 +36,17 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from cumulo.agentrpc.messages import Answer, HostInfo, PowerState, VmStatus, to_wire
+from cumulo.agentrpc.messages import Answer, HostInfo, PowerState, VmStats, VmStatus, to_wire
 
 PATH = "/agent/v1"
+CONSOLE_PATH = "/agent/v1/console"
 # A frame bigger than this is refused: commands and reports are small, and a peer that sends
 # megabytes is broken or hostile.
 MAX_FRAME = 1 << 20
 
-FRAME_TYPES = frozenset({"register", "registered", "ping", "command", "answer", "vm_report"})
+FRAME_TYPES = frozenset(
+    {"register", "registered", "ping", "command", "answer", "vm_report", "vm_stats"}
+)
 
 
 class ProtocolError(ValueError):
@@ -121,6 +133,27 @@ def vm_statuses_from_wire(data: Any) -> list[VmStatus]:
 
 def vm_statuses_to_wire(vms: list[VmStatus]) -> list[dict[str, Any]]:
     return [to_wire(vm) for vm in vms]
+
+
+def vm_stats_from_wire(data: Any) -> list[VmStats]:
+    """Samples from their JSON form: unknown counters are ignored (a newer agent may send
+    more); a counter that is not a non-negative integer is a protocol error."""
+    if not isinstance(data, list):
+        raise ProtocolError("vms is not a list")
+    known = {f.name for f in fields(VmStats)} - {"name"}
+    out = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ProtocolError("VM stats without a name")
+        counters = {k: v for k, v in item.items() if k in known}
+        if not all(_count(v) for v in counters.values()):
+            raise ProtocolError(f"bad counters for VM {item['name']}")
+        out.append(VmStats(name=item["name"], **counters))
+    return out
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def answer_frame(answer: Answer) -> str:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from cumulo.api import image_links
+from cumulo.api import console, image_links
 from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
 from cumulo.api.cloudstack.dispatch import Dispatcher
 from cumulo.api.cloudstack.endpoint import ApiEndpoint
@@ -23,6 +23,7 @@ from cumulo.api.image_links import ImageLinks
 from cumulo.api.middleware.request_id import RequestIdMiddleware
 from cumulo.common.settings import Settings
 from cumulo.services.compute import lifecycle
+from cumulo.services.compute.stats import SimStatsSampler
 from cumulo.services.config import EXPUNGE_INTERVAL
 from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
@@ -46,6 +47,8 @@ class ManagementServer:
         self.workers = JobWorkers(self.rt.db, self.rt.server_id, settings.jobs, JobRunner(self.rt))
         self.dispatcher = Dispatcher(self.rt, on_job=self.workers.notify)
         self.agents = AgentService(self.rt)  # the agent WebSocket and the KVM transport
+        self.console = console.ConsoleProxy(self.rt, self.agents)
+        self.sim_stats = SimStatsSampler(self.rt)
         self._stop = threading.Event()
 
     def app(self, integration: bool = False) -> Starlette:
@@ -56,6 +59,8 @@ class ManagementServer:
         routes.append(Route("/livez", livez))
         if not integration:
             routes.append(WebSocketRoute(self.agents.path, self.agents.endpoint))
+            routes.append(WebSocketRoute(console.USER_PATH, self.console.user_endpoint))
+            routes.append(WebSocketRoute(console.AGENT_PATH, self.console.agent_endpoint))
             routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
         return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
@@ -117,6 +122,7 @@ class ManagementServer:
         servers = [uvicorn.Server(c) for c in configs]
         self.workers.start()
         self.agents.start()
+        self.sim_stats.start()
         threading.Thread(target=self._heartbeat, name="server-heartbeat", daemon=True).start()
         threading.Thread(target=self._scavenge, name="expunge-scavenger", daemon=True).start()
         threading.Thread(
@@ -135,6 +141,7 @@ class ManagementServer:
         finally:
             self._stop.set()
             self.agents.stop()
+            self.sim_stats.stop()
             self.workers.stop()
             self.rt.deregister_server()
             self.rt.db.dispose()

@@ -14,6 +14,7 @@ from cumulo.db import (  # noqa: F401
     models_infra,
     models_storage,
     models_network,
+    models_stats,
     models_tags,
 )
 from cumulo.db.models import Base

@@ -11,6 +11,7 @@ VM returns its status, stopping or destroying a missing VM succeeds. A driver ra
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol
 
 from cumulo.agentrpc.messages import DiskSpec, HostInfo, VmSpec, VmStats, VmStatus
@@ -104,3 +105,15 @@ class VolumeDriver(Protocol):
         source_url: str | None,
     ) -> dict[str, int | str]:
         """Write a template image from a volume or an export; ``size`` … as backup_snapshot."""
+
+
+class ConsoleDriver(Protocol):
+    """A VM's graphical console: a connected stream socket speaking RFB (VNC).
+
+    The agent pipes it to a WebSocket the management server proxies to the user's browser
+    (noVNC), so a driver only has to hand out the socket: QEMU's VNC server listens on a Unix
+    socket per VM; the simulator answers with a small fake RFB server.
+    """
+
+    def open_console(self, name: str) -> socket.socket:
+        """A new connection to the VM's VNC server; DriverError when it is not running."""

@@ -230,6 +230,19 @@ class QemuDriver:
         """The VM's VNC server (a Unix socket) for the console proxy."""
         return self._run_dir(name).vnc
 
+    def open_console(self, name: str) -> socket.socket:
+        """A connection to the VM's VNC server; refused when QEMU is not running."""
+        run = self._run_dir(name)
+        if live_pid(run) is None:
+            raise DriverError(f"VM {name} is not running on this host")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(run.vnc))
+        except OSError as err:
+            sock.close()
+            raise DriverError(f"the console of VM {name} is not reachable: {err}") from None
+        return sock
+
     def serial_log(self, name: str) -> Path:
         return self._run_dir(name).serial
 

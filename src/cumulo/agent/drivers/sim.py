@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import struct
 import tempfile
 import threading
 import time
@@ -182,6 +184,15 @@ class SimDriver:
                 )
             return out
 
+    def open_console(self, name: str) -> socket.socket:
+        """One end of a socket pair whose other end is a tiny RFB server (``_fake_rfb``)."""
+        with self._lock:
+            if self._power.get(name) != PowerState.RUNNING:
+                raise DriverError(f"VM {name} is not running on {self._info.hostname}")
+        ours, theirs = socket.socketpair()
+        threading.Thread(target=_fake_rfb, args=(theirs, name), daemon=True).start()
+        return ours
+
     def prepare_template(
         self, template_id: str, source_url: str, checksum: str, pool_path: str
     ) -> str:
@@ -304,3 +315,42 @@ class SimDriver:
             raise DriverError("a template needs a volume or a snapshot to copy")
         data = _export(disk, "template", template_id)
         return {"size": disk.size, **self._write_export(data, store_url, install_path)}
+
+
+# A 640x480 true-colour frame buffer's pixel format (RFB 7.4): 32 bpp, depth 24, little
+# endian, true colour, max 255 per channel, shifts 16/8/0, three bytes of padding.
+_PIXEL_FORMAT = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
+
+
+def _fake_rfb(sock: socket.socket, title: str) -> None:
+    """Just enough of an RFB 3.8 server (RFC 6143 §7.1-7.3) for a viewer to connect: the
+    version greeting, security type None, then ServerInit; later input is read and dropped.
+    A simulated VM has no screen, but the console path is exercised end to end."""
+    name = title.encode()
+    try:
+        with sock:
+            sock.sendall(b"RFB 003.008\n")
+            if len(_read(sock, 12)) < 12:
+                return
+            sock.sendall(b"\x01\x01")  # one security type: None
+            if not _read(sock, 1):
+                return
+            sock.sendall(struct.pack(">I", 0))  # SecurityResult OK
+            if not _read(sock, 1):  # ClientInit (shared flag)
+                return
+            sock.sendall(struct.pack(">HH", 640, 480) + _PIXEL_FORMAT)
+            sock.sendall(struct.pack(">I", len(name)) + name)
+            while sock.recv(65536):
+                pass
+    except OSError:
+        pass  # the viewer went away
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -51,6 +51,8 @@ class ApiRequest:
     request_id: str
     # Calls on the integration port run as the root admin, unauthenticated (CloudStack's 8096).
     integration: bool = False
+    # scheme://host:port as the client addressed this server (console URLs point back here).
+    base_url: str = ""
 
     def get(self, name: str) -> str | None:
         """Parameter names are case-insensitive."""

@@ -79,6 +79,7 @@ class ApiEndpoint:
             cookies=dict(request.cookies),
             request_id=request.scope.get("state", {}).get("request_id", ""),
             integration=self.integration,
+            base_url=str(request.base_url).rstrip("/"),
         )
         if req.method != "POST" and (req.get("command") or "").lower() == "login":
             # ApiServlet refuses a login that is not a POST before it reads any parameter

@@ -34,6 +34,7 @@ from cumulo.agentrpc.messages import (
     Answer,
     Command,
     HostInfo,
+    VmStats,
     VmStatus,
     answer_from_wire,
     command_from_wire,
@@ -46,7 +47,7 @@ from cumulo.db.engine import Database
 from cumulo.db.models_agents import AgentCommand, HostVmReport
 from cumulo.db.models_infra import Cluster, Host, HostCapacity, StoragePool
 from cumulo.services import config
-from cumulo.services.compute import reconcile
+from cumulo.services.compute import reconcile, stats
 from cumulo.services.config import ConfigKey, ConfigStore
 from cumulo.services.errors import NotFound, ParamError
 from cumulo.services.infra import capacity
@@ -382,7 +383,8 @@ class CloudAgentBackend:
                 raise RuntimeError(f"host {host_id} was removed while its agent registered")
             register_host(session, host, info, peer, self.server_id)
             interval = float(self.store.get(session, PING_INTERVAL))
-            return Registration(name=host.name, ping_interval=interval)
+            every = stats.interval_s(session, self.store)
+            return Registration(name=host.name, ping_interval=interval, stats_interval=every)
 
     def heartbeat(self, host_id: str) -> bool:
         """Alive and held here: a host that went Disconnected on a blip is Up again. False
@@ -401,6 +403,12 @@ class CloudAgentBackend:
             if host is not None:
                 record_vm_report(session, host, vms, full=full)
                 reconcile.on_reports(session, host, vms)
+
+    def report_stats(self, host_id: str, samples: list[VmStats]) -> None:
+        with self.db.write() as session:
+            host = self._host(session, host_id)
+            if host is not None:
+                stats.record(session, host.id, samples)
 
     def disconnected(self, host_id: str) -> None:
         """Only while this server still holds the host: the agent may already have dialled

@@ -35,7 +35,7 @@ from cumulo.services.config import ConfigKey, ConfigStore, define
 from cumulo.services.errors import ParamError, PermissionDenied, ResourceLimitExceeded
 from cumulo.services.identity import auth
 from cumulo.services.identity.accounts import find_account_by_name
-from cumulo.services.storage import download
+from cumulo.services.storage import download, links
 from cumulo.services.storage.imagestore import StoreUnavailable, backend_for
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,52 @@ def register(session: Session, caller: Caller, owner: Account, reg: Registration
     return template
 
 
+def copy_to_zones(session: Session, template: Template, source: Zone, targets: list[Zone]) -> int:
+    """copyTemplate's request half: Allocated copies in the target zones' image stores (the
+    job then copies the bytes from a Ready copy this server holds); how many were added."""
+    ready = session.scalar(
+        select(func.count())
+        .select_from(TemplateStoreRef)
+        .where(
+            TemplateStoreRef.template_id == template.id,
+            TemplateStoreRef.zone_id == source.id,
+            TemplateStoreRef.state == READY,
+        )
+    )
+    if not ready:
+        raise ParamError(f"Template {template.name} is not ready in zone {source.name}")
+    added = 0
+    for zone in targets:
+        if zone.id == source.id:
+            raise ParamError("Please specify different source and destination zones.")
+        present = session.scalar(
+            select(func.count())
+            .select_from(TemplateStoreRef)
+            .where(TemplateStoreRef.template_id == template.id, TemplateStoreRef.zone_id == zone.id)
+        )
+        if present:
+            continue  # already there (or on its way): copying is idempotent
+        stores = _stores(session, zone)
+        if not stores:
+            raise ParamError(f"Failed to find a secondary storage store in zone {zone.name}")
+        ext = EXTENSIONS.get(template.format, template.format.lower())
+        kind = "iso" if template.is_iso else "tmpl"
+        session.add(
+            TemplateStoreRef(
+                template_id=template.id,
+                image_store_id=stores[0].id,
+                zone_id=zone.id,
+                state=ALLOCATED,
+                install_path=(
+                    f"template/{kind}/{template.account_id}/{template.id}/{template.uuid}.{ext}"
+                ),
+            )
+        )
+        added += 1
+    session.flush()
+    return added
+
+
 # --- download (in a job worker, outside the job's transaction) -------------------------------
 
 
@@ -386,13 +432,20 @@ def download_all(db: Database, config: ConfigStore, template_uuid: str) -> None:
         try:
             backend = backend_for(store)
             digest = download.Checksum.parse(checksum) if checksum else None
-            size = download.fetch(
-                url,
-                backend.open_writer(path),
-                checksum=digest,
-                max_bytes=max_bytes,
-                progress=_Progress(db, ref_id),
-            )
+            with db.read() as session:
+                local = links.local_file(session, template_uuid)  # a copy to another zone
+            if local is not None:
+                size = download.copy_local(
+                    local, backend.open_writer(path), checksum=digest, max_bytes=max_bytes
+                )
+            else:
+                size = download.fetch(
+                    url,
+                    backend.open_writer(path),
+                    checksum=digest,
+                    max_bytes=max_bytes,
+                    progress=_Progress(db, ref_id),
+                )
         except (download.DownloadFailed, StoreUnavailable, ValueError) as err:
             log.info(
                 "template download failed", extra={"template": template_uuid, "reason": str(err)}

@@ -16,6 +16,7 @@ from cumulo.db import (  # noqa: F401
     models_network,
     models_stats,
     models_tags,
+    models_usage,
 )
 from cumulo.db.models import Base
 

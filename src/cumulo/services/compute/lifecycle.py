@@ -58,6 +58,7 @@ from cumulo.services.limits import ResourceType
 from cumulo.services.network import nics as guest_nics
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import links
+from cumulo.services.usage import events as usage
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -537,6 +538,7 @@ def _remove_volumes(session: Session, vm: VirtualMachine) -> list[str]:
             planner.release_pool(session, volume.pool_id, volume.size)
         if volume.path and volume.state != "Allocated":
             paths.append(volume.path)
+        usage.record_volume(session, usage.VOLUME_DELETE, volume)
         volume.state = "Expunged"
         volume.removed = now
         limits.decrement_many(

@@ -32,6 +32,7 @@ from cumulo.services.config import ConfigStore
 from cumulo.services.errors import InsufficientCapacity, ParamError, PermissionDenied
 from cumulo.services.infra import capacity
 from cumulo.services.limits import ResourceType
+from cumulo.services.usage import events as usage
 
 MIB = 1024 * 1024
 
@@ -155,6 +156,7 @@ def apply(session: Session, vm: VirtualMachine, size: Size, config: ConfigStore)
     if offering is not None:  # HA comes with the offering, as CloudStack's upgradeVmDb does
         vm.ha_enabled = offering.offer_ha
     session.flush()
+    usage.record_vm(session, usage.VM_UPGRADE, vm)
     return True
 
 

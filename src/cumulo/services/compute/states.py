@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from cumulo.common.time import utcnow
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.services.errors import ParamError
+from cumulo.services.usage import events as usage
 
 
 class State(enum.StrEnum):
@@ -115,4 +116,7 @@ def transition(session: Session, vm: VirtualMachine, event: Event, **changes: ob
         )
     for key, value in values.items():
         setattr(vm, key, value)
+    # Usage events (VM.START, VM.STOP, VM.DESTROY …) commit with the change: every path
+    # through the state machine (jobs, reconciler, HA) is metered, none twice.
+    usage.vm_transition(session, vm, event.value, current, target.value)
     return target

@@ -37,6 +37,7 @@ from cumulo.services.config import USERDATA_MAX_LENGTH, ConfigStore
 from cumulo.services.errors import NotFound, ParamError, PermissionDenied
 from cumulo.services.limits import ResourceType
 from cumulo.services.storage import templates
+from cumulo.services.usage import events as usage
 
 GIB = 1024**3
 COUNTED_STATES = ("Stopped", "Starting", "Running", "Stopping", "Migrating")
@@ -336,6 +337,8 @@ def create(
     deltas = {**vm_deltas(vm), ResourceType.volume: 1, ResourceType.primary_storage: root_bytes}
     limits.check_and_increment_many(session, owner.id, deltas, config=config)
     session.flush()
+    usage.record_vm(session, usage.VM_CREATE, vm)
+    usage.record_volume(session, usage.VOLUME_CREATE, root)
     return vm
 
 

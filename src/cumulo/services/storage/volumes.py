@@ -32,6 +32,7 @@ from cumulo.services.config import CUSTOM_DISK_MAX, CUSTOM_DISK_MIN, ConfigStore
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.limits import ResourceType
 from cumulo.services.storage.volume_states import Event, State, transition
+from cumulo.services.usage import events as usage
 
 GIB = 1024**3
 TAG_TYPE = "Volume"
@@ -191,6 +192,7 @@ def create(
     session.flush()
     if not req.name:
         volume.name = f"DATA-{volume.id}"
+    usage.record_volume(session, usage.VOLUME_CREATE, volume)
     return volume
 
 
@@ -254,6 +256,7 @@ def delete_volume(session: Session, volume: Volume) -> None:
         raise ParamError("Root volumes are removed with their VM")
     check_idle(volume)
     transition(session, volume, Event.DESTROY, removed=utcnow())
+    usage.record_volume(session, usage.VOLUME_DELETE, volume)
     limits.decrement_many(session, volume.account_id, counts(volume))
     if volume.pool_id is not None:
         planner.release_pool(session, volume.pool_id, volume.size)

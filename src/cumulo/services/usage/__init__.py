@@ -1,0 +1,1 @@
+"""Metering: usage events written with each billable change, aggregated into usage records."""

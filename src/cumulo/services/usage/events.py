@@ -1,0 +1,159 @@
+"""Usage events: one row per billable change, in the same transaction as the change.
+
+Writing the usage event inside the transaction that changes the resource is what makes the
+ledger exact: if the change commits, so does its event; if the server dies first, neither
+exists. Nothing is counted twice either, because aggregation reads the events as a history
+(an open interval opened again is still one interval), not as increments.
+
+Event names are CloudStack's (``EventTypes.java``; reference §7.1): the aggregator pairs
+``*.CREATE``/``*.DELETE`` (and ``VM.START``/``VM.STOP``) into intervals per resource.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from cumulo.common.time import utcnow
+from cumulo.db.models_compute import VirtualMachine, Volume
+from cumulo.db.models_usage import UsageEvent
+
+VM_CREATE, VM_START, VM_STOP, VM_DESTROY, VM_UPGRADE = (
+    "VM.CREATE",
+    "VM.START",
+    "VM.STOP",
+    "VM.DESTROY",
+    "VM.UPGRADE",
+)
+VOLUME_CREATE, VOLUME_DELETE, VOLUME_RESIZE, VOLUME_UPLOAD = (
+    "VOLUME.CREATE",
+    "VOLUME.DELETE",
+    "VOLUME.RESIZE",
+    "VOLUME.UPLOAD",
+)
+TEMPLATE_CREATE, TEMPLATE_DELETE = "TEMPLATE.CREATE", "TEMPLATE.DELETE"
+ISO_CREATE, ISO_DELETE = "ISO.CREATE", "ISO.DELETE"
+SNAPSHOT_CREATE, SNAPSHOT_DELETE = "SNAPSHOT.CREATE", "SNAPSHOT.DELETE"
+VMSNAPSHOT_CREATE, VMSNAPSHOT_DELETE = "VMSNAPSHOT.CREATE", "VMSNAPSHOT.DELETE"
+IP_ASSIGN, IP_RELEASE = "NET.IPASSIGN", "NET.IPRELEASE"
+
+USAGE_EVENT_TYPES = (
+    VM_CREATE, VM_START, VM_STOP, VM_DESTROY, VM_UPGRADE,
+    VOLUME_CREATE, VOLUME_DELETE, VOLUME_RESIZE, VOLUME_UPLOAD,
+    TEMPLATE_CREATE, TEMPLATE_DELETE, ISO_CREATE, ISO_DELETE,
+    SNAPSHOT_CREATE, SNAPSHOT_DELETE, VMSNAPSHOT_CREATE, VMSNAPSHOT_DELETE,
+    IP_ASSIGN, IP_RELEASE,
+)  # fmt: skip
+
+
+def record(
+    session: Session,
+    type: str,
+    *,
+    account_id: int,
+    domain_id: int,
+    zone_id: int | None,
+    resource_type: str,
+    resource_id: int,
+    resource_uuid: str,
+    resource_name: str | None = None,
+    offering_id: int | None = None,
+    template_id: int | None = None,
+    size: int | None = None,
+    virtual_size: int | None = None,
+    at: datetime | None = None,
+) -> UsageEvent:
+    """Add a usage event to the caller's transaction (it commits or rolls back with it)."""
+    if type not in USAGE_EVENT_TYPES:
+        raise ValueError(f"unknown usage event type {type}")
+    event = UsageEvent(
+        type=type,
+        created=at or utcnow(),
+        account_id=account_id,
+        domain_id=domain_id,
+        zone_id=zone_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        resource_uuid=resource_uuid,
+        resource_name=resource_name,
+        offering_id=offering_id,
+        template_id=template_id,
+        size=size,
+        virtual_size=virtual_size,
+    )
+    session.add(event)
+    return event
+
+
+def record_vm(
+    session: Session, type: str, vm: VirtualMachine, at: datetime | None = None
+) -> UsageEvent:
+    """A VM's event carries what its records are split by: offering and template."""
+    return record(
+        session,
+        type,
+        account_id=vm.account_id,
+        domain_id=vm.domain_id,
+        zone_id=vm.zone_id,
+        resource_type="VirtualMachine",
+        resource_id=vm.id,
+        resource_uuid=vm.uuid,
+        resource_name=vm.name,
+        offering_id=vm.service_offering_id,
+        template_id=vm.template_id,
+        at=at,
+    )
+
+
+def record_volume(
+    session: Session, type: str, volume: Volume, at: datetime | None = None
+) -> UsageEvent:
+    """A volume's event carries its size now (after a resize, the new size)."""
+    return record(
+        session,
+        type,
+        account_id=volume.account_id,
+        domain_id=volume.domain_id,
+        zone_id=volume.zone_id,
+        resource_type="Volume",
+        resource_id=volume.id,
+        resource_uuid=volume.uuid,
+        resource_name=volume.name,
+        offering_id=volume.disk_offering_id,
+        template_id=volume.template_id,
+        size=volume.size,
+        at=at,
+    )
+
+
+# --- the VM state machine's hook ---------------------------------------------------------
+
+# A VM uses its host (type 1, running) from when it reaches Running until it leaves the states
+# in which it still runs; Stopping and Migrating VMs still run. It is allocated (type 2) from
+# creation until destroyed, or until a failed deploy gave everything back.
+RUNNING_STATES = frozenset({"Running", "Stopping", "Migrating"})
+GONE_STATES = frozenset({"Destroyed", "Expunging", "Expunged"})
+
+
+def vm_transition(
+    session: Session, vm: VirtualMachine, event: str, old: str, new: str
+) -> list[str]:
+    """The usage events a VM state change means, recorded; called by ``states.transition``."""
+    types = _vm_usage_types(event, old, new)
+    for type in types:
+        record_vm(session, type, vm)
+    return types
+
+
+def _vm_usage_types(event: str, old: str, new: str) -> list[str]:
+    types: list[str] = []
+    if old not in RUNNING_STATES and new in RUNNING_STATES:
+        types.append(VM_START)
+    if old in RUNNING_STATES and new not in RUNNING_STATES:
+        types.append(VM_STOP)
+    if event == "recover":
+        types.append(VM_CREATE)
+    elif (old not in GONE_STATES and new in GONE_STATES) or event == "deploy-failed":
+        types.append(VM_DESTROY)
+    return types

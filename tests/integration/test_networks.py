@@ -368,3 +368,84 @@ def test_libcloud_lists_and_creates_networks(net: NetZone, tenant: Tenant) -> No
     assert listed[made.id].extra["state"] == "Allocated"
     driver.ex_delete_network(listed[made.id])
     assert made.id not in {n.id for n in driver.ex_list_networks()}
+
+
+def test_nics_added_removed_and_made_default(net: NetZone, cloud: Cloud) -> None:
+    tenant = make_tenant(cloud, make_domain(cloud)["id"])
+    first = make_network(net, tenant, gateway="10.80.0.1", netmask="255.255.255.0")
+    second = make_network(net, tenant, gateway="10.81.0.1", netmask="255.255.255.0")
+    vm = net.sim.deploy(tenant.keys, networkids=first["id"])["jobresult"]["virtualmachine"]
+    added = tenant.cloud.wait_job(
+        tenant.call("addNicToVirtualMachine", virtualmachineid=vm["id"], networkid=second["id"])[
+            "jobid"
+        ],
+        tenant.keys,
+    )
+    assert added["jobstatus"] == 1, added
+    nics = {n["networkid"]: n for n in added["jobresult"]["virtualmachine"]["nic"]}
+    assert nics[second["id"]]["ipaddress"] == "10.81.0.2"
+    assert nics[second["id"]]["isdefault"] is False and nics[second["id"]]["deviceid"] == "1"
+    assert networks_of(tenant, id=second["id"])[0]["state"] == "Implemented"  # VM runs
+    code, _ = error(
+        tenant.raw("addNicToVirtualMachine", virtualmachineid=vm["id"], networkid=second["id"]),
+        "addNicToVirtualMachine",
+    )
+    assert code == 431  # one NIC per network
+    default = nics[first["id"]]["id"]
+    code, _ = error(
+        tenant.raw("removeNicFromVirtualMachine", virtualmachineid=vm["id"], nicid=default),
+        "removeNicFromVirtualMachine",
+    )
+    assert code == 431
+    switched = tenant.cloud.wait_job(
+        tenant.call(
+            "updateDefaultNicForVirtualMachine",
+            virtualmachineid=vm["id"],
+            nicid=nics[second["id"]]["id"],
+        )["jobid"],
+        tenant.keys,
+    )
+    flags = {n["networkid"]: n["isdefault"] for n in switched["jobresult"]["virtualmachine"]["nic"]}
+    assert flags == {first["id"]: False, second["id"]: True}
+    removed = tenant.cloud.wait_job(
+        tenant.call("removeNicFromVirtualMachine", virtualmachineid=vm["id"], nicid=default)[
+            "jobid"
+        ],
+        tenant.keys,
+    )
+    assert [n["networkid"] for n in removed["jobresult"]["virtualmachine"]["nic"]] == [second["id"]]
+    listed = tenant.call("listNics", virtualmachineid=vm["id"])["nic"]
+    assert [n["networkid"] for n in listed] == [second["id"]]
+    # the removed NIC's address is free again
+    other = net.sim.deploy(tenant.keys, networkids=first["id"])["jobresult"]["virtualmachine"]
+    assert other["nic"][0]["ipaddress"] == "10.80.0.2"
+
+
+def test_shared_network_by_admin_used_by_a_tenant(net: NetZone, cloud: Cloud) -> None:
+    shared_offering = offering_id(cloud, "DefaultSharedNetworkOffering")
+    params = {
+        "name": uniq("shared"),
+        "networkofferingid": shared_offering,
+        "zoneid": net.sim.zone["id"],
+        "vlan": "7090",
+        "gateway": "172.30.0.1",
+        "netmask": "255.255.255.0",
+        "startip": "172.30.0.100",
+        "endip": "172.30.0.102",
+    }
+    network = cloud.call("createNetwork", **params)["network"]
+    assert (network["type"], network["acltype"], network["state"]) == ("Shared", "Domain", "Setup")
+    assert network["broadcasturi"] == "vxlan://7090"
+    code, _ = error(cloud.signed("createNetwork", **{**params, "name": "dup"}), "createNetwork")
+    assert code == 431  # the segment is taken
+    for bad in ({"startip": "172.31.0.5"}, {"startip": "172.30.0.1"}, {"gateway": None}):
+        args = {
+            k: v for k, v in {**params, "name": uniq("bad"), "vlan": "7091", **bad}.items() if v
+        }
+        code, body = error(cloud.signed("createNetwork", **args), "createNetwork")
+        assert code == 431, (bad, body)
+    assert cloud.call("listNetworks", listall=True, name="dup") == {}
+    tenant = make_tenant(cloud, make_domain(cloud)["id"])
+    assert network["id"] in {n["id"] for n in networks_of(tenant)}
+    vm = net.sim.deploy(tenant.keys, networkids=network["id"])["jobresult"]["virtualmachine"]
+    assert vm["nic"][0]["ipaddress"] == "172.30.0.100" and vm["nic"][0]["type"] == "Shared"

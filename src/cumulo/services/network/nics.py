@@ -174,3 +174,81 @@ def release(session: Session, vm: VirtualMachine) -> None:
     ):
         ip.static_nat_vm_id = None
         ip.static_nat_ip = None
+
+
+# --- NICs added to, removed from and re-defaulted on an existing VM ----------------------
+
+
+def _live_nic_on(session: Session, vm: VirtualMachine, network: Network) -> Nic | None:
+    return session.scalar(
+        select(Nic).where(Nic.vm_id == vm.id, Nic.network_id == network.id, Nic.removed.is_(None))
+    )
+
+
+def check_add(session: Session, owner: Account, vm: VirtualMachine, network: Network) -> None:
+    if vm.state not in ("Running", "Stopped"):
+        raise ParamError(f"A NIC can be added to a Running or Stopped VM only, not {vm.state}")
+    if network.zone_id != vm.zone_id:
+        raise ParamError(f"Network {network.name} is not in the VM's zone")
+    if not networks.can_use(session, owner, network):
+        raise PermissionDenied(f"Account {owner.name} can't use network {network.uuid}")
+    if _live_nic_on(session, vm, network) is not None:
+        raise ParamError(f"VM {vm.name} already has a NIC on network {network.name}")
+
+
+def add_to_vm(session: Session, vm: VirtualMachine, network: Network, ip: str | None = None) -> Nic:
+    """Idempotent: a NIC already on the network is the answer to a re-run."""
+    existing = _live_nic_on(session, vm, network)
+    if existing is not None:
+        return existing
+    devices = [n.device_id for n, _ in vm_nics(session, vm.id)]
+    nic = add_nic(session, vm, network, max(devices, default=-1) + 1, ip)
+    nic.is_default = not devices
+    if vm.state == "Running":
+        networks.implement(session, network)
+    return nic
+
+
+def find_nic(session: Session, vm: VirtualMachine, uuid: str) -> Nic:
+    nic = session.scalar(
+        select(Nic).where(Nic.uuid == uuid, Nic.vm_id == vm.id, Nic.removed.is_(None))
+    )
+    if nic is None:
+        raise ParamError(f"Unable to find NIC {uuid} of VM {vm.name}")
+    return nic
+
+
+def check_remove(nic: Nic) -> None:
+    if nic.is_default:
+        raise ParamError("Unable to remove the default NIC: make another NIC the default first")
+
+
+def remove_from_vm(session: Session, vm: VirtualMachine, nic: Nic) -> None:
+    """The NIC's address goes back; rules that sent traffic to it go with it."""
+    ipam.release_guest_ips(session, nic.id)
+    if nic.network_id is not None:
+        session.execute(
+            delete(NetworkRule).where(
+                NetworkRule.vm_id == vm.id, NetworkRule.network_id == nic.network_id
+            )
+        )
+        lb_rules = select(NetworkRule.id).where(NetworkRule.network_id == nic.network_id)
+        session.execute(
+            delete(LoadBalancerMember).where(
+                LoadBalancerMember.vm_id == vm.id, LoadBalancerMember.rule_id.in_(lb_rules)
+            )
+        )
+        for ip in session.scalars(
+            select(PublicIpAddress).where(
+                PublicIpAddress.static_nat_vm_id == vm.id,
+                PublicIpAddress.network_id == nic.network_id,
+            )
+        ):
+            ip.static_nat_vm_id = None
+            ip.static_nat_ip = None
+    nic.removed = utcnow()
+
+
+def make_default(session: Session, vm: VirtualMachine, nic: Nic) -> None:
+    for other, _network in vm_nics(session, vm.id):
+        other.is_default = other.id == nic.id

@@ -402,3 +402,59 @@ def test_policy_scheduler_takes_due_snapshots_and_keeps_maxsnaps(
     assert all(s["intervaltype"] == "HOURLY" for s in listed)
     assert files(store, f"{seen[0]}*") == []  # the oldest was pruned, its file too
     assert account_totals(sim, tenant)["snapshot"] == 2
+
+
+def test_server_killed_mid_export_leaves_no_partial_snapshot(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """kill -9 while the export waits on the host; after a restart the job ends (re-run or
+    failed), nothing partial is listed or left on secondary storage, counts match."""
+    import time
+
+    from tests.support.cloud import make_cloud
+
+    own = make_cloud(
+        tmp_path_factory.mktemp("snapcrash"),
+        CUMULO_JOBS__LEASE_SECONDS="2",
+        CUMULO_JOBS__HEARTBEAT_SECONDS="0.5",
+    )
+    own.start()
+    try:
+        with http_files({"sim.qcow2": IMAGE}, tmp_path_factory.mktemp("crashfiles")) as url:
+            zone = build(own, tmp_path_factory.mktemp("crashwork"), url, hosts=1)
+        tenant = make_tenant(own, make_domain(own)["id"])
+        offering = own.call(
+            "createDiskOffering", name=uniq("do"), displaytext="c", customized=True
+        )["diskoffering"]
+        _, volume = attached_volume(zone, tenant, offering, size=1)
+        found = own.call("listImageStores", zoneid=zone.zone["id"])["imagestore"][0]
+        store = Path(unquote(urlparse(found["url"]).path))
+        made = own.call(
+            "configureSimulator",
+            name="BackupSnapshotCommand",
+            value="wait:4000",
+            zoneid=zone.zone["id"],
+        )["simulatormock"]
+        submitted = tenant.call("createSnapshot", volumeid=volume["id"])
+        deadline = time.monotonic() + 10
+        while snapshots_of(tenant, id=submitted["id"])[0]["state"] != "Creating":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        own.kill9()
+        own.start()
+        own.call("cleanupSimulatorMock", id=made["id"])
+        job = own.wait_job(submitted["jobid"], tenant.keys, timeout=60)
+        assert job["jobstatus"] in (1, 2), job
+        snap = snapshots_of(tenant, id=submitted["id"])[0]
+        assert snap["state"] in ("BackedUp", "Error"), snap
+        exported = files(store, f"{snap['id']}*")
+        if snap["state"] == "BackedUp":
+            assert len(exported) == 1 and exported[0].stat().st_size == snap["physicalsize"]
+        else:
+            assert exported == [] and snap["status"]
+        assert files(store, "*.part") == []
+        assert tenant.call("listVolumes", id=volume["id"])["volume"][0]["state"] == "Ready"
+        totals = own.call("listAccounts", tenant.keys)["account"][0]
+        assert int(totals["snapshottotal"]) == (1 if snap["state"] == "BackedUp" else 0)
+    finally:
+        own.stop()

@@ -25,7 +25,7 @@ from cumulo.db.models_storage import Snapshot
 from cumulo.services import limits
 from cumulo.services.access import Caller
 from cumulo.services.compute.lifecycle import OperationFailed, host_ref
-from cumulo.services.errors import ParamError
+from cumulo.services.errors import ParamError, ResourceLimitExceeded
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import snapshots, templates, volume_ops
@@ -186,17 +186,21 @@ def export(
             return
         size = int(str(result.get("size") or 0))
         physical = int(str(result.get("physical_size") or 0))
-        limits.check_and_increment(
-            session, template.account_id, ResourceType.secondary_storage, size
-        )
-        ref.state, ref.download_pct, ref.size, ref.physical_size = (
-            templates.READY,
-            100,
-            size,
-            physical,
-        )
-        ref.updated = utcnow()
-        template.size = size
+        over: str | None = None
+        try:
+            with session.begin_nested():
+                limits.check_and_increment(
+                    session, template.account_id, ResourceType.secondary_storage, size
+                )
+        except ResourceLimitExceeded as err:
+            over = err.text
+        else:
+            ref.state, ref.download_pct = templates.READY, 100
+            ref.size, ref.physical_size, template.size = size, physical, size
+            ref.updated = utcnow()
+    if over is not None:
+        give_up(rt, template_uuid, over)
+        raise ResourceLimitExceeded(over)
 
 
 def give_up(rt: Runtime, template_uuid: str, reason: str) -> None:

@@ -52,7 +52,10 @@ def _submit(rt: Runtime, session: Session, policy: SnapshotPolicy) -> str | None
         .order_by(User.id)
     )
     caller = auth.caller_by_user_id(session, user_id, allow_disabled=True) if user_id else None
-    if volume is None or volume.removed is not None or caller is None:
+    if volume is None or volume.removed is not None:
+        policy.removed = utcnow()  # its volume is gone: the policy goes with it
+        return None
+    if caller is None:
         return None
     snap = snapshots.create(
         session, caller, volume, None, rt.config, interval=policy.interval_type, policy_id=policy.id

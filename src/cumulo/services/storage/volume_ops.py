@@ -238,6 +238,12 @@ def _begin_attach(
             return None
         host = session.get(Host, vm.host_id)
         assert host is not None
+        pool = session.get(StoragePool, volume.pool_id) if volume.pool_id else None
+        if pool is not None and not _reaches(pool, host):
+            raise ParamError(
+                f"Volume {volume.name} is on storage pool {pool.name}, which the VM's host "
+                "does not reach: migrate the volume first"
+            )
         disk = DiskSpec(
             volume_id=volume.uuid,
             device_id=int(volume.device_id or 0),

@@ -132,3 +132,26 @@ def test_simulated_hosts_are_sampled_by_the_server(scloud: Cloud, tmp_path: Path
     shown = listed(scloud, vm["id"])
     assert shown["memorykbs"] == 512 * 1024
     assert shown["networkkbswrite"] >= 0 and shown["cpuused"].endswith("%")
+
+
+def test_list_virtual_machines_metrics_derives_cloudstack_totals(
+    scloud: Cloud, kz: KvmZone
+) -> None:
+    result = kz.deploy(scloud)
+    assert result["jobstatus"] == 1, result
+    vm = result["jobresult"]["virtualmachine"]
+    wait_until(lambda: listed(scloud, vm["id"]).get("diskioread", 0) > 0, 20, "sampled")
+    body = scloud.call("listVirtualMachinesMetrics", id=vm["id"], listall=True)
+    assert body["count"] == 1
+    (metrics,) = body["virtualmachine"]
+    plain = listed(scloud, vm["id"])
+    assert metrics["id"] == vm["id"] and metrics["state"] == "Running"
+    assert metrics["cputotal"] == "0.5 Ghz"  # 1 vCPU x 500 MHz
+    assert metrics["memorytotal"] == "0.25 GiB"  # 256 MiB
+    for field in ("networkread", "networkwrite", "diskread", "diskwrite"):
+        assert re.fullmatch(r"\d+\.\d\d MiB", metrics[field]), metrics[field]
+    assert metrics["diskiopstotal"] >= metrics["diskioread"] >= 0
+    assert metrics["diskiopstotal"] == metrics["diskioread"] + metrics["diskiowrite"]
+    assert plain["diskioread"] >= metrics["diskioread"]  # sampled again meanwhile, never less
+    missing = scloud.signed("listVirtualMachinesMetrics", id="not-a-uuid")
+    assert missing.status_code == 431

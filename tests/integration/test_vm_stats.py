@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_agent import AgentProc, KvmZone, kvm_zone
+from tests.integration.test_agent import AgentProc, KvmZone, kvm_zone, wait_state
+from tests.integration.test_kvm_vms import (  # noqa: F401  (fixtures)
+    host_netns,
+    job,
+    kvm,
+    tiny,
+)
 from tests.support.cloud import Cloud, make_cloud
 from tests.support.simzone import IMAGE, build, http_files
 
@@ -155,3 +161,29 @@ def test_list_virtual_machines_metrics_derives_cloudstack_totals(
     assert plain["diskioread"] >= metrics["diskioread"]  # sampled again meanwhile, never less
     missing = scloud.signed("listVirtualMachinesMetrics", id="not-a-uuid")
     assert missing.status_code == 431
+
+
+@pytest.mark.vm
+@pytest.mark.net
+@pytest.mark.slow
+def test_a_real_qemu_vm_reports_its_counters(
+    kvm: tuple[Cloud, dict[str, Any], AgentProc, Path, Path],  # noqa: F811
+) -> None:
+    """The QEMU driver's counters (/proc CPU time, QMP block stats, tap bytes) reach the API."""
+    cloud, ctx, agent, _, _ = kvm
+    cloud.call("updateConfiguration", name="vm.stats.interval", value="1000")
+    agent.stop()  # the interval is told at registration: dial in again
+    agent.start()
+    wait_state(cloud, ctx["host"]["id"], "Up", 60)
+    vm = job(
+        cloud,
+        "deployVirtualMachine",
+        zoneid=ctx["zone"]["id"],
+        templateid=ctx["template"]["id"],
+        serviceofferingid=ctx["offering"]["id"],
+    )["jobresult"]["virtualmachine"]
+    wait_until(lambda: listed(cloud, vm["id"]).get("diskkbsread", 0) > 0, 60, "disk reads")
+    wait_until(lambda: cpu(listed(cloud, vm["id"])) > 0, 30, "CPU use")
+    shown = listed(cloud, vm["id"])
+    assert shown["memorykbs"] > 0 and shown["diskioread"] > 0
+    assert set(STATS) <= set(shown)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from cumulo.agentrpc.hub import HostRef
@@ -33,6 +33,7 @@ from cumulo.services.access import Caller
 from cumulo.services.compute import vms
 from cumulo.services.config import ConfigKey, ConfigStore
 
+KEEP_EXPIRED = timedelta(hours=1)
 AGENT_PATH = CONSOLE_PATH  # where agents dial back with a console session
 TOKEN_LIFETIME = config.define(
     ConfigKey(
@@ -81,6 +82,7 @@ def issue(
     if vm.state != "Running" or vm.host_id is None:
         raise NotRunning(f"VM {vm.uuid} is not running, so its console cannot be opened")
     lifetime = int(store.get(session, TOKEN_LIFETIME))
+    forget_expired(session)
     token = secrets.token_urlsafe(32)
     session.add(
         ConsoleToken(
@@ -93,6 +95,15 @@ def issue(
         )
     )
     return Issued(token, vm.uuid, lifetime)
+
+
+def forget_expired(session: Session) -> None:
+    """Tokens past their expiry open nothing; an hour later they are not worth keeping."""
+    session.execute(
+        delete(ConsoleToken)
+        .where(ConsoleToken.expires < utcnow() - KEEP_EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def consume(session: Session, token: str, extra: str | None) -> Target | None:

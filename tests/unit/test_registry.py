@@ -28,6 +28,7 @@ NO_EVENT = {
     "addCluster": "CloudStack defines no cluster event type (AddClusterCmd records none)",
     "updateCluster": "CloudStack defines no cluster event type (UpdateClusterCmd records none)",
     "deleteCluster": "CloudStack defines no cluster event type (DeleteClusterCmd records none)",
+    "generateUsageRecords": "CloudStack's GenerateUsageRecordsCmd is a BaseCmd with no event type",
     "createConsoleEndpoint": "CloudStack's CreateConsoleEndpointCmd is a BaseCmd with no event",
 }
 

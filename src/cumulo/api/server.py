@@ -29,6 +29,7 @@ from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.runtime import Runtime, open_runtime
 from cumulo.services.storage import snapshot_scheduler, volume_ops
+from cumulo.services.usage import scheduler as usage_scheduler
 
 log = logging.getLogger(__name__)
 API_PATHS = ("/client/api", "/client/api/")
@@ -128,6 +129,8 @@ class ManagementServer:
         threading.Thread(
             target=self._snapshot_policies, name="snapshot-scheduler", daemon=True
         ).start()
+        usage_args = (self.rt, self._stop, self.workers.notify)  # usage periods, as jobs
+        threading.Thread(target=usage_scheduler.loop, args=usage_args, daemon=True).start()
         log.info(
             "management server listening",
             extra={

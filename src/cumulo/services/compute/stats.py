@@ -175,19 +175,18 @@ def sample_simulated(rt: Any) -> int:
             .order_by(Host.id)
         ).all()
         refs = [(h.id, host_ref(session, h)) for h in hosts]
-    recorded = 0
+    gathered: list[tuple[int, list[VmStats]]] = []
     for host_id, ref in refs:
         try:
             answer = rt.hub.send(ref, GetVmStats(request_id=new_uuid()), 10.0)
         except HubError as err:
-            log.info(
-                "simulated host stats not sampled", extra={"host": ref.uuid, "error": str(err)}
-            )
+            log.info("simulated host not sampled", extra={"host": ref.uuid, "error": str(err)})
             continue
-        samples = [VmStats(**s) for s in answer.result.get("stats", [])]
-        with rt.db.write() as session:
-            recorded += record(session, host_id, samples)
-    return recorded
+        gathered.append((host_id, [VmStats(**s) for s in answer.result.get("stats", [])]))
+    if not gathered:
+        return 0
+    with rt.db.write() as session:  # one write for the round: the SQLite lock is shared
+        return sum(record(session, host_id, samples) for host_id, samples in gathered)
 
 
 class SimStatsSampler:

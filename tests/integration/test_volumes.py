@@ -546,3 +546,80 @@ def test_libcloud_volume_and_snapshot_calls(
     assert drv.detach_volume(volume) is True
     assert drv.destroy_volume(volume) is True
     assert volume.id not in [v.id for v in drv.list_volumes()]
+
+
+# --- upload --------------------------------------------------------------------------------------
+
+
+def _qcow2(virtual_gib: int) -> bytes:
+    """A qcow2 header naming a virtual size, padded: enough for the size to be read."""
+    import struct
+
+    header = b"QFI\xfb" + struct.pack(">IQIIQ", 3, 0, 0, 16, virtual_gib * GIB)
+    return header + b"\0" * 4096
+
+
+def test_upload_volume_from_a_url_then_attach(
+    sim: SimZone, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import hashlib
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    tenant = make_tenant(sim.cloud, make_domain(sim.cloud)["id"])
+    found = sim.call("listImageStores", zoneid=sim.zone["id"])["imagestore"][0]
+    store = Path(unquote(urlparse(found["url"]).path))
+    image = _qcow2(2)
+    digest = hashlib.sha256(image).hexdigest()
+    with http_files({"disk.qcow2": image}, tmp_path_factory.mktemp("upload")) as url:
+        bad = run(
+            sim,
+            tenant,
+            "uploadVolume",
+            name=uniq("bad"),
+            zoneid=sim.zone["id"],
+            format="QCOW2",
+            url=f"{url}/disk.qcow2",
+            checksum="0" * 64,
+        )
+        code, text = failed(bad)
+        assert code == 530 and "checksum" in text
+        broken = volumes(tenant, id=bad["jobinstanceid"])[0]
+        assert broken["state"] == "UploadError"
+        assert sorted(store.rglob(f"{broken['id']}*")) == []
+        assert tenant.cs.deleteVolume(id=broken["id"])["success"]
+        before = counts(sim.cloud, tenant)
+        good = ok(
+            run(
+                sim,
+                tenant,
+                "uploadVolume",
+                name=uniq("up"),
+                zoneid=sim.zone["id"],
+                format="QCOW2",
+                url=f"{url}/disk.qcow2",
+                checksum=digest,
+            )
+        )
+    assert (good["state"], good["size"]) == ("Uploaded", 2 * GIB)
+    uploaded = sorted(store.rglob(f"{good['id']}.qcow2"))
+    assert len(uploaded) == 1 and uploaded[0].read_bytes() == image
+    assert counts(sim.cloud, tenant) == {
+        "volume": before["volume"] + 1,
+        "primary": before["primary"] + 2,
+    }
+    status, _ = error(
+        tenant.raw(
+            "uploadVolume",
+            name=uniq("x"),
+            zoneid=sim.zone["id"],
+            format="QCOW2",
+            url="file:///etc/passwd",
+        ),
+        "uploadVolume",
+    )
+    assert status == 431
+    vm = running_vm(sim, tenant)
+    attached = ok(run(sim, tenant, "attachVolume", id=good["id"], virtualmachineid=vm["id"]))
+    assert attached["state"] == "Ready" and attached["size"] == 2 * GIB
+    assert sorted(store.rglob(f"{good['id']}.qcow2")) == []  # the upload copy is gone

@@ -86,6 +86,9 @@ class Volume(Base):
     display_volume: Mapped[bool] = mapped_column(Boolean, default=True)
     error: Mapped[str | None] = mapped_column(Text)
     state_changed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # uploadVolume: the image store and path of the uploaded file, until it is first attached.
+    upload_store_id: Mapped[int | None] = mapped_column(Integer)
+    upload_path: Mapped[str | None] = mapped_column(String(1024))
     created: Mapped[datetime] = _created_col()
     attached: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

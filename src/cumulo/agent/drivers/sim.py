@@ -24,7 +24,15 @@ from typing import ClassVar
 from urllib.parse import unquote, urlparse
 
 from cumulo.agent.drivers.base import DriverError
-from cumulo.agentrpc.messages import DiskSpec, HostInfo, PowerState, VmSpec, VmStats, VmStatus
+from cumulo.agentrpc.messages import (
+    DiskSpec,
+    HostInfo,
+    NicStats,
+    PowerState,
+    VmSpec,
+    VmStats,
+    VmStatus,
+)
 
 
 @dataclass
@@ -74,13 +82,17 @@ def _export(disk: SimDisk, what: str, ident: str) -> bytes:
     return header + b"\n" + disk.content
 
 
-def _import(data: bytes) -> SimDisk:
+def _import(data: bytes, size: int = 0) -> SimDisk:
+    """A simulator export back into a disk; any other image (an upload) keeps its first bytes
+    as content and takes the size the server asked for."""
     header, _, content = data.partition(b"\n")
     try:
-        size = int(json.loads(header)["size"])
-    except (ValueError, KeyError, TypeError):
-        raise DriverError("the source is not a simulator export") from None
-    return SimDisk(size, content)
+        found = json.loads(header)
+        return SimDisk(int(found["size"]), content)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        if not size:
+            raise DriverError("the source is not a simulator export") from None
+        return SimDisk(size, data[:64])
 
 
 class SimDriver:
@@ -169,6 +181,9 @@ class SimDriver:
                     continue
                 up = now - self._started.get(name, now)
                 rate = 1 + zlib.crc32(name.encode()) % 50
+                rx, tx = int(up * rate * 1500), int(up * rate * 900)
+                share = max(len(spec.nics), 1)  # the traffic split evenly over the NICs
+                nics = tuple(NicStats(n.nic_id, rx // share, tx // share) for n in spec.nics)
                 out.append(
                     VmStats(
                         name=name,
@@ -178,8 +193,9 @@ class SimDriver:
                         disk_write_bytes=int(up * rate * 2048),
                         disk_read_ops=int(up * rate),
                         disk_write_ops=int(up * rate / 2),
-                        net_rx_bytes=int(up * rate * 1500),
-                        net_tx_bytes=int(up * rate * 900),
+                        net_rx_bytes=sum(n.rx_bytes for n in nics) if nics else rx,
+                        net_tx_bytes=sum(n.tx_bytes for n in nics) if nics else tx,
+                        nics=nics,
                     )
                 )
             return out
@@ -211,7 +227,7 @@ class SimDriver:
         disk = SimDisk(size_bytes, f"volume {volume_id}".encode())
         if source_url:
             try:
-                disk = _import(_local(source_url).read_bytes())
+                disk = _import(_local(source_url).read_bytes(), size_bytes)
             except OSError as err:
                 raise DriverError(f"cannot read {source_url}: {err.strerror}") from None
             disk.size = max(disk.size, size_bytes)

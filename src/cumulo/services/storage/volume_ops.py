@@ -47,6 +47,7 @@ from cumulo.services.errors import InsufficientCapacity, ParamError
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import volumes
+from cumulo.services.storage.imagestore import backend_for
 from cumulo.services.storage.volume_states import Event, IllegalState, State, transition
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,10 @@ def _place(session: Session, volume: Volume, vm: VirtualMachine) -> tuple[Host, 
 
 
 def _source_url(session: Session, volume: Volume) -> str | None:
+    """Where the first create copies from: an uploaded file, a snapshot export, or nothing."""
+    if volume.upload_path and volume.upload_store_id is not None:
+        store = session.get(ImageStore, volume.upload_store_id)
+        return f"{store.url.rstrip('/')}/{volume.upload_path}" if store is not None else None
     if volume.source_snapshot_id is None:
         return None
     snap = session.get(Snapshot, volume.source_snapshot_id)
@@ -181,7 +186,7 @@ def _begin_create(rt: Runtime, volume_uuid: str, vm_uuid: str) -> HostCall | Non
             pool = session.get(StoragePool, volume.pool_id)
             assert pool is not None
             host = host_for_pool(session, pool, vm)
-        elif volume.state != State.ALLOCATED:
+        elif volume.state not in (State.ALLOCATED, State.UPLOADED):
             return None
         else:
             host, pool = _place(session, volume, vm)
@@ -203,12 +208,22 @@ def _end_create(rt: Runtime, volume_uuid: str, ok: bool, why: str) -> None:
         if volume.state != State.CREATING:
             return
         if ok:
+            drop_upload(session, volume)  # the copy on primary storage is the volume now
             transition(session, volume, Event.CREATED, error=None)
             return
         if volume.pool_id is not None:
             planner.release_pool(session, volume.pool_id, volume.size)
-        transition(session, volume, Event.CREATE_FAILED, pool_id=None, path=None, error=why)
+        event = Event.CREATE_FAILED_UPLOADED if volume.upload_path else Event.CREATE_FAILED
+        transition(session, volume, event, pool_id=None, path=None, error=why)
     raise OperationFailed(f"Failed to create volume {volume_uuid} on primary storage: {why}")
+
+
+def drop_upload(session: Session, volume: Volume) -> None:
+    """Remove an uploaded volume's file from the image store (a missing file is fine)."""
+    store = session.get(ImageStore, volume.upload_store_id) if volume.upload_store_id else None
+    if store is not None and volume.upload_path:
+        backend_for(store).delete(volume.upload_path)
+    volume.upload_path, volume.upload_store_id = None, None
 
 
 def _vm(session: Session, uuid: str) -> VirtualMachine:

@@ -7,6 +7,8 @@ left by the answer; a failure returns the volume to the state it came from:
 
     Allocated --create--> Creating --created--> Ready     (create-failed: back to Allocated)
     Ready --discard--> Allocated   (the first attach failed after the file was made)
+    UploadOp --uploaded--> Uploaded --create--> Creating     (uploadVolume, then first attach)
+    UploadOp --upload-failed--> UploadError --destroy--> Destroy
     Ready --attach--> Attaching --attached/attach-failed--> Ready
     Ready --detach--> Detaching --detached/detach-failed--> Ready
     Ready --resize--> Resizing --resized/resize-failed--> Ready
@@ -15,7 +17,9 @@ left by the answer; a failure returns the volume to the state it came from:
     Ready --revert--> Reverting --reverted/revert-failed--> Ready
     Allocated|Ready|Uploaded --destroy--> Destroy --expunge--> Expunging --expunged--> Expunged
 
-(Uploaded is reserved for uploadVolume.) Like the VM table, a transition is a conditional
+A volume made by uploadVolume goes back to Uploaded, not Allocated, when its first create
+fails (``create-failed-uploaded``): its file is still in the image store.
+Like the VM table, a transition is a conditional
 UPDATE on the state we read, so two servers cannot both move the same volume: the loser gets
 IllegalState (431) and nothing changed.
 """
@@ -42,7 +46,9 @@ class State(enum.StrEnum):
     MIGRATING = "Migrating"
     SNAPSHOTTING = "Snapshotting"
     REVERTING = "Reverting"
+    UPLOAD_OP = "UploadOp"
     UPLOADED = "Uploaded"
+    UPLOAD_ERROR = "UploadError"
     DESTROY = "Destroy"
     EXPUNGING = "Expunging"
     EXPUNGED = "Expunged"
@@ -74,6 +80,9 @@ class Event(enum.StrEnum):
     EXPUNGE = "expunge"
     EXPUNGED = "expunged"
     DISCARD = "discard"  # a first attach failed after the file was made: file removed again
+    UPLOADED = "uploaded"
+    UPLOAD_FAILED = "upload-failed"
+    CREATE_FAILED_UPLOADED = "create-failed-uploaded"
 
 
 S, E = State, Event
@@ -91,6 +100,11 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.CREATING, E.CREATED): S.READY,
     (S.CREATING, E.CREATE_FAILED): S.ALLOCATED,
     (S.READY, E.DISCARD): S.ALLOCATED,
+    (S.UPLOAD_OP, E.UPLOADED): S.UPLOADED,
+    (S.UPLOAD_OP, E.UPLOAD_FAILED): S.UPLOAD_ERROR,
+    (S.UPLOADED, E.CREATE): S.CREATING,
+    (S.CREATING, E.CREATE_FAILED_UPLOADED): S.UPLOADED,
+    (S.UPLOAD_ERROR, E.DESTROY): S.DESTROY,
     (S.ALLOCATED, E.DESTROY): S.DESTROY,
     (S.READY, E.DESTROY): S.DESTROY,
     (S.UPLOADED, E.DESTROY): S.DESTROY,

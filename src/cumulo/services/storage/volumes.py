@@ -21,7 +21,7 @@ from cumulo.common.time import to_wire, utcnow
 from cumulo.db.models import Account, Domain
 from cumulo.db.models_catalog import DiskOffering
 from cumulo.db.models_compute import VirtualMachine, Volume
-from cumulo.db.models_infra import Cluster, Host, Pod, StoragePool, Zone
+from cumulo.db.models_infra import Cluster, Host, ImageStore, Pod, StoragePool, Zone
 from cumulo.db.models_storage import Snapshot, SnapshotPolicy
 from cumulo.db.models_tags import ResourceTag
 from cumulo.services import limits, tags
@@ -31,6 +31,7 @@ from cumulo.services.compute import planner
 from cumulo.services.config import CUSTOM_DISK_MAX, CUSTOM_DISK_MIN, ConfigStore
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.limits import ResourceType
+from cumulo.services.storage.imagestore import backend_for
 from cumulo.services.storage.volume_states import Event, State, transition
 from cumulo.services.usage import events as usage
 
@@ -254,8 +255,13 @@ def delete_volume(session: Session, volume: Volume) -> None:
         raise ParamError("Please specify a volume that is not attached to any VM.")
     if volume.volume_type == "ROOT":
         raise ParamError("Root volumes are removed with their VM")
-    check_idle(volume)
+    if volume.state != State.UPLOAD_ERROR:
+        check_idle(volume)
     transition(session, volume, Event.DESTROY, removed=utcnow())
+    store = session.get(ImageStore, volume.upload_store_id) if volume.upload_store_id else None
+    if store is not None and volume.upload_path:  # an upload never attached: its file goes
+        backend_for(store).delete(volume.upload_path)
+        volume.upload_path, volume.upload_store_id = None, None
     usage.record_volume(session, usage.VOLUME_DELETE, volume)
     limits.decrement_many(session, volume.account_id, counts(volume))
     if volume.pool_id is not None:

@@ -21,7 +21,7 @@ from cumulo.services.compute import vms
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
-from cumulo.services.storage import volume_ops, volumes
+from cumulo.services.storage import uploads, volume_ops, volumes
 from cumulo.services.storage.volume_states import State
 
 GIB = 1024**3
@@ -173,6 +173,66 @@ def _create(rt: Runtime, id: str, virtualmachineid: str | None = None) -> None:
 
 
 _job(create_volume, _create)
+
+
+# --- upload --------------------------------------------------------------------------------
+
+
+@command(
+    "uploadVolume",
+    kind=Kind.ASYNC,
+    description="Uploads a data disk.",
+    response="volume",
+    event="VOLUME.UPLOAD",
+    entity="Volume",
+    fields=VOLUME_FIELDS,
+)
+def upload_volume(
+    ctx: Ctx,
+    name: Annotated[str, Param("the name of the volume", required=True)],
+    zoneid: Annotated[
+        UUIDStr,
+        Param("the ID of the zone the volume is to be hosted on", required=True, entity="Zone"),
+    ],
+    format: Annotated[
+        str,
+        Param(
+            "the format for the volume. Possible values include QCOW2, OVA, and VHD.",
+            required=True,
+        ),
+    ],
+    url: Annotated[str, Param("the URL of where the volume is hosted.", required=True)],
+    checksum: Annotated[str | None, Param("the checksum value of this volume.")] = None,
+    account: Annotated[
+        str | None, Param("an optional accountName. Must be used with domainId.")
+    ] = None,
+    domainid: Annotated[UUIDStr | None, Param("an optional domainId.", entity="Domain")] = None,
+    projectid: Annotated[
+        UUIDStr | None, Param("Upload volume for the project", entity="Project")
+    ] = None,
+    diskofferingid: Annotated[
+        UUIDStr | None, Param("the ID of the disk offering.", entity="DiskOffering")
+    ] = None,
+) -> Submit:
+    del diskofferingid
+    owner = resolve_owner(ctx.session, ctx.caller, account, domainid, projectid)
+    volume = uploads.create(
+        ctx.session, ctx.caller, owner, name, zoneid, format, url, checksum, ctx.runtime.config
+    )
+    return _submit(volume, url=url, checksum=checksum)
+
+
+def _upload(rt: Runtime, id: str, url: str, checksum: str | None = None) -> None:
+    uploads.run(rt, id, url, checksum)
+
+
+def _upload_abandoned(rt: Runtime, id: str, **_: Any) -> None:
+    uploads.abandon(rt, id)
+
+
+upload_volume.prepare = _upload
+upload_volume.on_abandon = _upload_abandoned
+upload_volume.runs(_rendered)
 
 
 # --- attach and detach -------------------------------------------------------------------------

@@ -22,6 +22,8 @@ def upgrade() -> None:
     )
     op.add_column("volumes", sa.Column("error", sa.Text(), nullable=True))
     op.add_column("volumes", sa.Column("state_changed", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("volumes", sa.Column("upload_store_id", sa.Integer(), nullable=True))
+    op.add_column("volumes", sa.Column("upload_path", sa.String(length=1024), nullable=True))
     op.create_table(
         "snapshots",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -98,6 +100,8 @@ def downgrade() -> None:
     op.drop_table("snapshot_policies")
     op.drop_table("snapshots")
     with op.batch_alter_table("volumes") as batch:
+        batch.drop_column("upload_path")
+        batch.drop_column("upload_store_id")
         batch.drop_column("state_changed")
         batch.drop_column("error")
         batch.drop_column("display_volume")

@@ -336,23 +336,35 @@ def test_restart_network(net: NetZone, tenant: Tenant) -> None:
     assert code == 431
 
 
+@pytest.fixture(scope="module")
+def tiny(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetZone]:
+    """A zone of its own whose guest range holds two VXLAN ids."""
+    root = tmp_path_factory.mktemp("tinyfiles")
+    with http_files({"sim.qcow2": IMAGE}, root) as url:
+        sim = build(
+            cloud,
+            tmp_path_factory.mktemp("tiny"),
+            url,
+            hosts=1,
+            offering={"cpunumber": 1, "cpuspeed": 100, "memory": 64},
+        )
+        yield add_networking(sim, vnis=(7200, 7201))
+
+
 def test_segment_ids_run_out_with_533_and_nothing_is_left_running(
-    net: NetZone, cloud: Cloud
+    tiny: NetZone, cloud: Cloud
 ) -> None:
-    """The zone's range has 5 ids; a sixth implemented network cannot start its VM."""
     tenant = make_tenant(cloud, make_domain(cloud)["id"])
     results = []
-    for _ in range(6):
-        network = make_network(net, tenant)
-        results.append(net.sim.deploy(tenant.keys, networkids=network["id"]))
-    implemented = [
-        n
-        for n in cloud.call("listNetworks", listall=True, zoneid=net.sim.zone["id"])["network"]
-        if n["state"] == "Implemented"
-    ]
-    assert len(implemented) <= 5
-    assert results[-1]["jobstatus"] == 2
+    for _ in range(3):
+        network = make_network(tiny, tenant)
+        results.append(tiny.sim.deploy(tenant.keys, networkids=network["id"]))
+    assert [r["jobstatus"] for r in results] == [1, 1, 2]
     assert results[-1]["jobresult"]["errorcode"] == 533
+    states = [n["state"] for n in networks_of(tenant)]
+    assert sorted(states) == ["Allocated", "Implemented", "Implemented"]
+    failed = tenant.call("listVirtualMachines", state="Error").get("virtualmachine", [])
+    assert len(failed) == 1 and "hostid" not in failed[0]  # nothing runs anywhere
 
 
 def test_libcloud_lists_and_creates_networks(net: NetZone, tenant: Tenant) -> None:
@@ -449,3 +461,42 @@ def test_shared_network_by_admin_used_by_a_tenant(net: NetZone, cloud: Cloud) ->
     assert network["id"] in {n["id"] for n in networks_of(tenant)}
     vm = net.sim.deploy(tenant.keys, networkids=network["id"])["jobresult"]["virtualmachine"]
     assert vm["nic"][0]["ipaddress"] == "172.30.0.100" and vm["nic"][0]["type"] == "Shared"
+
+
+def test_security_groups_on_deploy(net: NetZone, cloud: Cloud) -> None:
+    tenant = make_tenant(cloud, make_domain(cloud)["id"])
+    isolated = make_network(net, tenant)
+    web = tenant.call("createSecurityGroup", name=uniq("web"))["securitygroup"]
+    base = {
+        "zoneid": net.sim.zone["id"],
+        "templateid": net.sim.template["id"],
+        "serviceofferingid": net.sim.offering["id"],
+    }
+    code, _ = error(
+        tenant.raw(
+            "deployVirtualMachine", networkids=isolated["id"], securitygroupids=web["id"], **base
+        ),
+        "deployVirtualMachine",
+    )
+    assert code == 431  # the isolated network has no SecurityGroup service
+    assert tenant.call("listVirtualMachines") == {}
+    shared = cloud.call(
+        "createNetwork",
+        name=uniq("sgnet"),
+        networkofferingid=offering_id(cloud, "DefaultSharedNetworkOfferingWithSGService"),
+        zoneid=net.sim.zone["id"],
+        vlan="7095",
+        gateway="172.31.5.1",
+        netmask="255.255.255.0",
+        startip="172.31.5.10",
+        endip="172.31.5.200",
+    )["network"]
+    chosen = net.sim.deploy(tenant.keys, networkids=shared["id"], securitygroupnames=web["name"])
+    vm = chosen["jobresult"]["virtualmachine"]
+    assert [g["name"] for g in vm["securitygroup"]] == [web["name"]]
+    plain = net.sim.deploy(tenant.keys, networkids=shared["id"])["jobresult"]["virtualmachine"]
+    assert [g["name"] for g in plain["securitygroup"]] == ["default"]
+    listed = tenant.call("listSecurityGroups", virtualmachineid=vm["id"])["securitygroup"]
+    assert [g["id"] for g in listed] == [web["id"]] and listed[0]["virtualmachinecount"] == 1
+    code, _ = error(tenant.raw("deleteSecurityGroup", id=web["id"]), "deleteSecurityGroup")
+    assert code == 536  # a VM is in it

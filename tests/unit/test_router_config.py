@@ -240,3 +240,42 @@ def replace_name(network: networks.Network, name: str) -> networks.Network:
 def test_frozen_config_is_comparable() -> None:
     entry = router_config.DhcpEntry("02:00:00:00:00:01", "10.0.0.2", "a", True)
     assert replace(entry, hostname="b") != entry
+
+
+def test_port_rules_expand_group_references(
+    world: tuple[Session, Account, Caller, Zone],
+) -> None:
+    from cumulo.services.network import port_rules, security_groups
+
+    session, owner, caller, zone = world
+    network = _network(world)
+    app = _vm(session, owner, caller.user_id, zone, "app")
+    db = _vm(session, owner, caller.user_id, zone, "db")
+    for vm in (app, db):
+        nics.allocate(session, caller, owner, vm, [network.uuid])
+    front = security_groups.create(session, owner, "front", None)
+    back = security_groups.create(session, owner, "back", None)
+    session.add_all(
+        [
+            security_groups.SecurityGroupMember(group_id=front.id, vm_id=app.id),
+            security_groups.SecurityGroupMember(group_id=back.id, vm_id=db.id),
+        ]
+    )
+    session.flush()
+    security_groups.authorize(
+        session,
+        back,
+        security_groups.RuleRequest(
+            "ingress", "tcp", 5432, 5432, groups=[{"account": owner.name, "group": "front"}]
+        ),
+    )
+    security_groups.authorize(
+        session, back, security_groups.RuleRequest("egress", "udp", 53, 53, cidrs=["9.9.9.9/32"])
+    )
+    [port] = port_rules.render(session, db.uuid)
+    assert port.ip == "10.9.0.3" and port.bridge == nics.bridge_name(network)
+    [rule] = port.ingress
+    assert (rule.protocol, rule.start_port, rule.cidrs) == ("tcp", 5432, ("10.9.0.2/32",))
+    assert port.egress[0].cidrs == ("9.9.9.9/32",) and port.egress_default_allow is False
+    [app_port] = port_rules.render(session, app.uuid)
+    assert app_port.ingress == () and app_port.egress_default_allow is True

@@ -8,6 +8,7 @@ creation and gives the same result to every caller).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, select
@@ -15,7 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cumulo.db.models import Account
-from cumulo.db.models_network import SecurityGroup, SecurityGroupMember, SecurityGroupRule
+from cumulo.db.models_compute import Nic, VirtualMachine
+from cumulo.db.models_infra import Zone
+from cumulo.db.models_network import (
+    Network,
+    NetworkOffering,
+    SecurityGroup,
+    SecurityGroupMember,
+    SecurityGroupRule,
+)
 from cumulo.services.errors import NotFound, ParamError, ResourceInUse
 from cumulo.services.identity.accounts import find_account_by_name
 from cumulo.services.network import rules
@@ -230,3 +239,53 @@ def find_rule(session: Session, uuid: str, direction: str) -> SecurityGroupRule:
     if rule is None:
         raise NotFound(f"Unable to find {direction} security group rule by id {uuid}")
     return rule
+
+
+# --- VMs in groups ----------------------------------------------------------------------
+
+
+def _zone_uses_groups(session: Session, vm: VirtualMachine) -> bool:
+    """A Basic or SG-enabled zone, or a VM on a network whose offering has SecurityGroup."""
+    zone = session.get(Zone, vm.zone_id)
+    if zone is not None and (zone.security_groups_enabled or zone.network_type == "Basic"):
+        return True
+    offerings = (
+        select(NetworkOffering.services)
+        .join(Network, Network.offering_id == NetworkOffering.id)
+        .join(Nic, Nic.network_id == Network.id)
+        .where(Nic.vm_id == vm.id, Nic.removed.is_(None))
+    )
+    return any("SecurityGroup" in (services or {}) for services in session.scalars(offerings))
+
+
+def attach_at_deploy(
+    session: Session,
+    owner: Account,
+    vm: VirtualMachine,
+    ids: Sequence[str],
+    names: Sequence[str],
+) -> list[SecurityGroup]:
+    """The deploy's groups (the owner's ``default`` when none is named in a zone that uses
+    groups); groups named where no group applies are refused, as CloudStack refuses them."""
+    if ids and names:
+        raise ParamError("securitygroupids and securitygroupnames can't be given together")
+    uses = _zone_uses_groups(session, vm)
+    if (ids or names) and not uses:
+        raise ParamError(
+            "Can't create a VM with security groups: security groups are not enabled for the "
+            "zone or the VM's networks"
+        )
+    if not uses:
+        return []
+    groups = []
+    for uuid in dict.fromkeys(ids):
+        group = find(session, uuid)
+        if group.account_id != owner.id:
+            raise ParamError(f"Security group {uuid} does not belong to the VM's account")
+        groups.append(group)
+    groups += [find_by_name(session, owner, n) for n in dict.fromkeys(names)]
+    if not groups:
+        groups = [ensure_default(session, owner)]
+    session.add_all(SecurityGroupMember(group_id=g.id, vm_id=vm.id) for g in groups)
+    session.flush()
+    return groups

@@ -19,6 +19,7 @@ from cumulo.db.models import Account, Domain
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_network import Network, NetworkRule, PublicIpAddress
 from cumulo.services.compute import vms
+from cumulo.services.errors import ParamError
 from cumulo.services.network import networks as network_svc
 from cumulo.services.network import public_ips, rules
 
@@ -416,6 +417,11 @@ def create_port_forwarding_rule(
 ) -> Submit:
     ip = public_ips.find_for(ctx.session, ctx.caller, ipaddressid)
     vm = vms.find_for(ctx.session, ctx.caller, virtualmachineid)
+    if networkid is not None and ip.network_id is None:  # associate the address with it
+        network = network_svc.find_for(ctx.session, ctx.caller, networkid)
+        if network.account_id != ip.account_id or network.guest_type != "Isolated":
+            raise ParamError(f"IP address {ip.address} can't be used on network {network.name}")
+        ip.network_id = network.id
     spec = rules.ForwardSpec(
         protocol=protocol,
         public=rules.ports(publicport, publicendport, "public port"),

@@ -20,6 +20,7 @@ from cumulo.services.compute.states import State
 from cumulo.services.config import ALLOW_USER_EXPUNGE_RECOVER_VM, ALLOW_USER_VIEW_DESTROYED_VM
 from cumulo.services.errors import CloudError, ParamError, PermissionDenied
 from cumulo.services.network import nics as guest_nics
+from cumulo.services.network import security_groups
 from cumulo.services.runtime import Runtime
 
 VM_FIELDS = (
@@ -206,6 +207,23 @@ def deploy_virtual_machine(
         ),
     ] = None,
     ipaddress: Annotated[str | None, Param("the ip address for default vm's network")] = None,
+    securitygroupids: Annotated[
+        list[UUIDStr] | None,
+        Param(
+            "comma separated list of security groups id that going to be applied to the virtual "
+            "machine. Should be passed only when vm is created from a zone with Basic Network "
+            "support. Mutually exclusive with securitygroupnames parameter",
+            entity="SecurityGroup",
+        ),
+    ] = None,
+    securitygroupnames: Annotated[
+        list[str] | None,
+        Param(
+            "comma separated list of security groups names that going to be applied to the "
+            "virtual machine. Should be passed only when vm is created from a zone with Basic "
+            "Network support. Mutually exclusive with securitygroupids parameter"
+        ),
+    ] = None,
     displayvm: Annotated[
         bool, Param("an optional field, whether to the display the vm to the end user or not.")
     ] = True,
@@ -244,6 +262,9 @@ def deploy_virtual_machine(
         list(networkids or []),
         ip_address=ipaddress,
         config=ctx.runtime.config,
+    )
+    security_groups.attach_at_deploy(
+        ctx.session, owner, vm, list(securitygroupids or []), list(securitygroupnames or [])
     )
     return Submit(
         params={"id": vm.uuid, "hostid": hostid, "startvm": startvm},

@@ -22,7 +22,7 @@ from cumulo.db.models_catalog import GuestOsType, ServiceOffering, UserData
 from cumulo.db.models_compute import Nic, VirtualMachine, Volume
 from cumulo.db.models_images import Template
 from cumulo.db.models_infra import Cluster, Host, Pod, StoragePool, Zone
-from cumulo.db.models_network import Network
+from cumulo.db.models_network import Network, SecurityGroup, SecurityGroupMember
 from cumulo.services import tags
 from cumulo.services.access import Caller, ListScope
 from cumulo.services.compute import stats
@@ -239,6 +239,22 @@ def _nics(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]
     return out
 
 
+def _security_groups(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    rows = session.execute(
+        select(SecurityGroupMember.vm_id, SecurityGroup)
+        .join(SecurityGroup, SecurityGroup.id == SecurityGroupMember.group_id)
+        .where(SecurityGroupMember.vm_id.in_(list(ids)))
+        .order_by(SecurityGroup.name)
+    )
+    for vm_id, group in rows:
+        item = {"id": group.uuid, "name": group.name}
+        if group.description:
+            item["description"] = group.description
+        out.setdefault(vm_id, []).append(item)
+    return out
+
+
 def _groups(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     rows = session.execute(
@@ -273,6 +289,7 @@ def render(session: Session, caller: Caller, ids: Sequence[int]) -> list[dict[st
         return []
     rows = {r.vm_id: r for r in session.execute(_details_select(ids))}
     nics, groups = _nics(session, ids), _groups(session, ids)
+    sgs = _security_groups(session, ids)
     tag_map, roots = tags.tags_for(session, TAG_TYPE, ids), _roots(session, ids)
     sampled = stats.for_vms(session, ids)  # cpuused, networkkbsread ... when known
     out = []
@@ -284,7 +301,7 @@ def render(session: Session, caller: Caller, ids: Sequence[int]) -> list[dict[st
         item["nic"] = nics.get(vm_id, [])
         item["affinitygroup"] = groups.get(vm_id, [])
         item["tags"] = tag_map.get(vm_id, [])
-        item["securitygroup"] = []
+        item["securitygroup"] = sgs.get(vm_id, [])
         item.update(sampled.get(vm_id, {}))
         root = roots.get(vm_id)
         if root is not None:

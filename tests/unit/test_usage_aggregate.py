@@ -3,16 +3,23 @@ migrated database, records compared with hand-computed seconds, exactly."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cumulo.db.models import Account
+from cumulo.api.cloudstack.jobs import JobRunner
+from cumulo.common.settings import load_settings
+from cumulo.db.models import Account, AsyncJob, ManagementServer
 from cumulo.db.models_usage import UsageEvent, UsageJob, UsageRecord
 from cumulo.services.errors import ParamError
+from cumulo.services.jobs import queue
+from cumulo.services.runtime import Runtime, open_runtime
 from cumulo.services.usage import aggregate, scheduler
 from cumulo.services.usage import events as ev
 from cumulo.services.usage.events import _vm_usage_types
@@ -76,8 +83,7 @@ def records(session: Session, start: datetime, end: datetime) -> list[tuple[Any,
         .order_by(UsageRecord.usage_type, UsageRecord.usage_uuid, UsageRecord.size)
     )
     return [
-        (r.usage_type, r.usage_uuid, r.seconds, r.raw_usage, r.size, r.description)
-        for r in rows
+        (r.usage_type, r.usage_uuid, r.seconds, r.raw_usage, r.size, r.description) for r in rows
     ]
 
 
@@ -247,3 +253,58 @@ def test_scheduler_periods_follow_the_grid_and_fill_gaps(session: Session) -> No
         session, at(0.5, D + DAY), range_minutes=360, tz="GMT", offset_minutes=15
     )
     assert hourly == [(D, at(6)), (at(6), at(12)), (at(12), at(18)), (at(18), D + DAY)]
+
+
+# --- the scheduled job, end to end through the job engine ---------------------------------
+
+
+@pytest.fixture
+def rt(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    runtime = open_runtime(load_settings(data_dir=tmp_path, database={"url": db_url}))
+    yield runtime
+    runtime.db.dispose()
+
+
+def _server(rt: Runtime) -> int:
+    with rt.db.write() as session:
+        row = ManagementServer(name=f"test-{uuid.uuid4().hex[:6]}", pid=1, version="test")
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _all_records(rt: Runtime) -> list[tuple[Any, ...]]:
+    with rt.db.read() as session:
+        rows = session.scalars(select(UsageRecord).order_by(UsageRecord.id))
+        return [(r.start_date, r.usage_type, r.usage_uuid, r.seconds) for r in rows]
+
+
+def test_scheduled_periods_run_once_as_jobs_and_a_killed_run_reruns_identically(
+    rt: Runtime,
+) -> None:
+    import cumulo.api.cloudstack.commands.usage  # noqa: F401  (the job body)
+
+    with rt.db.write() as session:
+        vm_event(session, ev.VM_CREATE, at(6))
+        vm_event(session, ev.VM_START, at(6))
+        vm_event(session, ev.VM_STOP, at(30))
+    now = at(1, D + 2 * DAY)
+    assert scheduler.schedule(rt, now) == [(D, D + DAY), (D + DAY, D + 2 * DAY)]
+    assert scheduler.schedule(rt, now) == []  # a second server finds them taken
+    server = rt.server_id = _server(rt)
+    runner = JobRunner(rt)
+    while (claimed := queue.claim(rt.db, server, 30, 3)) is not None:
+        runner(claimed)
+    with rt.db.read() as session:
+        jobs = session.scalars(select(AsyncJob).where(AsyncJob.cmd == "generateUsageRecords"))
+        assert [j.status for j in jobs] == [queue.SUCCEEDED, queue.SUCCEEDED]
+        assert {j.state for j in session.scalars(select(UsageJob))} == {"Done"}
+    done = _all_records(rt)
+    assert [r[3] for r in done] == [18 * 3600, 18 * 3600, 6 * 3600, 24 * 3600]
+    with pytest.raises(RuntimeError), rt.db.write() as session:
+        aggregate.run(session, D, D + DAY)
+        raise RuntimeError("the server died before the commit")
+    assert _all_records(rt) == done
+    with rt.db.write() as session:
+        aggregate.run(session, D, D + DAY)
+    assert sorted(r[1:] for r in _all_records(rt)) == sorted(r[1:] for r in done)

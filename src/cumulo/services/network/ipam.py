@@ -19,6 +19,7 @@ from cumulo.db.models import Account
 from cumulo.db.models_infra import PhysicalNetwork, VlanIpRange, Zone
 from cumulo.db.models_network import Network, NetworkIpAllocation, PublicIpAddress
 from cumulo.services.errors import InsufficientCapacity, ParamError
+from cumulo.services.usage import events as usage
 
 T_ROW = NetworkIpAllocation | PublicIpAddress
 
@@ -191,6 +192,9 @@ def allocate_public_ip(
                 session.flush()
         except IntegrityError:
             continue
+        usage.record_owned(
+            session, usage.IP_ASSIGN, row, "PublicIpAddress", zone_id=zone.id, name=address
+        )
         return row
     raise InsufficientCapacity(
         f"Insufficient address capacity: no free public IP address in zone {zone.name}"

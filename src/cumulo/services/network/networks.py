@@ -33,6 +33,7 @@ from cumulo.services.errors import NotFound, ParamError, PermissionDenied, Resou
 from cumulo.services.limits import ResourceType
 from cumulo.services.network import ipam
 from cumulo.services.network import offerings as offering_svc
+from cumulo.services.usage import events as usage
 
 DEFAULT_GUEST_CIDR = "10.1.1.0/24"
 LIVE_STATES = ("Allocated", "Implementing", "Implemented", "Setup", "Shutdown")
@@ -379,6 +380,9 @@ def release_public_ip(session: Session, ip: PublicIpAddress) -> None:
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id.in_(rule_ids)))
     session.execute(delete(NetworkRule).where(NetworkRule.public_ip_id == ip.id))
     limits.decrement_many(session, ip.account_id, {ResourceType.public_ip: 1})
+    usage.record_owned(
+        session, usage.IP_RELEASE, ip, "PublicIpAddress", zone_id=ip.zone_id, name=ip.address
+    )
     session.delete(ip)
     session.flush()
 

@@ -37,6 +37,7 @@ from cumulo.services.identity import auth
 from cumulo.services.identity.accounts import find_account_by_name
 from cumulo.services.storage import download, links
 from cumulo.services.storage.imagestore import StoreUnavailable, backend_for
+from cumulo.services.usage import events as usage
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +377,7 @@ def _finish(db: Database, ref_id: int, size: int | None, error: str | None) -> b
             ref.state, ref.download_pct, ref.size, ref.physical_size = READY, 100, size, size
             ref.error = None
             template.size = size
+            _usage(session, template, ref.zone_id, created=True)
             level, kind, text = "INFO", "SUCCESS", "Download complete"
         else:
             ref.state, ref.error = ERROR, error
@@ -676,4 +678,16 @@ def delete(session: Session, template: Template, zone_uuid: str | None) -> None:
         template.removed = utcnow()
         session.query(TemplatePermission).filter_by(template_id=template.id).delete()
         limits.decrement(session, template.account_id, limits.ResourceType.template)
+        _usage(session, template, None, created=False)
     session.flush()
+
+
+def _usage(session: Session, template: Template, zone_id: int | None, created: bool) -> None:
+    """TEMPLATE.CREATE/ISO.CREATE once a copy is Ready (billed from then, with its size);
+    TEMPLATE.DELETE/ISO.DELETE when the last copy goes (per-zone billing: a later step)."""
+    if template.is_iso:
+        type_ = usage.ISO_CREATE if created else usage.ISO_DELETE
+    else:
+        type_ = usage.TEMPLATE_CREATE if created else usage.TEMPLATE_DELETE
+    kind = "Iso" if template.is_iso else "Template"
+    usage.record_owned(session, type_, template, kind, zone_id=zone_id, size=template.size)

@@ -175,7 +175,7 @@ def _resource_key(event: Any) -> tuple[str, int]:
 
 def _add(buckets: dict[tuple[Any, ...], Bucket], interval: Interval, seconds: int) -> None:
     a = interval.attrs
-    key: tuple[Any, ...] = (interval.usage_type, a.resource_type, a.resource_id, a.account_id)
+    key: tuple[Any, ...] = (interval.usage_type, a.resource_type, a.resource_uuid, a.account_id)
     key += (a.offering_id, a.template_id, a.size)
     bucket = buckets.get(key)
     if bucket is None:

@@ -12,6 +12,7 @@ Event names are CloudStack's (``EventTypes.java``; reference §7.1): the aggrega
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -124,6 +125,32 @@ def record_volume(
         template_id=volume.template_id,
         size=volume.size,
         at=at,
+    )
+
+
+def record_owned(
+    session: Session,
+    type: str,
+    row: Any,
+    resource_type: str,
+    *,
+    zone_id: int | None,
+    name: str | None = None,
+    size: int | None = None,
+) -> UsageEvent:
+    """Any owned row with ``id``, ``uuid``, ``account_id`` and ``domain_id``: a template or
+    ISO (per zone), a snapshot, a public IP address."""
+    return record(
+        session,
+        type,
+        account_id=row.account_id,
+        domain_id=row.domain_id,
+        zone_id=zone_id,
+        resource_type=resource_type,
+        resource_id=row.id,
+        resource_uuid=row.uuid,
+        resource_name=name if name is not None else getattr(row, "name", None),
+        size=size,
     )
 
 

@@ -312,6 +312,8 @@ def test_delete_network_refused_while_vms_use_it_then_address_reused(
     again = net.sim.deploy(tenant.keys, networkids=network["id"])["jobresult"]["virtualmachine"]
     assert again["nic"][0]["ipaddress"] == "10.60.0.2"  # released at expunge, taken again
     assert expunge(tenant.cloud, again["id"])["jobstatus"] == 1
+    idle = networks_of(tenant, id=network["id"])[0]
+    assert idle["state"] == "Shutdown" and "broadcasturi" not in idle  # the last NIC went
     ips = tenant.call("listPublicIpAddresses", associatednetworkid=network["id"])
     assert len(ips["publicipaddress"]) == 1
     deleted = tenant.cloud.wait_job(

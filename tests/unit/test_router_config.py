@@ -206,9 +206,12 @@ def test_expunge_release_drops_the_vm_from_the_config(
     nics.release(session, vm)
     config = router_config.render(session, network.uuid, BOX)
     assert config.dhcp == () and config.vm_data == () and config.port_forwards == ()
+    assert (network.state, config.vni) == ("Shutdown", None)  # its segment went back
     again = _vm(session, owner, caller.user_id, zone, "next")
     [nic] = nics.allocate(session, caller, owner, again, [network.uuid])
     assert nic.ip4 == "10.9.0.2"  # the released address is the lowest free again
+    nics.prepare_start(session, again)
+    assert (network.state, network.segment_id) == ("Implemented", 5000)
 
 
 def test_conflicts_and_exhaustion(world: tuple[Session, Account, Caller, Zone]) -> None:

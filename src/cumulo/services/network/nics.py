@@ -159,9 +159,14 @@ def specs(session: Session, vm: VirtualMachine) -> tuple[NicSpec, ...]:
 def release(session: Session, vm: VirtualMachine) -> None:
     """At expunge: addresses back to their networks, the VM out of every rule it was in."""
     now = utcnow()
+    used: set[int] = set()
     for nic in session.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.removed.is_(None))):
         ipam.release_guest_ips(session, nic.id)
         nic.removed = now
+        used.add(nic.network_id or 0)
+    session.flush()
+    for network in session.scalars(select(Network).where(Network.id.in_(used))):
+        shutdown_if_idle(session, network)
     session.execute(
         delete(NetworkRule).where(
             NetworkRule.vm_id == vm.id, NetworkRule.purpose == "PortForwarding"
@@ -247,6 +252,17 @@ def remove_from_vm(session: Session, vm: VirtualMachine, nic: Nic) -> None:
             ip.static_nat_vm_id = None
             ip.static_nat_ip = None
     nic.removed = utcnow()
+    session.flush()
+    network = session.get(Network, nic.network_id) if nic.network_id else None
+    if network is not None:
+        shutdown_if_idle(session, network)
+
+
+def shutdown_if_idle(session: Session, network: Network) -> None:
+    """The last NIC gone: the network stops holding its segment (CloudStack's network GC
+    does this after a delay; with no router process to keep, it is done at once)."""
+    if networks.vms_using(session, network) == 0:
+        networks.shutdown(session, network)
 
 
 def make_default(session: Session, vm: VirtualMachine, nic: Nic) -> None:

@@ -458,3 +458,39 @@ def test_server_killed_mid_export_leaves_no_partial_snapshot(
         assert int(totals["snapshottotal"]) == (1 if snap["state"] == "BackedUp" else 0)
     finally:
         own.stop()
+
+
+@pytest.mark.parametrize(
+    ("interval", "schedule", "tz", "after", "expected"),
+    [
+        ("HOURLY", "15", "UTC", "2026-03-01T10:20:00+00:00", "2026-03-01T11:15:00+00:00"),
+        ("DAILY", "30:02", "UTC", "2026-03-01T01:00:00+00:00", "2026-03-01T02:30:00+00:00"),
+        # 02:30 Paris is 01:30 UTC in winter and 00:30 UTC in summer
+        (
+            "DAILY",
+            "30:02",
+            "Europe/Paris",
+            "2026-01-10T12:00:00+00:00",
+            "2026-01-11T01:30:00+00:00",
+        ),
+        (
+            "DAILY",
+            "30:02",
+            "Europe/Paris",
+            "2026-07-10T12:00:00+00:00",
+            "2026-07-11T00:30:00+00:00",
+        ),
+        # WEEKLY day 1 is Sunday; 2026-03-01 is a Sunday
+        ("WEEKLY", "00:12:1", "UTC", "2026-03-01T12:00:00+00:00", "2026-03-08T12:00:00+00:00"),
+        ("MONTHLY", "00:00:28", "UTC", "2026-02-28T00:00:01+00:00", "2026-03-28T00:00:00+00:00"),
+    ],
+)
+def test_policy_slots_follow_the_schedule_in_its_timezone(
+    interval: str, schedule: str, tz: str, after: str, expected: str
+) -> None:
+    from datetime import datetime
+
+    from cumulo.services.storage.snapshot_policies import next_run
+
+    due = next_run(interval, schedule, tz, datetime.fromisoformat(after))
+    assert due == datetime.fromisoformat(expected)

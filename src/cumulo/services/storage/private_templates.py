@@ -144,7 +144,9 @@ def _plan(
             path=path,
             source_url=source_url,
         )
-        return volume_ops.HostCall(host_ref(session, host), command, volume_ops._wait(rt, session))
+        return volume_ops.HostCall(
+            host_ref(session, host), command, volume_ops.agent_wait(rt, session)
+        )
 
 
 def _any_host(session: Session, ref: TemplateStoreRef) -> Host:
@@ -172,7 +174,7 @@ def export(
         raise
     if call is None:
         return
-    done, why, result = volume_ops._send(rt, call)
+    done, why, result = volume_ops.send(rt, call)
     if not done:
         give_up(rt, template_uuid, why)
         raise OperationFailed(f"Failed to create template {template_uuid}: {why}")

@@ -209,7 +209,7 @@ def _begin(rt: Runtime, snap_uuid: str) -> volume_ops.HostCall | None:
 
 
 def _wait(rt: Runtime, session: Session) -> float:
-    return volume_ops._wait(rt, session)
+    return volume_ops.agent_wait(rt, session)
 
 
 def _volume_uuid(session: Session, snap: Snapshot) -> str:
@@ -227,7 +227,7 @@ def take(rt: Runtime, snap_uuid: str) -> None:
         raise
     if call is None:
         return
-    ok, why, result = volume_ops._send(rt, call)
+    ok, why, result = volume_ops.send(rt, call)
     if not ok:
         fail(rt, snap_uuid, why)
         raise OperationFailed(f"Failed to create snapshot {snap_uuid}: {why}")
@@ -329,7 +329,7 @@ def revert(rt: Runtime, snap_uuid: str) -> None:
         if pool is None:
             raise ParamError(f"Volume {volume.name} is not on primary storage")
         delta = snap.size - volume.size
-        volume_ops._count_delta(rt, session, volume, delta)
+        volume_ops.count_delta(rt, session, volume, delta)
         if delta > 0 and not planner.reserve_pool(session, pool.id, delta):
             raise OperationFailed(f"Storage pool {pool.name} has no room to revert")
         move_volume(session, volume, VolumeEvent.REVERT)
@@ -339,7 +339,7 @@ def revert(rt: Runtime, snap_uuid: str) -> None:
             _wait(rt, session),
         )
         volume_uuid = volume.uuid
-    ok, why, _ = volume_ops._send(rt, call)
+    ok, why, _ = volume_ops.send(rt, call)
     with rt.db.write() as session:
         volume = volumes.find(session, volume_uuid)
         if volume.state != VolumeState.REVERTING:
@@ -349,7 +349,7 @@ def revert(rt: Runtime, snap_uuid: str) -> None:
                 planner.release_pool(session, volume.pool_id, -delta)
             move_volume(session, volume, VolumeEvent.REVERTED, size=volume.size + delta)
             return
-        volume_ops._count_delta(rt, session, volume, -delta)
+        volume_ops.count_delta(rt, session, volume, -delta)
         if delta > 0 and volume.pool_id is not None:
             planner.release_pool(session, volume.pool_id, delta)
         move_volume(session, volume, VolumeEvent.REVERT_FAILED, error=why)

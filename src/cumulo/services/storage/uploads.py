@@ -84,7 +84,7 @@ def create(
             download.Checksum.parse(checksum)
     except ValueError as err:
         raise ParamError(str(err)) from None
-    zone = volumes._zone(session, caller, zone_uuid)
+    zone = volumes.zone_for(session, caller, zone_uuid)
     store = snapshots.zone_store(session, zone.id)
     volume = Volume(
         name=name,

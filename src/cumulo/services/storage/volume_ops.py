@@ -62,11 +62,11 @@ class HostCall:
     timeout: float
 
 
-def _wait(rt: Runtime, session: Session) -> float:
+def agent_wait(rt: Runtime, session: Session) -> float:
     return float(rt.config.get(session, AGENT_WAIT))
 
 
-def _send(rt: Runtime, call: HostCall) -> tuple[bool, str, dict[str, object]]:
+def send(rt: Runtime, call: HostCall) -> tuple[bool, str, dict[str, object]]:
     try:
         answer = rt.hub.send(call.host, call.command, call.timeout)
         return True, "", dict(answer.result)
@@ -199,7 +199,7 @@ def _begin_create(rt: Runtime, volume_uuid: str, vm_uuid: str) -> HostCall | Non
             format=volume.format,
             source_url=_source_url(session, volume),
         )
-        return HostCall(host_ref(session, host), command, _wait(rt, session))
+        return HostCall(host_ref(session, host), command, agent_wait(rt, session))
 
 
 def _end_create(rt: Runtime, volume_uuid: str, ok: bool, why: str) -> None:
@@ -267,7 +267,7 @@ def _begin_attach(
             kind="DATADISK",
         )
         command = AttachDisk(request_id=new_uuid(), vm_name=vm.instance_name, disk=disk)
-        return HostCall(host_ref(session, host), command, _wait(rt, session))
+        return HostCall(host_ref(session, host), command, agent_wait(rt, session))
 
 
 def _end_attach(rt: Runtime, volume_uuid: str, ok: bool, why: str, created_here: bool) -> None:
@@ -288,12 +288,12 @@ def attach(rt: Runtime, volume_uuid: str, vm_uuid: str, device: int | None = Non
     """Create the volume's file if it has none yet, then attach it (hot-plug if running)."""
     create = _begin_create(rt, volume_uuid, vm_uuid)
     if create is not None:
-        ok, why, _ = _send(rt, create)
+        ok, why, _ = send(rt, create)
         _end_create(rt, volume_uuid, ok, why)
     call = _begin_attach(rt, volume_uuid, vm_uuid, device)
     ok, why = True, ""
     if call is not None:
-        ok, why, _ = _send(rt, call)
+        ok, why, _ = send(rt, call)
     _end_attach(rt, volume_uuid, ok, why, created_here=create is not None)
 
 
@@ -308,9 +308,9 @@ def discard(rt: Runtime, volume_uuid: str) -> None:
         call = HostCall(
             host_ref(session, host),
             DeleteVolume(request_id=new_uuid(), path=volume.path),
-            _wait(rt, session),
+            agent_wait(rt, session),
         )
-    ok, why, _ = _send(rt, call)
+    ok, why, _ = send(rt, call)
     if not ok:
         log.warning("could not remove a discarded volume file", extra={"err": why})
         return  # it stays Ready on its pool: still a usable volume
@@ -342,14 +342,14 @@ def _begin_detach(rt: Runtime, volume_uuid: str) -> HostCall | None:
             volume_id=volume.uuid,
             path=str(volume.path),
         )
-        return HostCall(host_ref(session, host), command, _wait(rt, session))
+        return HostCall(host_ref(session, host), command, agent_wait(rt, session))
 
 
 def detach(rt: Runtime, volume_uuid: str) -> None:
     call = _begin_detach(rt, volume_uuid)
     ok, why = True, ""
     if call is not None:
-        ok, why, _ = _send(rt, call)
+        ok, why, _ = send(rt, call)
     with rt.db.write() as session:
         volume = volumes.find(session, volume_uuid)
         if volume.state != State.DETACHING:
@@ -372,14 +372,14 @@ def _begin_resize(rt: Runtime, volume_uuid: str, new_size: int, shrink_ok: bool)
             return None  # a re-run after the resize finished
         delta = new_size - volume.size
         if volume.state == State.ALLOCATED:
-            _count_delta(rt, session, volume, delta)
+            count_delta(rt, session, volume, delta)
             volume.size = new_size
             return None
         pool = session.get(StoragePool, volume.pool_id) if volume.pool_id else None
         if pool is None:
             raise IllegalState(f"Volume {volume.name} is in state {volume.state}")
         if volume.state != State.RESIZING:
-            _count_delta(rt, session, volume, delta)
+            count_delta(rt, session, volume, delta)
             if delta > 0 and not planner.reserve_pool(session, pool.id, delta):
                 raise InsufficientCapacity(f"Storage pool {pool.name} has no room to grow it")
             transition(session, volume, Event.RESIZE)
@@ -394,10 +394,10 @@ def _begin_resize(rt: Runtime, volume_uuid: str, new_size: int, shrink_ok: bool)
             vm_name=vm.instance_name if running and vm is not None else None,
         )
         host = host_for_pool(session, pool, vm)
-        return HostCall(host_ref(session, host), command, _wait(rt, session))
+        return HostCall(host_ref(session, host), command, agent_wait(rt, session))
 
 
-def _count_delta(rt: Runtime, session: Session, volume: Volume, delta: int) -> None:
+def count_delta(rt: Runtime, session: Session, volume: Volume, delta: int) -> None:
     if delta > 0:
         limits.check_and_increment_many(
             session, volume.account_id, {ResourceType.primary_storage: delta}, config=rt.config
@@ -410,7 +410,7 @@ def resize(rt: Runtime, volume_uuid: str, new_size: int, shrink_ok: bool) -> Non
     call = _begin_resize(rt, volume_uuid, new_size, shrink_ok)
     if call is None:
         return
-    ok, why, _ = _send(rt, call)
+    ok, why, _ = send(rt, call)
     with rt.db.write() as session:
         volume = volumes.find(session, volume_uuid)
         if volume.state != State.RESIZING:
@@ -421,7 +421,7 @@ def resize(rt: Runtime, volume_uuid: str, new_size: int, shrink_ok: bool) -> Non
                 planner.release_pool(session, volume.pool_id, -delta)
             transition(session, volume, Event.RESIZED, size=new_size, error=None)
             return
-        _count_delta(rt, session, volume, -delta)
+        count_delta(rt, session, volume, -delta)
         if delta > 0 and volume.pool_id is not None:
             planner.release_pool(session, volume.pool_id, delta)
         transition(session, volume, Event.RESIZE_FAILED, error=why)
@@ -460,7 +460,7 @@ def _begin_migrate(rt: Runtime, volume_uuid: str, pool_uuid: str) -> HostCall | 
         command = MigrateVolume(
             request_id=new_uuid(), path=str(volume.path), target_path=_path(target, volume)
         )
-        return HostCall(host_ref(session, hosts[0]), command, _wait(rt, session))
+        return HostCall(host_ref(session, hosts[0]), command, agent_wait(rt, session))
 
 
 def migrate(rt: Runtime, volume_uuid: str, pool_uuid: str) -> None:
@@ -468,7 +468,7 @@ def migrate(rt: Runtime, volume_uuid: str, pool_uuid: str) -> None:
     call = _begin_migrate(rt, volume_uuid, pool_uuid)
     if call is None:
         return
-    ok, why, result = _send(rt, call)
+    ok, why, result = send(rt, call)
     with rt.db.write() as session:
         volume = volumes.find(session, volume_uuid)
         target = session.scalar(select(StoragePool).where(StoragePool.uuid == pool_uuid))
@@ -519,10 +519,10 @@ def _expunge_one(rt: Runtime, uuid: str) -> int:
                 call = HostCall(
                     host_ref(session, hosts[0]),
                     DeleteVolume(request_id=new_uuid(), path=volume.path),
-                    _wait(rt, session),
+                    agent_wait(rt, session),
                 )
     if call is not None:
-        ok, why, _ = _send(rt, call)
+        ok, why, _ = send(rt, call)
         if not ok:
             log.warning("volume file not removed; retried later", extra={"err": why})
             return 0

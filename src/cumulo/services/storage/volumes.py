@@ -90,7 +90,7 @@ class CreateRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _zone(session: Session, caller: Caller, uuid: str) -> Zone:
+def zone_for(session: Session, caller: Caller, uuid: str) -> Zone:
     zone = session.scalar(select(Zone).where(Zone.uuid == uuid, Zone.removed.is_(None)))
     if zone is None:
         raise ParamError(f"Unable to find zone by id {uuid}")
@@ -105,7 +105,7 @@ def zone_of(session: Session, volume: Volume) -> Zone:
     return zone
 
 
-def _offering(session: Session, caller: Caller, zone: Zone, uuid: str) -> DiskOffering:
+def offering_for(session: Session, caller: Caller, zone: Zone, uuid: str) -> DiskOffering:
     offering = offerings.find_disk_offering(session, uuid)
     if offering.state != "Active":
         raise ParamError(f"Disk offering {offering.name} is not active")
@@ -165,8 +165,8 @@ def create(
             raise ParamError("A volume from a snapshot is created in the snapshot's zone")
         zone_uuid = snap_zone.uuid
     assert zone_uuid is not None
-    zone = _zone(session, caller, zone_uuid)
-    offering = _offering(session, caller, zone, req.offering_uuid) if req.offering_uuid else None
+    zone = zone_for(session, caller, zone_uuid)
+    offering = offering_for(session, caller, zone, req.offering_uuid) if req.offering_uuid else None
     if snap is not None:
         size = snap.size
         if offering is None:

@@ -389,7 +389,7 @@ def _new_size(ctx: Ctx, volume: Volume, size: int | None, offering_id: str | Non
         ctx.session.get(DiskOffering, volume.disk_offering_id) if volume.disk_offering_id else None
     )
     if offering_id is not None:
-        offering = volumes._offering(
+        offering = volumes.offering_for(
             ctx.session, ctx.caller, volumes.zone_of(ctx.session, volume), offering_id
         )
         if not offering.customized:

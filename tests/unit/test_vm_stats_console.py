@@ -4,6 +4,7 @@ the console URL an agent dials back to."""
 from __future__ import annotations
 
 import struct
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,11 +12,19 @@ import pytest
 from cumulo.agent.agent import console_url
 from cumulo.agent.drivers.base import DriverError
 from cumulo.agent.drivers.sim import SimDriver
-from cumulo.agentrpc.messages import OpenConsole, VmSpec, VmStats, command_from_wire, to_wire
+from cumulo.agentrpc.messages import (
+    NicSpec,
+    NicStats,
+    OpenConsole,
+    VmSpec,
+    VmStats,
+    command_from_wire,
+    to_wire,
+)
 from cumulo.agentrpc.wire import ProtocolError, decode, encode, vm_stats_from_wire
 from cumulo.common.time import utcnow
 from cumulo.db.models_stats import VmStat
-from cumulo.services.compute.stats import COUNTERS, apply_sample, fields
+from cumulo.services.compute.stats import COUNTERS, apply_sample, fields, fold_nics
 
 
 def blank() -> VmStat:
@@ -87,3 +96,33 @@ def test_the_simulator_console_speaks_rfb_until_server_init() -> None:
             data += sock.recv(100)
     assert struct.unpack(">HH", data[:4]) == (640, 480)
     assert data[24:] == b"i-2-9-VM"
+
+
+def test_nic_counters_fold_per_nic_and_travel_in_frames() -> None:
+    row, start = blank(), utcnow()
+    row.sampled, row.nic_totals = start, {}
+    first = VmStats("vm", net_rx_bytes=300, nics=(NicStats("a", 100, 10), NicStats("b", 200, 20)))
+    apply_sample(row, first, 1, start)
+    assert row.nic_totals == {"a": [100, 10, 100, 10], "b": [200, 20, 200, 20]}
+    restarted = VmStats("vm", nics=(NicStats("a", 50, 5),))  # b unplugged, a restarted
+    apply_sample(row, restarted, 1, start + timedelta(seconds=5))
+    assert row.nic_totals == {"a": [50, 5, 150, 15], "b": [200, 20, 200, 20]}
+    assert fold_nics({}, ()) == {}
+
+    frame = decode(encode("vm_stats", vms=[to_wire(first)]))
+    assert vm_stats_from_wire(frame.body["vms"]) == [first]
+    with pytest.raises(ProtocolError):
+        vm_stats_from_wire([{"name": "x", "nics": [{"rx_bytes": 1}]}])
+    with pytest.raises(ProtocolError):
+        vm_stats_from_wire([{"name": "x", "nics": [{"nic_id": "a", "tx_bytes": -5}]}])
+
+
+def test_the_simulator_splits_traffic_over_its_nics() -> None:
+    driver = SimDriver("h2")
+    nics = (NicSpec("n1", "02:00:00:00:00:01", "br0"), NicSpec("n2", "02:00:00:00:00:02", "br0"))
+    spec = VmSpec(name="i-2-8-VM", uuid="u", vcpus=1, cpu_mhz=500, memory_mib=64, nics=nics)
+    driver.start(spec)
+    time.sleep(0.05)
+    (sample,) = driver.stats(("i-2-8-VM",))
+    assert [n.nic_id for n in sample.nics] == ["n1", "n2"]
+    assert sample.net_rx_bytes == sum(n.rx_bytes for n in sample.nics) > 0

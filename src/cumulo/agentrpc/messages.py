@@ -80,8 +80,18 @@ class VmStatus:
 
 
 @dataclass(frozen=True)
+class NicStats:
+    """One NIC's traffic since the VM started, as the guest sees it (rx: into the guest)."""
+
+    nic_id: str
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class VmStats:
-    """Counters since the VM started; the server turns differences into usage."""
+    """Counters since the VM started; the server turns differences into usage. ``net_*``
+    are the sums over ``nics``, which break the traffic down per NIC for metering."""
 
     name: str
     cpu_time_ns: int = 0
@@ -92,6 +102,7 @@ class VmStats:
     disk_write_ops: int = 0
     net_rx_bytes: int = 0
     net_tx_bytes: int = 0
+    nics: tuple[NicStats, ...] = ()
 
 
 @dataclass(frozen=True)

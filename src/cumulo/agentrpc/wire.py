@@ -36,7 +36,15 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from cumulo.agentrpc.messages import Answer, HostInfo, PowerState, VmStats, VmStatus, to_wire
+from cumulo.agentrpc.messages import (
+    Answer,
+    HostInfo,
+    NicStats,
+    PowerState,
+    VmStats,
+    VmStatus,
+    to_wire,
+)
 
 PATH = "/agent/v1"
 CONSOLE_PATH = "/agent/v1/console"
@@ -140,7 +148,7 @@ def vm_stats_from_wire(data: Any) -> list[VmStats]:
     more); a counter that is not a non-negative integer is a protocol error."""
     if not isinstance(data, list):
         raise ProtocolError("vms is not a list")
-    known = {f.name for f in fields(VmStats)} - {"name"}
+    known = {f.name for f in fields(VmStats)} - {"name", "nics"}
     out = []
     for item in data:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -148,8 +156,23 @@ def vm_stats_from_wire(data: Any) -> list[VmStats]:
         counters = {k: v for k, v in item.items() if k in known}
         if not all(_count(v) for v in counters.values()):
             raise ProtocolError(f"bad counters for VM {item['name']}")
-        out.append(VmStats(name=item["name"], **counters))
+        nics = _nic_stats(item.get("nics") or [], item["name"])
+        out.append(VmStats(name=item["name"], nics=nics, **counters))
     return out
+
+
+def _nic_stats(data: Any, vm: str) -> tuple[NicStats, ...]:
+    if not isinstance(data, (list, tuple)):  # tuples: a sample that never became JSON
+        raise ProtocolError(f"nics of VM {vm} is not a list")
+    out = []
+    for nic in data:
+        if not isinstance(nic, dict) or not isinstance(nic.get("nic_id"), str):
+            raise ProtocolError(f"a NIC of VM {vm} has no id")
+        rx, tx = nic.get("rx_bytes", 0), nic.get("tx_bytes", 0)
+        if not (_count(rx) and _count(tx)):
+            raise ProtocolError(f"bad NIC counters for VM {vm}")
+        out.append(NicStats(nic["nic_id"], rx, tx))
+    return tuple(out)
 
 
 def _count(value: Any) -> bool:

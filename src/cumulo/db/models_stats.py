@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cumulo.db.models import Base, _created_col
@@ -60,3 +60,6 @@ class VmStat(Base):
     total_disk_write_ops: Mapped[int] = mapped_column(BigInteger, default=0)
     total_net_rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     total_net_tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Per NIC (by NIC uuid): [last rx, last tx, total rx, total tx] bytes, as the guest sees
+    # them (rx: into the guest), for metering traffic per network.
+    nic_totals: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)

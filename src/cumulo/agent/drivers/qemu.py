@@ -38,6 +38,7 @@ from cumulo.agentrpc.messages import (
     DiskSpec,
     HostInfo,
     NicSpec,
+    NicStats,
     PowerState,
     VmSpec,
     VmStats,
@@ -406,10 +407,11 @@ class QemuDriver:
     def _stats_of(self, name: str, run: RunDir, pid: int) -> VmStats:
         cpu_ns, rss_kib = _proc_usage(pid)
         disks = _block_totals(run)
-        rx = tx = 0
-        for tap in _read_taps(run):
+        nics = []
+        for nic_id, tap in _nic_taps(run):
             tap_rx, tap_tx = self._tap_bytes(tap)
-            rx, tx = rx + tap_tx, tx + tap_rx  # what the tap sends, the guest receives
+            nics.append(NicStats(nic_id, tap_tx, tap_rx))  # what the tap sends, the guest gets
+        rx, tx = sum(n.rx_bytes for n in nics), sum(n.tx_bytes for n in nics)
         return VmStats(
             name=name,
             cpu_time_ns=cpu_ns,
@@ -420,6 +422,7 @@ class QemuDriver:
             disk_write_ops=disks["wr_operations"],
             net_rx_bytes=rx,
             net_tx_bytes=tx,
+            nics=tuple(nics),
         )
 
     def _tap_bytes(self, tap: str) -> tuple[int, int]:
@@ -567,6 +570,21 @@ def _read_taps(run: RunDir) -> list[str]:
         return [str(t) for t in json.loads(run.spec.read_text()).get("taps", [])]
     except (OSError, ValueError):
         return []
+
+
+def _nic_taps(run: RunDir) -> list[tuple[str, str]]:
+    """(NIC id, tap) of each of the VM's NICs, from the spec it was started with."""
+    try:
+        recorded = json.loads(run.spec.read_text())
+    except (OSError, ValueError):
+        return []
+    spec, taps = recorded.get("spec", {}), set(recorded.get("taps", []))
+    name = str(spec.get("name", ""))
+    pairs = [
+        (str(n.get("nic_id", "")), tap_name(name, int(n.get("device_id", 0))))
+        for n in spec.get("nics", [])
+    ]
+    return [(nic_id, tap) for nic_id, tap in pairs if tap in taps]
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -25,7 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.agentrpc.hub import HubError
-from cumulo.agentrpc.messages import GetVmStats, VmStats
+from cumulo.agentrpc.messages import GetVmStats, NicStats, VmStats
+from cumulo.agentrpc.wire import ProtocolError, vm_stats_from_wire
 from cumulo.common.ids import new_uuid
 from cumulo.common.time import aware, utcnow
 from cumulo.db.models_compute import VirtualMachine
@@ -88,7 +89,7 @@ def record(session: Session, host_id: int, samples: Sequence[VmStats]) -> int:
     for vm in vms:
         row = rows.get(vm.id)
         if row is None:
-            row = VmStat(vm_id=vm.id, **{c: 0 for c in COUNTERS}, **_zero_totals())
+            row = VmStat(vm_id=vm.id, nic_totals={}, **{c: 0 for c in COUNTERS}, **_zero_totals())
             row.sampled = now
             session.add(row)
         apply_sample(row, by_name[vm.instance_name], vm.cpu_number, now)
@@ -116,6 +117,20 @@ def apply_sample(row: VmStat, sample: VmStats, vcpus: int, now: datetime) -> Non
         row.cpu_percent = round(min(max(share, 0.0), 100.0), 2)
     row.memory_kib = sample.memory_kib
     row.sampled = now
+    if sample.nics:
+        row.nic_totals = fold_nics(row.nic_totals or {}, sample.nics)
+
+
+def fold_nics(before: dict[str, list[int]], nics: Sequence[NicStats]) -> dict[str, list[int]]:
+    """Per-NIC [last rx, last tx, total rx, total tx], folded as the VM's own counters (a
+    NIC no longer reported keeps its totals). A new dict: the JSON column sees the change."""
+    out = {k: list(v) for k, v in before.items()}
+    for nic in nics:
+        last_rx, last_tx, total_rx, total_tx = out.get(nic.nic_id, [0, 0, 0, 0])
+        total_rx += _increase(last_rx, nic.rx_bytes)
+        total_tx += _increase(last_tx, nic.tx_bytes)
+        out[nic.nic_id] = [nic.rx_bytes, nic.tx_bytes, total_rx, total_tx]
+    return out
 
 
 def _increase(before: int | None, now: int) -> int:
@@ -182,7 +197,10 @@ def sample_simulated(rt: Any) -> int:
         except HubError as err:
             log.info("simulated host not sampled", extra={"host": ref.uuid, "error": str(err)})
             continue
-        gathered.append((host_id, [VmStats(**s) for s in answer.result.get("stats", [])]))
+        try:
+            gathered.append((host_id, vm_stats_from_wire(answer.result.get("stats", []))))
+        except ProtocolError as err:
+            log.warning("simulated host sent bad stats", extra={"error": str(err)})
     if not gathered:
         return 0
     with rt.db.write() as session:  # one write for the round: the SQLite lock is shared

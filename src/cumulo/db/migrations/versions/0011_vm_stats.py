@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("memory_kib", sa.BigInteger(), nullable=False),
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in COUNTERS),
         *(sa.Column(f"total_{name}", sa.BigInteger(), nullable=False) for name in COUNTERS),
+        sa.Column("nic_totals", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["host_id"], ["hosts.id"], name=op.f("fk_vm_stats_host_id_hosts")),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vm_instances.id"], name=op.f("fk_vm_stats_vm_id_vm_instances")

@@ -38,9 +38,14 @@ def test_location_constraint(s3: Any) -> None:
 
 
 def test_name_taken_by_me_and_by_other(s3: Any, s3_bob: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"k")
+    # Re-creating one's own bucket succeeds and changes nothing (us-east-1, radosgw).
+    s3.create_bucket(Bucket=bucket)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["kept"]
     with pytest.raises(ClientError) as err:
-        s3.create_bucket(Bucket=bucket)
-    assert err.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+        s3.create_bucket(Bucket=bucket, ACL="public-read")
+    assert err.value.response["Error"]["Code"] == "BucketAlreadyExists"
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
     with pytest.raises(ClientError) as err:
         s3_bob.create_bucket(Bucket=bucket)
     assert err.value.response["Error"]["Code"] == "BucketAlreadyExists"
@@ -90,3 +95,19 @@ def test_missing_bucket(s3: Any) -> None:
     with pytest.raises(ClientError) as err:
         s3.put_object(Bucket=_name(), Key="k", Body=b"x")
     assert err.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_list_buckets_paginated(s3_server: Any) -> None:
+    from tests.objectstore.conftest import new_user
+
+    s3 = s3_server.client(new_user(s3_server.cloud))
+    names = sorted(_name() for _ in range(3))
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    first = s3.list_buckets(MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2]
+    rest = s3.list_buckets(MaxBuckets=2, ContinuationToken=first["ContinuationToken"])
+    assert [b["Name"] for b in rest["Buckets"]] == names[2:]
+    assert "ContinuationToken" not in rest
+    for n in names:
+        s3.delete_bucket(Bucket=n)

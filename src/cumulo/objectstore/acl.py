@@ -43,8 +43,11 @@ def allowed(acl: Acl, who: Principal | None, permission: str) -> bool:
     return rules.allowed(rules.from_stored(acl), who.owner_id if who else None, permission)
 
 
-def render(acl: Acl) -> bytes:
-    return rules.render_acl_xml(rules.from_stored(acl))
+def render(acl: Acl, names: Mapping[str, str] | None = None) -> bytes:
+    """Group grants first, then users, as radosgw lists them (clients index into the list)."""
+    parsed = rules.from_stored(acl)
+    ordered = sorted(parsed.grants, key=lambda g: g.kind != "group")
+    return rules.render_acl_xml(rules.Acl(parsed.owner, tuple(ordered)), names)
 
 
 def parse(body: bytes, owner_id: str, owner_name: str) -> Acl:

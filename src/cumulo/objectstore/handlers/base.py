@@ -20,6 +20,7 @@ from cumulo.objectstore.meta.store import Bucket, MetaStore
 from cumulo.objectstore.meta.uploads import UploadStore
 
 T = TypeVar("T")
+ANONYMOUS = Principal("anonymous", "anonymous", "", False)
 SMALL_BODY_LIMIT = 2 * 1024 * 1024
 
 
@@ -74,14 +75,16 @@ class Ctx:
         found = await self.run(self.svc.meta.get_bucket, self.bucket_name)
         if found is None:
             raise S3Error("NoSuchBucket", BucketName=self.bucket_name)
+        expected = self.req.headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and expected != found.owner_id:
+            raise S3Error("AccessDenied")
         self.loaded_bucket = found
         return found
 
     def owner(self) -> Principal:
-        """The signer; anonymous requests may read what ACLs allow but never own anything."""
-        if self.principal is None:
-            raise S3Error("AccessDenied")
-        return self.principal
+        """Who owns what this request writes: the signer, or the anonymous user (an upload
+        an ACL or policy let through)."""
+        return self.principal if self.principal is not None else ANONYMOUS
 
     def is_bucket_owner(self, bucket: Bucket) -> bool:
         return self.principal is not None and self.principal.owner_id == bucket.owner_id

@@ -10,6 +10,7 @@ from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
+from cumulo.objectstore.meta.store import Bucket
 from cumulo.objectstore.xml import Node, parse, render, timestamp
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -28,8 +29,11 @@ def check_bucket_name(name: str) -> None:
 
 
 async def list_buckets(ctx: Ctx) -> Response:
-    owner = ctx.owner()
+    if ctx.principal is None:
+        raise S3Error("AccessDenied")
+    owner = ctx.principal
     found = await ctx.run(ctx.svc.meta.list_buckets, owner.owner_id)
+    found, token = _bucket_page(ctx, found)
     items = [
         Node(
             "Bucket",
@@ -46,17 +50,43 @@ async def list_buckets(ctx: Ctx) -> Response:
         [
             Node("Owner", [Node("ID", owner.owner_id), Node("DisplayName", owner.display_name)]),
             Node("Buckets", items),
+            Node("ContinuationToken", token) if token else None,
         ],
     )
     return xml_response(render(body))
 
 
+def _bucket_page(ctx: Ctx, found: list[Bucket]) -> tuple[list[Bucket], str | None]:
+    """ListBuckets with max-buckets: the token is the last name returned."""
+    after = ctx.req.arg("continuation-token")
+    if after:
+        found = [b for b in found if b.name > after]
+    raw = ctx.req.arg("max-buckets")
+    if raw is None:
+        return found, None
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise S3Error("InvalidArgument", ArgumentName="max-buckets", ArgumentValue=raw)
+    limit = int(raw)
+    if len(found) <= limit:
+        return found, None
+    return found[:limit], found[limit - 1].name
+
+
 async def create_bucket(ctx: Ctx) -> Response:
-    owner = ctx.owner()
+    if ctx.principal is None:
+        raise S3Error("AccessDenied")
+    owner = ctx.principal
     name = ctx.bucket_name
     check_bucket_name(name)
     region = await _location(ctx)
     bucket_acl = acl.from_headers(ctx.req.headers, owner.owner_id, owner.display_name)
+    existing = await ctx.run(ctx.svc.meta.get_bucket, name)
+    if existing is not None and existing.owner_id == owner.owner_id:
+        # Re-creating one's own bucket succeeds and changes nothing (us-east-1 and radosgw);
+        # asking for a different ACL on the way is refused.
+        if acl.headers_set_acl(ctx.req.headers) and bucket_acl != existing.acl:
+            raise S3Error("BucketAlreadyExists", BucketName=name)
+        return Response(200, [("Location", f"/{name}")])
     await ctx.run(
         ctx.svc.meta.create_bucket, name, owner.owner_id, owner.display_name, region, bucket_acl
     )

@@ -6,6 +6,9 @@ stored as their text; the rest are stored structured.
 
 from __future__ import annotations
 
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import datetime
 from typing import Any
 
 from cumulo.objectstore import acl
@@ -15,7 +18,7 @@ from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
 from cumulo.objectstore.policy import bucket_policy, cors
-from cumulo.objectstore.xml import Node, parse, render
+from cumulo.objectstore.xml import NS, Node, parse, render
 
 MAX_OBJECT_TAGS = 10
 MAX_BUCKET_TAGS = 50
@@ -41,8 +44,6 @@ async def put_versioning(ctx: Ctx) -> Response:
     status = (parse(await ctx.small_body()).findtext("Status") or "").strip()
     if status not in ("Enabled", "Suspended"):
         raise S3Error("MalformedXML")
-    if status == "Suspended" and not bucket.versioning:
-        return Response(200)  # never enabled: suspending changes nothing
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, versioning=status)
     return Response(200)
 
@@ -85,8 +86,8 @@ async def _object_row(ctx: Ctx, action: str) -> Any:
 
 
 async def get_object_acl(ctx: Ctx) -> Response:
-    _, row = await _object_row(ctx, "s3:GetObjectAcl")
-    return xml_response(acl.render(row.acl))
+    bucket, row = await _object_row(ctx, "s3:GetObjectAcl")
+    return xml_response(acl.render(row.acl, {bucket.owner_id: bucket.owner_name}))
 
 
 async def put_object_acl(ctx: Ctx) -> Response:
@@ -107,12 +108,12 @@ def _parse_tags(body: bytes, limit: int) -> dict[str, str]:
             raise S3Error("InvalidTag")
         tags[key] = value
     if len(tags) > limit:
-        raise S3Error("BadRequest", "Object tags cannot be greater than 10")
+        raise S3Error("InvalidTag", f"Object tags cannot be greater than {limit}")
     return tags
 
 
 def _tagging_xml(tags: dict[str, str]) -> bytes:
-    items = [Node("Tag", [Node("Key", k), Node("Value", v)]) for k, v in tags.items()]
+    items = [Node("Tag", [Node("Key", k), Node("Value", v)]) for k, v in sorted(tags.items())]
     return render(Node("Tagging", [Node("TagSet", items)]))
 
 
@@ -184,10 +185,41 @@ def _validate(kind: str, body: bytes, bucket: str) -> str:
     if kind == "cors":
         cors.parse_cors_xml(body)
         return body.decode()
+    return _lifecycle(body)
+
+
+def _lifecycle(body: bytes) -> str:
+    """Validate a lifecycle configuration and give every rule an ID (S3 makes one up)."""
     root = parse(body)
-    if not root.findall(DOCUMENTS[kind][1]):
+    rules = root.findall("Rule")
+    if not rules:
         raise S3Error("MalformedXML")
-    return body.decode()
+    seen: set[str] = set()
+    for rule in rules:
+        if (rule.findtext("Status") or "") not in ("Enabled", "Disabled"):
+            raise S3Error("MalformedXML")
+        rule_id = rule.findtext("ID")
+        if rule_id is None:
+            ET.SubElement(rule, "ID").text = rule_id = uuid.uuid4().hex
+        if len(rule_id) > 255 or rule_id in seen:
+            raise S3Error("InvalidArgument", "Rule IDs must be unique and at most 255 characters")
+        seen.add(rule_id)
+        for path in ("Expiration/Date", "Transition/Date"):
+            _midnight(rule.findtext(path))
+    root.set("xmlns", NS)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _midnight(value: str | None) -> None:
+    """Lifecycle dates are ISO 8601 midnights in UTC."""
+    if value is None:
+        return
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as err:
+        raise S3Error("InvalidArgument", "'Date' must be at midnight GMT") from err
+    if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
+        raise S3Error("InvalidArgument", "'Date' must be at midnight GMT")
 
 
 async def get_document(ctx: Ctx, kind: str) -> Response:

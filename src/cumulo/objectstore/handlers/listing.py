@@ -161,7 +161,8 @@ async def list_objects_v1(ctx: Ctx) -> Response:
     page = await ctx.run(collect, fetch, prefix, delim, marker, limit)
     body = [
         Node("Name", bucket.name),
-        Node("Prefix", enc(prefix)),
+        # V1 leaves Prefix as sent even with encoding-type=url (SDKs do not decode it).
+        Node("Prefix", prefix),
         Node("Marker", enc(marker or "")),
         Node("MaxKeys", str(limit)),
         enc.node("Delimiter", delim or None),

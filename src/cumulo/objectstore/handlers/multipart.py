@@ -20,7 +20,7 @@ from cumulo.objectstore.handlers.object import (
 )
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
-from cumulo.objectstore.meta.uploads import MAX_PARTS, UploadInfo
+from cumulo.objectstore.meta.uploads import MAX_PARTS, UploadInfo, multipart_etag
 from cumulo.objectstore.xml import Node, parse, render, timestamp
 
 
@@ -98,9 +98,12 @@ async def complete(ctx: Ctx) -> Response:
         if not number.isdigit():
             raise S3Error("MalformedXML")
         chosen.append((int(number), (part.findtext("ETag") or "").strip()))
-    etag, version_id, _ = await ctx.run(
-        ctx.svc.uploads.complete, bucket, ctx.key, upload_id(ctx), chosen
-    )
+    try:
+        etag, version_id, _ = await ctx.run(
+            ctx.svc.uploads.complete, bucket, ctx.key, upload_id(ctx), chosen
+        )
+    except S3Error as err:
+        etag, version_id = await _already_completed(ctx, bucket, chosen, err)
     body = Node(
         "CompleteMultipartUploadResult",
         [
@@ -112,6 +115,26 @@ async def complete(ctx: Ctx) -> Response:
     )
     headers = [("x-amz-version-id", version_id)] if version_id != "null" else []
     return xml_response(render(body), headers=headers)
+
+
+async def _already_completed(
+    ctx: Ctx, bucket: Bucket, chosen: list[tuple[int, str]], err: S3Error
+) -> tuple[str, str]:
+    """A completion sent again (a retry whose answer was lost) succeeds, as on S3: the key's
+    current version is the one these very parts made (its ETag derives from theirs)."""
+    if err.code != "NoSuchUpload":
+        raise err
+    try:
+        expected = multipart_etag([e.strip('"') for _, e in chosen])
+    except ValueError:
+        raise err from None
+    try:
+        row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, None)
+    except S3Error:
+        raise err from None
+    if row.delete_marker or row.etag != expected:
+        raise err
+    return str(row.etag), str(row.version_id)
 
 
 async def abort(ctx: Ctx) -> Response:

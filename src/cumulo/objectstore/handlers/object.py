@@ -56,7 +56,7 @@ def stored_headers(headers: dict[str, str]) -> dict[str, str]:
     encoding = [e.strip() for e in stored.pop("content-encoding", "").split(",") if e.strip()]
     encoding = [e for e in encoding if e.lower() != "aws-chunked"]
     if encoding:
-        stored["content-encoding"] = ",".join(encoding)
+        stored["content-encoding"] = ", ".join(encoding)
     return stored
 
 
@@ -117,7 +117,12 @@ async def readable_version(ctx: Ctx) -> tuple[Bucket, Row[Any]]:
     """The version a GET/HEAD names, after the access and delete-marker checks."""
     bucket = await ctx.bucket()
     version_id = ctx.req.arg("versionId")
-    row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, version_id)
+    try:
+        row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, version_id)
+    except S3Error as err:
+        if err.code == "NoSuchKey":
+            err.with_headers(("x-amz-delete-marker", "false"))
+        raise
     if row.delete_marker:
         marker = [("x-amz-delete-marker", "true"), ("x-amz-version-id", row.version_id)]
         if version_id is not None:

@@ -42,9 +42,12 @@ async def post_object(ctx: Ctx) -> Response:
     reader = FormReader(ctx.body(), boundary_of(ctx.req.headers.get("content-type", "")))
     await reader.start()
     fields, filename = await _fields(reader)
+    if "key" in fields:
+        # The policy judges the key as stored, after ${filename} is filled in.
+        fields["key"] = fields["key"].replace("${filename}", filename)
     principal = _verify(ctx, fields, bucket.name)
     ctx.principal = principal if principal is not None else ctx.principal
-    key = fields.get("key", "").replace("${filename}", filename)
+    key = fields.get("key", "")
     if not key:
         raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.")
     check_key(key)
@@ -131,7 +134,10 @@ def _verify(ctx: Ctx, fields: dict[str, str], bucket: str) -> Principal | None:
     creds = _check_signature(ctx, fields)
     doc = _policy(fields)
     _check_expiration(doc)
-    _check_conditions(doc.get("conditions", []), {**fields, "bucket": bucket})
+    conditions = doc.get("conditions")
+    if not isinstance(conditions, list):
+        raise S3Error("InvalidPolicyDocument", "Invalid Policy: Policy missing conditions.")
+    _check_conditions(conditions, {**fields, "bucket": bucket})
     principal: Principal = creds.principal
     return principal
 
@@ -169,7 +175,9 @@ def _check_expiration(doc: dict[str, Any]) -> None:
     if not isinstance(raw, str):
         raise S3Error("InvalidPolicyDocument", "Invalid Policy: Policy missing expiration.")
     try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if not raw.endswith("Z") or "T" not in raw:
+            raise ValueError(raw)
+        when = datetime.fromisoformat(raw[:-1] + "+00:00")
     except ValueError as err:
         raise S3Error(
             "InvalidPolicyDocument", "Invalid Policy: Invalid 'expiration' value."
@@ -182,6 +190,8 @@ def _check_conditions(conditions: list[Any], fields: dict[str, str]) -> None:
     covered = set(EXEMPT)
     for cond in conditions:
         if isinstance(cond, dict):
+            if len(cond) != 1:
+                raise S3Error("InvalidPolicyDocument", "Invalid Policy: Invalid condition.")
             for name, value in cond.items():
                 covered.add(name.lower())
                 _require(fields.get(name.lower()) == str(value), name)

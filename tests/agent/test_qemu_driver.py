@@ -40,6 +40,9 @@ def test_start_boots_from_the_disk_and_a_resent_start_is_harmless(
     assert driver.start(spec).power == RUNNING
     assert live_pid(run) == pid  # no second QEMU
     assert run.qmp.is_socket() and run.vnc.is_socket()
+    with driver.open_console(spec.name) as console:  # the VNC server greets in RFB
+        console.settimeout(10)
+        assert console.recv(12) == b"RFB 003.008\n"
     backing = qemu_img("info", "-U", "--output=json", spec.disks[0].path)
     assert str(tiny_image.disk) in backing  # a CoW clone of the template
     assert os.getsid(pid) != os.getsid(0)  # detached from this process's session
@@ -61,6 +64,8 @@ def test_stop_powers_down_through_acpi(
     assert not run.qmp.exists() and not run.pid.exists() and not run.vnc.exists()
     assert driver.status(spec.name).power == STOPPED
     assert driver.stop(spec.name).power == STOPPED  # stopping again succeeds
+    with pytest.raises(DriverError, match="not running"):
+        driver.open_console(spec.name)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ STATS_INTERVAL = config.define(
         "60000",
         "The interval (in milliseconds) when vm stats are retrieved from agents.",
         min=0,
+        dynamic=False,  # agents learn it when they (re)connect, as CloudStack's need a restart
     )
 )
 

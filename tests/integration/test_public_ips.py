@@ -357,3 +357,49 @@ def test_libcloud_ip_and_rule_calls(setup: Setup) -> None:
     assert driver.ex_delete_firewall_rule(fw) is True
     assert driver.ex_release_public_ip(address) is True
     assert address.address not in {a.address for a in driver.ex_list_public_ips()}
+
+
+def test_other_accounts_and_other_networks_are_refused(setup: Setup, net: NetZone) -> None:
+    ip = setup.new_ip()
+    other = make_tenant(setup.tenant.cloud, setup.tenant.domain_id)
+    code, _ = error(
+        other.raw("createFirewallRule", ipaddressid=ip["id"], protocol="tcp", startport=1),
+        "createFirewallRule",
+    )
+    assert code == 531
+    # a VM of the same account on another network can't be a backend or a forward target
+    offering = setup.tenant.cloud.call(
+        "listNetworkOfferings", name="DefaultIsolatedNetworkOfferingWithSourceNatService"
+    )["networkoffering"][0]
+    elsewhere = setup.call(
+        "createNetwork",
+        name=uniq("net"),
+        networkofferingid=offering["id"],
+        zoneid=net.sim.zone["id"],
+        gateway="10.71.0.1",
+        netmask="255.255.255.0",
+    )["network"]
+    stranger = net.sim.deploy(setup.tenant.keys, networkids=elsewhere["id"])["jobresult"][
+        "virtualmachine"
+    ]
+    code = setup.fails(
+        "createPortForwardingRule",
+        ipaddressid=ip["id"],
+        protocol="tcp",
+        publicport=8000,
+        privateport=80,
+        virtualmachineid=stranger["id"],
+    )
+    assert code == 431
+    lb = setup.job(
+        "createLoadBalancerRule",
+        name="only-here",
+        publicipid=ip["id"],
+        publicport=443,
+        privateport=443,
+        algorithm="source",
+    )["jobresult"]["loadbalancer"]
+    code = setup.fails("assignToLoadBalancerRule", id=lb["id"], virtualmachineids=stranger["id"])
+    assert code == 431
+    assert setup.call("listLoadBalancerRuleInstances", id=lb["id"]) == {}
+    assert rules(setup, "listPortForwardingRules", "portforwardingrule", ipaddressid=ip["id"]) == []

@@ -282,3 +282,25 @@ def test_port_rules_expand_group_references(
     assert port.egress[0].cidrs == ("9.9.9.9/32",) and port.egress_default_allow is False
     [app_port] = port_rules.render(session, app.uuid)
     assert app_port.ingress == () and app_port.egress_default_allow is True
+
+
+def test_start_specs_carry_the_bridge_and_restart_bumps_the_generation(
+    world: tuple[Session, Account, Caller, Zone],
+) -> None:
+    session, owner, caller, zone = world
+    network = _network(world)
+    vm = _vm(session, owner, caller.user_id, zone, "s")
+    [nic] = nics.allocate(session, caller, owner, vm, [network.uuid])
+    nics.prepare_start(session, vm)
+    [spec] = nics.specs(session, vm)
+    assert (spec.nic_id, spec.mac, spec.ip4, spec.bridge, spec.device_id) == (
+        nic.uuid,
+        nics.mac_for(nic.id),
+        "10.9.0.2",
+        "brvx5000",
+        0,
+    )
+    before = router_config.render(session, network.uuid, BOX).generation
+    networks.restart(session, network, cleanup=True)
+    assert router_config.render(session, network.uuid, BOX).generation == before + 2
+    assert nics.mac_for(0x01020304) == "02:00:01:02:03:04"

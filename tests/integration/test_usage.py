@@ -78,6 +78,9 @@ def test_generate_then_list_shows_running_and_allocated_hours(
         assert rec["templateid"] == used_vm["templateid"]
         assert rec["zoneid"] == used_vm["zoneid"]
         assert rec["startdate"].startswith(period["startdate"].replace(" ", "T"))
+    # The root volume, created with the VM, is metered too (type 6, with its size).
+    volumes = records(admin, period, type=6, accountid=world.user.account_id)
+    assert [v["size"] > 0 and "ROOT-" in v["description"] for v in volumes] == [True]
     # The same period again: the same records, not twice as many.
     admin.generateUsageRecords(**period)
     again = records(admin, period, type=1, usageid=used_vm["id"])

@@ -35,6 +35,7 @@ from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import templates
+from cumulo.services.usage import events as usage
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -104,30 +105,31 @@ def replace_root(
         if old.path and old.state != "Allocated":
             paths = (old.path,)
         old.state, old.removed = "Expunged", utcnow()
+        usage.record_volume(session, usage.VOLUME_DELETE, old)
         limits.decrement(session, vm.account_id, ResourceType.volume)
         limits.decrement(session, vm.account_id, ResourceType.primary_storage, old.size)
     limits.check_and_increment(session, vm.account_id, ResourceType.volume, config=config)
     limits.check_and_increment(
         session, vm.account_id, ResourceType.primary_storage, size, config=config
     )
-    session.add(
-        Volume(
-            name=f"ROOT-{vm.id}",
-            account_id=vm.account_id,
-            domain_id=vm.domain_id,
-            zone_id=vm.zone_id,
-            vm_id=vm.id,
-            device_id=0,
-            volume_type="ROOT",
-            state="Allocated",
-            size=size,
-            template_id=template.id,
-            format=template.format,
-        )
+    root = Volume(
+        name=f"ROOT-{vm.id}",
+        account_id=vm.account_id,
+        domain_id=vm.domain_id,
+        zone_id=vm.zone_id,
+        vm_id=vm.id,
+        device_id=0,
+        volume_type="ROOT",
+        state="Allocated",
+        size=size,
+        template_id=template.id,
+        format=template.format,
     )
+    session.add(root)
     vm.template_id, vm.guest_os_id = template.id, template.os_type_id
     vm.password = box.seal(new_password(12)) if template.password_enabled else None
     session.flush()
+    usage.record_volume(session, usage.VOLUME_CREATE, root)
     return paths
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.tenants import make_domain, make_tenant
@@ -197,6 +197,27 @@ def test_the_dial_back_endpoint_refuses_strangers(ccloud: Cloud, kz: KvmZone) ->
     url = f"ws://127.0.0.1:{ccloud.port}/agent/v1/console?token=whatever"
     assert refused(url) == 403
     assert refused(url, additional_headers={"Authorization": "Bearer nope.nope"}) == 403
+
+
+def test_a_dying_agent_ends_its_consoles_and_opens_no_more(ccloud: Cloud, tmp_path: Path) -> None:
+    agents: list[AgentProc] = []
+    try:
+        zone = kvm_zone(ccloud, agents, tmp_path, "10.78.0.13")
+        vm = running_vm(ccloud, zone)
+        ep, spare = endpoint(ccloud, vm["id"]), endpoint(ccloud, vm["id"])
+        with connect(ws_url(ep), open_timeout=30) as conn:
+            rfb_handshake(conn)
+            agents[0].kill9()
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                conn.recv(timeout=15)
+            assert time.monotonic() - started < 15, "the user's WebSocket is closed promptly"
+        started = time.monotonic()
+        assert refused(ws_url(spare)) == 403  # the host has no agent: nothing to open
+        assert time.monotonic() - started < 10
+    finally:
+        for agent in agents:
+            agent.stop()
 
 
 def test_a_console_on_a_simulated_host(ccloud: Cloud, tmp_path: Path) -> None:

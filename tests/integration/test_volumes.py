@@ -623,3 +623,20 @@ def test_upload_volume_from_a_url_then_attach(
     attached = ok(run(sim, tenant, "attachVolume", id=good["id"], virtualmachineid=vm["id"]))
     assert attached["state"] == "Ready" and attached["size"] == 2 * GIB
     assert sorted(store.rglob(f"{good['id']}.qcow2")) == []  # the upload copy is gone
+
+
+def test_root_volume_grows_online_and_never_shrinks(sim: SimZone) -> None:
+    tenant = make_tenant(sim.cloud, make_domain(sim.cloud)["id"])
+    vm = running_vm(sim, tenant)
+    root = volumes(tenant, virtualmachineid=vm["id"], type="ROOT")[0]
+    before = counts(sim.cloud, tenant)
+    grown = ok(run(sim, tenant, "resizeVolume", id=root["id"], size=root["size"] // GIB + 2))
+    assert grown["size"] == root["size"] + 2 * GIB and grown["vmstate"] == "Running"
+    assert counts(sim.cloud, tenant)["primary"] == before["primary"] + 2
+    status, body = error(
+        tenant.raw("resizeVolume", id=root["id"], size=1, shrinkok=True), "resizeVolume"
+    )
+    assert status == 431 and "ROOT" in body["errortext"]
+    assert volumes(tenant, id=root["id"])[0]["size"] == grown["size"]
+    status, _ = error(tenant.raw("deleteVolume", id=root["id"]), "deleteVolume")
+    assert status == 431

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.agentrpc.hub import HostRef, HubError
@@ -543,34 +542,23 @@ _SETTLE = {
 
 
 def settle(rt: Runtime, volume_uuid: str) -> None:
-    """Put a volume whose job was abandoned back to a resting state (its host may disagree;
-    the error says so). Counts and pool space taken in step 1 are left to updateResourceCount
-    only when the step's size change cannot be known; the common cases are given back."""
+    """Put a volume whose job was abandoned back in a resting state, with the reason.
+
+    A create gives its pool space back and an attach its device id; a resize or migrate that
+    was under way keeps what its first step took until ``updateResourceCount`` (the host may
+    or may not have finished it, and the volume's error says the job was abandoned).
+    """
     with rt.db.write() as session:
         volume = session.scalar(select(Volume).where(Volume.uuid == volume_uuid))
         if volume is None or State(volume.state) not in _SETTLE:
             return
         event = _SETTLE[State(volume.state)]
+        if event == Event.CREATE_FAILED and volume.upload_path:
+            event = Event.CREATE_FAILED_UPLOADED
         changes: dict[str, object] = {"error": "the job was abandoned"}
-        if event == Event.CREATE_FAILED and volume.pool_id is not None:
+        if event in (Event.CREATE_FAILED, Event.CREATE_FAILED_UPLOADED) and volume.pool_id:
             planner.release_pool(session, volume.pool_id, volume.size)
             changes.update(pool_id=None, path=None)
         if event == Event.ATTACH_FAILED:
             changes.update(vm_id=None, device_id=None)
         transition(session, volume, event, **changes)
-
-
-def stale(rt: Runtime, minutes: int = 30) -> list[str]:
-    """Volumes stuck in a transient state longer than ``minutes`` (for operators and tests)."""
-    cutoff = utcnow() - timedelta(minutes=minutes)
-    with rt.db.read() as session:
-        return list(
-            session.scalars(
-                select(Volume.uuid).where(
-                    and_(
-                        Volume.state.in_([s.value for s in _SETTLE]),
-                        or_(Volume.state_changed.is_(None), Volume.state_changed < cutoff),
-                    )
-                )
-            )
-        )

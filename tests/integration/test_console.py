@@ -8,6 +8,7 @@ one, the user to the other), and a real QEMU VM in a host namespace (marked vm/n
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import struct
 import time
@@ -21,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.tenants import make_domain, make_tenant
-from tests.integration.test_agent import AgentProc, KvmZone, kvm_zone
+from tests.integration.test_agent import AgentProc, KvmZone, kvm_zone, wait_for
 from tests.integration.test_kvm_vms import (  # noqa: F401  (fixtures)
     host_netns,
     job,
@@ -197,6 +198,30 @@ def test_the_dial_back_endpoint_refuses_strangers(ccloud: Cloud, kz: KvmZone) ->
     url = f"ws://127.0.0.1:{ccloud.port}/agent/v1/console?token=whatever"
     assert refused(url) == 403
     assert refused(url, additional_headers={"Authorization": "Bearer nope.nope"}) == 403
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_closed_consoles_leave_nothing_open_in_the_agent(ccloud: Cloud, tmp_path: Path) -> None:
+    agents: list[AgentProc] = []
+    try:
+        zone = kvm_zone(ccloud, agents, tmp_path, "10.78.0.14")
+        vm = running_vm(ccloud, zone)
+        proc = agents[0].proc
+        assert proc is not None
+        with connect(ws_url(endpoint(ccloud, vm["id"])), open_timeout=30) as conn:
+            rfb_handshake(conn)  # warm up: imports, thread pools
+        time.sleep(1)
+        baseline = open_fds(proc.pid)
+        for _ in range(5):
+            with connect(ws_url(endpoint(ccloud, vm["id"])), open_timeout=30) as conn:
+                rfb_handshake(conn)
+        wait_for(lambda: open_fds(proc.pid) <= baseline, 10, "agent sockets released")
+    finally:
+        for agent in agents:
+            agent.stop()
 
 
 def test_a_dying_agent_ends_its_consoles_and_opens_no_more(ccloud: Cloud, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.integration.tenants import make_domain, make_tenant
+from tests.integration.tenants import client, make_domain, make_tenant
 from tests.integration.test_agent import AgentProc, KvmZone, kvm_zone, wait_for
 from tests.integration.test_kvm_vms import (  # noqa: F401  (fixtures)
     host_netns,
@@ -170,8 +170,10 @@ def replace_token(ep: dict[str, Any], token: str) -> dict[str, Any]:
 
 def test_an_extra_token_must_come_with_the_websocket(ccloud: Cloud, kz: KvmZone) -> None:
     vm = running_vm(ccloud, kz)
-    ep = endpoint(ccloud, vm["id"], token="s3cr3t-extra")
-    assert ep["websocket"]["extra"] == "s3cr3t-extra"
+    cs = client(ccloud, ccloud.admin)  # the real `cs` client parses the response
+    ep = cs.createConsoleEndpoint(virtualmachineid=vm["id"], token="s3cr3t-extra")
+    ep = ep["consoleendpoint"]
+    assert ep["success"] is True and ep["websocket"]["extra"] == "s3cr3t-extra"
     assert refused(ws_url(ep) + "&extra=wrong") == 403
     ep2 = endpoint(ccloud, vm["id"], token="s3cr3t-extra")
     with connect(ws_url(ep2) + "&extra=s3cr3t-extra", open_timeout=30) as conn:

@@ -39,6 +39,13 @@ def test_the_debian_image_boots_and_cloud_init_applies_metadata(
     tmp_path_factory: pytest.TempPathFactory, state_dir: Path, pool: Path, tmp_path: Path
 ) -> None:
     image = build_debian(tmp_path_factory.mktemp("debian-image"))
+    try:
+        _boot_and_check(image.disk, state_dir, pool, tmp_path)
+    finally:
+        shutil.rmtree(image.directory)  # half a gigabyte: not kept among pytest's temp dirs
+
+
+def _boot_and_check(disk: Path, state_dir: Path, pool: Path, tmp_path: Path) -> None:
     short = uuid.uuid4().hex[:6]
     with host_namespace(tmp_path) as host:
         host.set_metadata(
@@ -57,7 +64,7 @@ def test_the_debian_image_boots_and_cloud_init_applies_metadata(
             vcpus=1,
             cpu_mhz=1000,
             memory_mib=512,
-            disks=(DiskSpec("root", 0, str(pool / f"{short}.qcow2"), 0, str(image.disk)),),
+            disks=(DiskSpec("root", 0, str(pool / f"{short}.qcow2"), 0, str(disk)),),
             nics=(NicSpec("n1", "52:54:00:fa:09:01", "br0"),),
         )
         driver.start(spec)

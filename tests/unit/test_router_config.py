@@ -4,6 +4,7 @@ dataplane needs, in a deterministic shape, from rows written through the network
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import replace
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.common.secretbox import SecretBox
+from cumulo.db.engine import Database
 from cumulo.db.models import Account, User
 from cumulo.db.models_catalog import ServiceOffering, SshKeyPair
 from cumulo.db.models_compute import VirtualMachine
@@ -304,3 +306,36 @@ def test_start_specs_carry_the_bridge_and_restart_bumps_the_generation(
     networks.restart(session, network, cleanup=True)
     assert router_config.render(session, network.uuid, BOX).generation == before + 2
     assert nics.mac_for(0x01020304) == "02:00:01:02:03:04"
+
+
+def test_concurrent_guest_allocations_never_share_an_address(db: Database) -> None:
+    """Ten transactions allocate at once (on PostgreSQL they really overlap): the unique
+    constraint makes each take a different address, lowest first."""
+    from cumulo.services.network import ipam
+
+    with db.write() as session:
+        owner, caller = _admin(session)
+        zone = _zone(session)
+        network_id = _network((session, owner, caller, zone)).id
+    got: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(10)
+
+    def take() -> None:
+        try:
+            barrier.wait()
+            with db.write() as session:
+                network = session.get_one(networks.Network, network_id)
+                got.append(ipam.allocate_guest_ip(session, network, None))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=take) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(got, key=lambda a: int(a.rsplit(".", 1)[1])) == [
+        f"10.9.0.{i}" for i in range(2, 12)
+    ]

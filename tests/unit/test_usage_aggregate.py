@@ -3,6 +3,7 @@ migrated database, records compared with hand-computed seconds, exactly."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from cumulo.api.cloudstack.jobs import JobRunner
 from cumulo.common.settings import load_settings
+from cumulo.db.engine import Database
+from cumulo.db.migrate import upgrade
 from cumulo.db.models import Account, AsyncJob, ManagementServer
 from cumulo.db.models_usage import UsageEvent, UsageJob, UsageRecord
 from cumulo.services.errors import ParamError
@@ -308,3 +311,65 @@ def test_scheduled_periods_run_once_as_jobs_and_a_killed_run_reruns_identically(
     with rt.db.write() as session:
         aggregate.run(session, D, D + DAY)
     assert sorted(r[1:] for r in _all_records(rt)) == sorted(r[1:] for r in done)
+
+
+# --- the upgrade: what exists is metered from then on -------------------------------------
+
+
+def _insert(conn: sqlite3.Connection, table: str, **values: Any) -> None:
+    names = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(values.values()))
+
+
+def _vm(conn: sqlite3.Connection, id: int, state: str, removed: str | None = None) -> None:
+    _insert(
+        conn, "vm_instances", id=id, uuid=f"vm-{id}", name=f"vm-{id}", display_name="v",
+        instance_name="i", state=state, state_changed="2026-01-01 00:00:00.000000",
+        account_id=1, domain_id=1, user_id=1, zone_id=1, service_offering_id=5, template_id=6,
+        cpu_number=1, cpu_speed=500, memory=512, ha_enabled=0, display_vm=1,
+        dynamically_scalable=0, keypairs="[]", details="{}",
+        created="2026-01-01 00:00:00.000000", removed=removed,
+    )  # fmt: skip
+
+
+def test_the_upgrade_opens_usage_for_what_exists(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    upgrade(f"sqlite:///{path}", "0011")
+    conn = sqlite3.connect(path)  # foreign keys off: only the rows the backfill reads
+    _vm(conn, 1, "Running")
+    _vm(conn, 2, "Stopped")
+    _vm(conn, 3, "Destroyed")
+    _vm(conn, 4, "Stopped", removed="2026-01-02 00:00:00.000000")
+    _insert(
+        conn, "volumes", id=7, uuid="vol-7", name="DATA-7", account_id=1, domain_id=1,
+        zone_id=1, volume_type="DATADISK", state="Ready", size=GIB, format="QCOW2",
+        created="2026-01-01 00:00:00.000000", display_volume=1,
+    )  # fmt: skip
+    _insert(
+        conn, "public_ip_addresses", id=9, uuid="ip-9", zone_id=1, vlan_range_id=1,
+        address="203.0.113.9", account_id=1, domain_id=1, state="Allocated", is_source_nat=1,
+        for_display=1, allocated="2026-01-01 00:00:00.000000",
+    )  # fmt: skip
+    conn.commit()
+    conn.close()
+    before = datetime.now(UTC)
+    upgrade(f"sqlite:///{path}")
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.read() as session:
+            rows = session.execute(
+                select(
+                    UsageEvent.type, UsageEvent.resource_uuid, UsageEvent.size, UsageEvent.created
+                ).order_by(UsageEvent.id)
+            ).all()
+    finally:
+        db.dispose()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("VM.CREATE", "vm-1", None),
+        ("VM.CREATE", "vm-2", None),
+        ("VM.START", "vm-1", None),
+        ("VOLUME.CREATE", "vol-7", GIB),
+        ("NET.IPASSIGN", "ip-9", None),
+    ]
+    assert all(r[3].replace(tzinfo=UTC) >= before - timedelta(seconds=1) for r in rows)

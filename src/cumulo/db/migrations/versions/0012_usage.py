@@ -5,6 +5,8 @@ Revises: 0011
 Create Date: 2026-11-22 05:00:00
 """
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -100,6 +102,100 @@ def upgrade() -> None:
     )
     op.create_index(
         "ix_usage_records_period", "usage_records", ["start_date", "end_date"], unique=False
+    )
+    _backfill(datetime.now(UTC))
+
+
+EVENT_COLUMNS = (
+    "type",
+    "created",
+    "account_id",
+    "domain_id",
+    "zone_id",
+    "resource_type",
+    "resource_id",
+    "resource_uuid",
+    "resource_name",
+    "offering_id",
+    "template_id",
+    "size",
+)
+GONE_VM_STATES = ("Destroyed", "Expunging", "Expunged", "Error")
+RUNNING_VM_STATES = ("Running", "Stopping", "Migrating")
+
+
+def _backfill(now: datetime) -> None:
+    """Metering starts with the upgrade: what exists then is billed from then on, as if it
+    had been created (and started) at that moment; nothing before the upgrade is guessed."""
+    events = sa.table(
+        "usage_events",
+        *(sa.column(c) for c in EVENT_COLUMNS if c != "created"),
+        sa.column("created", sa.DateTime(timezone=True)),
+    )
+    at = sa.literal(now, sa.DateTime(timezone=True))
+    vms = sa.table(
+        "vm_instances",
+        *(sa.column(c) for c in ("id", "uuid", "name", "state", "account_id", "domain_id")),
+        *(sa.column(c) for c in ("zone_id", "service_offering_id", "template_id", "removed")),
+    )
+    alive = sa.and_(vms.c.removed.is_(None), vms.c.state.notin_(GONE_VM_STATES))
+
+    def vm_rows(type_: str, where: sa.ColumnElement[bool]) -> sa.Select[tuple[object, ...]]:
+        return sa.select(
+            sa.literal(type_), at, vms.c.account_id, vms.c.domain_id, vms.c.zone_id,
+            sa.literal("VirtualMachine"), vms.c.id, vms.c.uuid, vms.c.name,
+            vms.c.service_offering_id, vms.c.template_id, sa.null(),
+        ).where(where)  # fmt: skip
+
+    op.execute(events.insert().from_select(EVENT_COLUMNS, vm_rows("VM.CREATE", alive)))
+    running = sa.and_(vms.c.removed.is_(None), vms.c.state.in_(RUNNING_VM_STATES))
+    op.execute(events.insert().from_select(EVENT_COLUMNS, vm_rows("VM.START", running)))
+    vols = sa.table(
+        "volumes",
+        *(sa.column(c) for c in ("id", "uuid", "name", "state", "account_id", "domain_id")),
+        *(sa.column(c) for c in ("zone_id", "disk_offering_id", "template_id", "size", "removed")),
+    )
+    op.execute(
+        events.insert().from_select(
+            EVENT_COLUMNS,
+            sa.select(
+                sa.literal("VOLUME.CREATE"),
+                at,
+                vols.c.account_id,
+                vols.c.domain_id,
+                vols.c.zone_id,
+                sa.literal("Volume"),
+                vols.c.id,
+                vols.c.uuid,
+                vols.c.name,
+                vols.c.disk_offering_id,
+                vols.c.template_id,
+                vols.c.size,
+            ).where(vols.c.removed.is_(None), vols.c.state != "Expunged"),
+        )
+    )
+    ips = sa.table(
+        "public_ip_addresses",
+        *(sa.column(c) for c in ("id", "uuid", "address", "account_id", "domain_id", "zone_id")),
+    )
+    op.execute(
+        events.insert().from_select(
+            EVENT_COLUMNS,
+            sa.select(
+                sa.literal("NET.IPASSIGN"),
+                at,
+                ips.c.account_id,
+                ips.c.domain_id,
+                ips.c.zone_id,
+                sa.literal("PublicIpAddress"),
+                ips.c.id,
+                ips.c.uuid,
+                ips.c.address,
+                sa.null(),
+                sa.null(),
+                sa.null(),
+            ),
+        )
     )
 
 

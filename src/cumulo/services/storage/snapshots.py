@@ -45,6 +45,7 @@ from cumulo.services.storage import imagestore, volume_ops, volumes
 from cumulo.services.storage.volume_states import Event as VolumeEvent
 from cumulo.services.storage.volume_states import State as VolumeState
 from cumulo.services.storage.volume_states import transition as move_volume
+from cumulo.services.usage import events as usage
 
 TAG_TYPE = "Snapshot"
 
@@ -245,6 +246,7 @@ def take(rt: Runtime, snap_uuid: str) -> None:
             physical_size=int(physical) if isinstance(physical, int) else 0,
             error=None,
         )
+        usage.record_snapshot(session, usage.SNAPSHOT_CREATE, snap)
         _volume_back(session, snap, VolumeEvent.SNAPSHOTTED)
 
 
@@ -294,6 +296,7 @@ def delete(rt: Runtime, snap_uuid: str) -> None:
         transition(session, snap, Event.DELETE, removed=utcnow())
         if was_counted:
             limits.decrement_many(session, snap.account_id, counts(snap))
+            usage.record_snapshot(session, usage.SNAPSHOT_DELETE, snap)
         session.execute(
             sql_delete(ResourceTag).where(
                 ResourceTag.resource_type == TAG_TYPE, ResourceTag.resource_id == snap.id

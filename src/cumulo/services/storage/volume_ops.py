@@ -48,6 +48,7 @@ from cumulo.services.runtime import Runtime
 from cumulo.services.storage import volumes
 from cumulo.services.storage.imagestore import backend_for
 from cumulo.services.storage.volume_states import Event, IllegalState, State, transition
+from cumulo.services.usage import events as usage
 
 log = logging.getLogger(__name__)
 
@@ -419,6 +420,7 @@ def resize(rt: Runtime, volume_uuid: str, new_size: int, shrink_ok: bool) -> Non
             if delta < 0 and volume.pool_id is not None:
                 planner.release_pool(session, volume.pool_id, -delta)
             transition(session, volume, Event.RESIZED, size=new_size, error=None)
+            usage.record_volume(session, usage.VOLUME_RESIZE, volume)
             return
         count_delta(rt, session, volume, -delta)
         if delta > 0 and volume.pool_id is not None:

@@ -154,6 +154,11 @@ def record_owned(
     )
 
 
+def record_snapshot(session: Session, type: str, snap: Any) -> UsageEvent:
+    """A volume snapshot on secondary storage, billed by the volume size it was taken of."""
+    return record_owned(session, type, snap, "Snapshot", zone_id=snap.zone_id, size=snap.size)
+
+
 # --- the VM state machine's hook ---------------------------------------------------------
 
 # A VM uses its host (type 1, running) from when it reaches Running until it leaves the states

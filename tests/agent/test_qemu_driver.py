@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,9 +15,10 @@ import pytest
 
 from cumulo.agent.drivers.base import DriverError
 from cumulo.agent.drivers.qemu import QemuDriver, RunDir, live_pid
+from cumulo.agent.drivers.qmp import qmp
 from cumulo.agent.images.tiny import TinyImage
-from cumulo.agent.storage.qcow2 import qemu_img
-from cumulo.agentrpc.messages import NicSpec, StartVm, to_wire
+from cumulo.agent.storage.qcow2 import qemu_img, virtual_size
+from cumulo.agentrpc.messages import DiskSpec, NicSpec, StartVm, to_wire
 from tests.agent.conftest import vm_spec, wait_ready
 
 pytestmark = pytest.mark.vm
@@ -192,8 +194,15 @@ def test_qemu_killed_outside_the_driver_is_reported_stopped(
 def test_stats_grow_while_the_guest_runs(
     driver: QemuDriver, tiny_image: TinyImage, pool: Path
 ) -> None:
-    spec = vm_spec(tiny_image, pool)
+    base = vm_spec(tiny_image, pool)
+    data = DiskSpec("data-1", 1, str(pool / f"{base.name}-data.qcow2"), 64 << 20, kind="DATADISK")
+    spec = dataclasses.replace(base, disks=(*base.disks, data))
     driver.start(spec)
+    assert virtual_size(Path(data.path)) == 64 << 20  # a blank data disk was made for it
+    devices = qmp(_run(driver, spec.name).qmp, "query-block")
+    assert sorted(d["inserted"]["file"] for d in devices if d.get("inserted")) == sorted(
+        d.path for d in spec.disks
+    )
     first = driver.stats((spec.name,))[0]
     wait_ready(_run(driver, spec.name).serial)
     second = driver.stats()[0]

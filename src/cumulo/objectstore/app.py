@@ -117,6 +117,10 @@ class S3App:
             headers=req.headers,
             host=req.host,
         )
+        if req.method == "OPTIONS":
+            # A CORS preflight carries no credentials, whatever its URL's query says.
+            headers = {k: v for k, v in req.headers.items() if k != "authorization"}
+            view = RequestView(req.method, req.raw_path, [], headers, req.host)
         settings = self.svc.settings
         result = await to_thread.run_sync(
             partial(

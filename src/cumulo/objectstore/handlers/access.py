@@ -70,7 +70,13 @@ def _context(ctx: Ctx, extra: Mapping[str, Sequence[str]] | None) -> dict[str, S
     return context
 
 
-def decision(ctx: Ctx, bucket: Bucket, action: str, key: str | None = None) -> str | None:
+def decision(
+    ctx: Ctx,
+    bucket: Bucket,
+    action: str,
+    key: str | None = None,
+    extra: Mapping[str, Sequence[str]] | None = None,
+) -> str | None:
     if not bucket.policy:
         return None
     parsed = _parsed(bucket.policy, bucket.name)
@@ -80,7 +86,7 @@ def decision(ctx: Ctx, bucket: Bucket, action: str, key: str | None = None) -> s
         action=action,
         resource=policy.resource_arn(bucket.name, key),
         principals=_principals(ctx),
-        context=_context(ctx, None),
+        context=_context(ctx, extra),
     )
     return policy.evaluate(parsed, request)
 
@@ -91,9 +97,10 @@ def authorize(
     action: str,
     key: str | None = None,
     object_acl: dict[str, Any] | None = None,
+    extra: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Raise AccessDenied unless the signer may perform ``action`` (an ``s3:`` action)."""
-    verdict = decision(ctx, bucket, action, key)
+    verdict = decision(ctx, bucket, action, key, extra)
     owner = ctx.is_bucket_owner(bucket)
     if verdict == "Deny" and not (owner and action in POLICY_ACTIONS):
         raise S3Error("AccessDenied")

@@ -84,7 +84,7 @@ async def create_bucket(ctx: Ctx) -> Response:
     if existing is not None and existing.owner_id == owner.owner_id:
         # Re-creating one's own bucket succeeds and changes nothing (us-east-1 and radosgw);
         # asking for a different ACL on the way is refused.
-        if acl.headers_set_acl(ctx.req.headers) and bucket_acl != existing.acl:
+        if bucket_acl != existing.acl:
             raise S3Error("BucketAlreadyExists", BucketName=name)
         return Response(200, [("Location", f"/{name}")])
     await ctx.run(

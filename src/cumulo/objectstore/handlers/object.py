@@ -104,7 +104,7 @@ async def put_object(ctx: Ctx) -> Response:
     )
     version_id, versioning = await ctx.run(ctx.svc.meta.put_version, bucket.name, ctx.key, new)
     headers = [("ETag", quote_etag(written.md5)), *_checksum_headers(written.checksums)]
-    if versioning:
+    if versioning == "Enabled":
         headers.append(("x-amz-version-id", version_id))
     return Response(200, headers)
 
@@ -121,6 +121,8 @@ async def readable_version(ctx: Ctx) -> tuple[Bucket, Row[Any]]:
         row = await ctx.run(ctx.svc.meta.get_version, bucket, ctx.key, version_id)
     except S3Error as err:
         if err.code == "NoSuchKey":
+            # Only who may list the key learns that it is missing; others get 403.
+            authorize(ctx, bucket, "s3:ListBucket", extra={"s3:prefix": [ctx.key]})
             err.with_headers(("x-amz-delete-marker", "false"))
         raise
     if row.delete_marker:

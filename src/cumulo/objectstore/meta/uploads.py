@@ -191,8 +191,10 @@ def _check_parts(chosen: list[tuple[int, str]], have: dict[int, Row[Any]]) -> li
     if not chosen:
         raise S3Error("MalformedXML")
     numbers = [n for n, _ in chosen]
-    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+    if numbers != sorted(numbers):
         raise S3Error("InvalidPartOrder")
+    # A part listed twice (uploaded again meanwhile) counts once, as its last listing.
+    chosen = list({n: (n, e) for n, e in chosen}.values())
     used = []
     for number, etag in chosen:
         row = have.get(number)

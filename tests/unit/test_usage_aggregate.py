@@ -373,3 +373,27 @@ def test_the_upgrade_opens_usage_for_what_exists(tmp_path: Path) -> None:
         ("NET.IPASSIGN", "ip-9", None),
     ]
     assert all(r[3].replace(tzinfo=UTC) >= before - timedelta(seconds=1) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("usage_type", "resource_type", "opens", "closes"),
+    [
+        (3, "PublicIpAddress", ev.IP_ASSIGN, ev.IP_RELEASE),
+        (7, "Template", ev.TEMPLATE_CREATE, ev.TEMPLATE_DELETE),
+        (8, "Iso", ev.ISO_CREATE, ev.ISO_DELETE),
+        (9, "Snapshot", ev.SNAPSHOT_CREATE, ev.SNAPSHOT_DELETE),
+    ],
+)
+def test_ips_templates_isos_and_snapshots_are_billed_while_they_exist(
+    session: Session, usage_type: int, resource_type: str, opens: str, closes: str
+) -> None:
+    acct = admin(session)
+    for type_, when in ((opens, at(-3)), (closes, at(7.5))):
+        ev.record(
+            session, type_, account_id=acct.id, domain_id=acct.domain_id, zone_id=1,
+            resource_type=resource_type, resource_id=5,
+            resource_uuid="20000000-0000-0000-0000-000000000005", size=GIB, at=when,
+        )  # fmt: skip
+    aggregate.run(session, D, D + DAY)
+    rows = records(session, D, D + DAY)
+    assert [(r[0], r[2], r[4]) for r in rows] == [(usage_type, int(7.5 * 3600), GIB)]

@@ -73,6 +73,14 @@ VM_FIELDS = (
     "securitygroup",
     "affinitygroup",
     "tags",
+    "cpuused",
+    "networkkbsread",
+    "networkkbswrite",
+    "diskkbsread",
+    "diskkbswrite",
+    "diskioread",
+    "diskiowrite",
+    "memorykbs",
 )
 VmId = Annotated[UUIDStr, Param("The ID of the virtual machine", required=True, entity="UserVm")]
 

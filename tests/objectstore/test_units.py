@@ -1,0 +1,101 @@
+"""Pieces that need no server: schema versions, the listing scan, the form reader, ranges
+and conditions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers.conditions import check_read, parse_range
+from cumulo.objectstore.handlers.form import FormReader
+from cumulo.objectstore.handlers.listing import collect
+from cumulo.objectstore.meta.migrate import HEAD, current_version, upgrade
+
+
+def test_schema_upgrade_is_idempotent_and_refuses_newer(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    assert upgrade(engine) == HEAD
+    assert upgrade(engine) == HEAD
+    with engine.begin() as conn:
+        assert current_version(conn) == HEAD
+        tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
+        assert {"s3_buckets", "s3_objects", "s3_uploads", "s3_parts", "s3_garbage"} <= tables
+        conn.execute(text("UPDATE s3_schema_version SET version = :v"), {"v": HEAD + 1})
+    with pytest.raises(RuntimeError, match="newer"):
+        upgrade(engine)
+
+
+def _fetch(keys: list[str]) -> Any:
+    def fetch(prefix: str, after: str | None, limit: int) -> list[Any]:
+        found = [k for k in sorted(keys) if k.startswith(prefix) and (after is None or k > after)]
+        return [SimpleNamespace(key=k) for k in found[:limit]]
+
+    return fetch
+
+
+def test_collect_rolls_up_prefixes_and_pages() -> None:
+    keys = ["a", "b/1", "b/2", "b/3/x", "c", "d/1"]
+    page = collect(_fetch(keys), "", "/", None, 10)
+    assert [i if isinstance(i, str) else i.key for i in page.items] == ["a", "b/", "c", "d/"]
+    first = collect(_fetch(keys), "", "/", None, 2)
+    assert first.truncated and first.last == "b/"
+    rest = collect(_fetch(keys), "", "/", first.last, 10)
+    assert [i if isinstance(i, str) else i.key for i in rest.items] == ["c", "d/"]
+    nested = collect(_fetch(keys), "b/", "/", None, 10)
+    assert [i if isinstance(i, str) else i.key for i in nested.items] == ["b/1", "b/2", "b/3/"]
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 100_000])
+def test_form_reader_streams_the_file(chunk: int) -> None:
+    boundary = b"XyZ"
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="key"\r\n\r\nk1\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="f.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n" + b"0123456789\r\n--Xy" * 50 + b"\r\n--XyZ--\r\n"
+    )
+
+    async def run() -> tuple[str, bytes]:
+        reader = FormReader(_chunks(body, chunk), boundary)
+        await reader.start()
+        part = await reader.next_part()
+        assert part is not None and part["name"] == "key"
+        key = (await reader.value()).decode()
+        part = await reader.next_part()
+        assert part is not None and part["filename"] == "f.txt"
+        data = b"".join([c async for c in reader.stream()])
+        assert await reader.next_part() is None
+        return key, data
+
+    key, data = asyncio.run(run())
+    assert key == "k1" and data == b"0123456789\r\n--Xy" * 50
+
+
+def test_ranges_and_conditions() -> None:
+    assert parse_range("bytes=0-9", 100) == (0, 10)
+    assert parse_range("bytes=90-", 100) == (90, 100)
+    assert parse_range("bytes=-10", 100) == (90, 100)
+    assert parse_range("bytes=0-1,4-5", 100) is None
+    assert parse_range("items=0-1", 100) is None
+    with pytest.raises(S3Error):
+        parse_range("bytes=100-", 100)
+    modified = datetime(2026, 1, 1, tzinfo=UTC)
+    check_read({"if-match": '"abc"'}, "abc", modified)
+    with pytest.raises(S3Error) as err:
+        check_read({"if-none-match": '"abc"'}, "abc", modified)
+    assert err.value.code == "NotModified"
+    with pytest.raises(S3Error) as err:
+        check_read({"if-match": '"zzz"'}, "abc", modified)
+    assert err.value.code == "PreconditionFailed"

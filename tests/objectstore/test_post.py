@@ -66,7 +66,17 @@ def test_presigned_post_refusals(s3: Any, bucket: str) -> None:
 
 def test_presigned_post_sigv4(s3_server: Any, alice_keys: Any, bucket: str, s3: Any) -> None:
     v4 = s3_server.client(alice_keys, signature_version="s3v4")
-    form = v4.generate_presigned_post(bucket, "v4-key", ExpiresIn=300)
+    tagging = "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"
+    form = v4.generate_presigned_post(
+        bucket,
+        "v4-key",
+        Fields={"tagging": tagging},
+        Conditions=[{"tagging": tagging}],
+        ExpiresIn=300,
+    )
     assert "x-amz-signature" in form["fields"]
     assert _post(form["url"], form["fields"], b"signed v4").status_code == 204
     assert s3.get_object(Bucket=bucket, Key="v4-key")["Body"].read() == b"signed v4"
+    assert s3.get_object_tagging(Bucket=bucket, Key="v4-key")["TagSet"] == [
+        {"Key": "k", "Value": "v"}
+    ]

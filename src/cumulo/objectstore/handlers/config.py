@@ -100,7 +100,7 @@ async def put_object_acl(ctx: Ctx) -> Response:
 # --- tagging ------------------------------------------------------------------------------
 
 
-def _parse_tags(body: bytes, limit: int) -> dict[str, str]:
+def parse_tags(body: bytes, limit: int) -> dict[str, str]:
     tags: dict[str, str] = {}
     for tag in parse(body).findall("TagSet/Tag"):
         key, value = tag.findtext("Key"), tag.findtext("Value") or ""
@@ -124,7 +124,7 @@ async def get_object_tagging(ctx: Ctx) -> Response:
 
 async def put_object_tagging(ctx: Ctx) -> Response:
     _, row = await _object_row(ctx, "s3:PutObjectTagging")
-    tags = _parse_tags(await ctx.small_body(), MAX_OBJECT_TAGS)
+    tags = parse_tags(await ctx.small_body(), MAX_OBJECT_TAGS)
     await ctx.run(ctx.svc.meta.update_version, row, tags=tags)
     return Response(200)
 
@@ -145,7 +145,7 @@ async def get_bucket_tagging(ctx: Ctx) -> Response:
 
 async def put_bucket_tagging(ctx: Ctx) -> Response:
     bucket = await _bucket_for(ctx, "s3:PutBucketTagging")
-    tags = _parse_tags(await ctx.small_body(), MAX_BUCKET_TAGS)
+    tags = parse_tags(await ctx.small_body(), MAX_BUCKET_TAGS)
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, tags=tags)
     return Response(204)
 

@@ -26,6 +26,7 @@ from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import write_body
+from cumulo.objectstore.handlers.config import MAX_OBJECT_TAGS, parse_tags
 from cumulo.objectstore.handlers.form import FormReader, boundary_of
 from cumulo.objectstore.handlers.object import check_key, stored_headers, user_meta
 from cumulo.objectstore.http import Response, xml_response
@@ -52,9 +53,7 @@ async def post_object(ctx: Ctx) -> Response:
         raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.")
     check_key(key)
     authorize(ctx, bucket, "s3:PutObject", key)
-    owner = (
-        ctx.owner() if ctx.principal is not None else Principal("anonymous", "anonymous", "", False)
-    )
+    owner = ctx.owner()
     low, high = _length_range(fields)
     written = await write_body(ctx, _limited(reader.stream(), high))
     await reader.drain()
@@ -79,6 +78,8 @@ async def post_object(ctx: Ctx) -> Response:
             bucket.owner_id,
         ),
     )
+    if fields.get("tagging"):
+        new.tags = parse_tags(fields["tagging"].encode(), MAX_OBJECT_TAGS)
     version_id, versioning = await ctx.run(ctx.svc.meta.put_version, bucket.name, key, new)
     return _reply(fields, bucket.name, key, written.md5, version_id if versioning else None)
 

@@ -122,6 +122,7 @@ class Stack:
             CUMULO_DATA_DIR=str(self.data),
             CUMULO_API__PORT=str(self.port),
             CUMULO_BOX__S3="false",
+            CUMULO_BOX__DEBIAN="false",
             CUMULO_LOG__LEVEL="WARNING",
             CUMULO_LOG__FILE=str(root / "up.log"),
         )

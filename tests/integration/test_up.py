@@ -28,6 +28,7 @@ def _start_up(data_dir: Path, port: int, log: Path) -> subprocess.Popen[str]:
         CUMULO_LOG__FILE=str(log),
         CUMULO_S3__PORT=str(free_port()),
         CUMULO_BOX__VMS="false",  # the box's VM host has its own test (test_up_box.py)
+        CUMULO_BOX__DEBIAN="false",
     )
     return subprocess.Popen(
         [sys.executable, "-m", "cumulo", "up"],

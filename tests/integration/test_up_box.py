@@ -35,6 +35,7 @@ def test_up_boots_a_vm_from_the_box_template(tmp_path: Path) -> None:
         CUMULO_API__PORT=str(port),
         CUMULO_S3__PORT=str(s3_port),
         CUMULO_LOG__FILE=str(tmp_path / "up.log"),
+        CUMULO_BOX__DEBIAN="false",  # minutes of debootstrap: tests/agent/test_debian_image.py
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "cumulo", "up"],

@@ -279,11 +279,22 @@ def _start_vms(box: Box, client: Client) -> None:
     zone_api.enable(zone)
     print(f"Box zone:        {ZONE} (KVM host on this machine, template 'tiny')", flush=True)
     if settings.box.debian:
-        from cumulo.agent.images.debian import build_debian
+        # Minutes of debootstrap: the cloud is usable meanwhile; the template appears later.
+        threading.Thread(
+            target=_add_debian, args=(settings, zone_api, zone), name="box-debian", daemon=True
+        ).start()
 
+
+def _add_debian(settings: Settings, zone_api: BoxZone, zone: dict[str, Any]) -> None:
+    from cumulo.agent.images.debian import build_debian
+
+    try:
         debian = build_debian(settings.data_dir / "images")
         zone_api.template(zone, "debian-12", debian.disk, debian.sha256)
-        print("Box template:    debian-12 (cloud-init)", flush=True)
+    except Exception as err:  # the box runs on without it; say why
+        print(f"cumulo up: the Debian template was not built: {err}", flush=True)
+        return
+    print("Box template:    debian-12 (cloud-init, SSH)", flush=True)
 
 
 def run(settings: Settings) -> int:

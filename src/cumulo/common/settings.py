@@ -119,7 +119,8 @@ class BoxSettings(BaseModel):
 
     s3: bool = True  # the S3 service
     vms: bool = True  # a local KVM host (agent + QEMU) and the tiny template, when QEMU exists
-    debian: bool = False  # also build and register the Debian cloud image (minutes)
+    debian: bool = True  # also build and register the Debian cloud image (minutes, in the
+    # background: the box is usable before it is ready)
 
 
 class Settings(BaseSettings):

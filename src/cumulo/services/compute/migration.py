@@ -34,6 +34,7 @@ from cumulo.services.compute.states import Event, IllegalState, State, transitio
 from cumulo.services.config import AGENT_WAIT
 from cumulo.services.errors import InsufficientCapacity, ParamError
 from cumulo.services.infra import capacity
+from cumulo.services.network import nics as guest_nics
 from cumulo.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def _spec(session: Session, vm: VirtualMachine) -> VmSpec:
         cpu_mhz=vm.cpu_speed,
         memory_mib=vm.memory,
         disks=disks,
+        nics=guest_nics.specs(session, vm),
         hostname=vm.name,
         ha=vm.ha_enabled,
     )

@@ -72,16 +72,22 @@ class OperationFailed(CloudError):
 
 
 def host_ref(session: Session, host: Host) -> HostRef:
-    zone = session.get(Zone, host.zone_id)
-    pod = session.get(Pod, host.pod_id) if host.pod_id else None
-    cluster = session.get(Cluster, host.cluster_id) if host.cluster_id else None
+    """Who a command is for, with its zone, pod and cluster uuids (one query)."""
+    row = session.execute(
+        select(Zone.uuid, Pod.uuid, Cluster.uuid)
+        .select_from(Zone)
+        .outerjoin(Pod, Pod.id == host.pod_id)
+        .outerjoin(Cluster, Cluster.id == host.cluster_id)
+        .where(Zone.id == host.zone_id)
+    ).first()
+    zone, pod, cluster = row if row is not None else ("", "", "")
     return HostRef(
         uuid=host.uuid,
         name=host.name,
         hypervisor=host.hypervisor_type,
-        zone=zone.uuid if zone else "",
-        pod=pod.uuid if pod else "",
-        cluster=cluster.uuid if cluster else "",
+        zone=zone or "",
+        pod=pod or "",
+        cluster=cluster or "",
         address=host.private_ip or "",
     )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import groupby, islice
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, insert, select
@@ -39,6 +39,7 @@ from cumulo.services.usage.intervals import RESOURCE_TYPES, Interval, intervals,
 DONE, SCHEDULED = "Done", "Scheduled"
 RECORDS = cast(Table, UsageRecord.__table__)  # written with Core: one executemany
 STREAM_ROWS = 10_000
+RECORD_BATCH = 5_000
 EVENT_COLUMNS = (
     UsageEvent.resource_type,
     UsageEvent.resource_id,
@@ -117,21 +118,24 @@ def _aggregate_period(
     session: Session, start: datetime, end: datetime, job_uuid: str | None
 ) -> int:
     _delete_records(session, start, end)
-    buckets = _buckets(session, start, end)
-    names = _Names(session, buckets)
-    if buckets:  # a Core insert: tens of thousands of ORM objects would cost most of the run
-        rows = [_record(b, start, end, names) for b in buckets]
+    count = 0
+    for batch in batched(_buckets(session, start, end), RECORD_BATCH):
+        # Core inserts, a batch at a time: ORM objects would cost most of the run, and a
+        # resource's records are final once its events are read, so memory stays flat.
+        names = _Names(session, batch)
+        rows = [_record(b, start, end, names) for b in batch]
         session.connection().execute(insert(RECORDS), rows)
+        count += len(batch)
     job = session.scalar(
         select(UsageJob).where(UsageJob.start_date == start, UsageJob.end_date == end)
     )
     if job is None:
         job = UsageJob(start_date=start, end_date=end)
         session.add(job)
-    job.state, job.records, job.finished = DONE, len(buckets), utcnow()
+    job.state, job.records, job.finished = DONE, count, utcnow()
     job.job_uuid = job_uuid or job.job_uuid
     session.flush()
-    return len(buckets)
+    return count
 
 
 def _events(session: Session, end: datetime) -> Iterator[Any]:
@@ -155,19 +159,25 @@ def like_rows(t: datetime, row_time: datetime) -> datetime:
     return t if row_time.tzinfo is not None else t.astimezone(UTC).replace(tzinfo=None)
 
 
-def _buckets(session: Session, start: datetime, end: datetime) -> list[Bucket]:
-    buckets: dict[tuple[Any, ...], Bucket] = {}
-    key_of = _resource_key
+def batched(items: Iterator[Bucket], size: int) -> Iterator[list[Bucket]]:
+    """itertools.batched (Python 3.12), for 3.11."""
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def _buckets(session: Session, start: datetime, end: datetime) -> Iterator[Bucket]:
+    """Each resource's future records, one resource after another."""
     bounds: tuple[datetime, datetime] | None = None
-    for _, rows in groupby(_events(session, end), key=key_of):
+    for _, rows in groupby(_events(session, end), key=_resource_key):
         history = list(rows)
         if bounds is None:
             bounds = like_rows(start, history[0].created), like_rows(end, history[0].created)
+        buckets: dict[tuple[Any, ...], Bucket] = {}
         for interval in intervals(history, bounds[1]):
             seconds = overlap_seconds(interval, *bounds)
             if seconds > 0:
                 _add(buckets, interval, seconds)
-    return sorted(buckets.values(), key=_bucket_order)
+        yield from sorted(buckets.values(), key=_bucket_order)
 
 
 def _resource_key(event: Any) -> tuple[str, int]:
@@ -186,7 +196,7 @@ def _add(buckets: dict[tuple[Any, ...], Bucket], interval: Interval, seconds: in
 
 def _bucket_order(b: Bucket) -> tuple[Any, ...]:
     a = b.attrs
-    return (a.account_id, b.usage_type, a.resource_type, a.resource_id, a.created, a.id)
+    return (b.usage_type, a.created, a.id)
 
 
 class _Names:

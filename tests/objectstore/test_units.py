@@ -99,3 +99,18 @@ def test_ranges_and_conditions() -> None:
     with pytest.raises(S3Error) as err:
         check_read({"if-match": '"zzz"'}, "abc", modified)
     assert err.value.code == "PreconditionFailed"
+
+
+def test_schema_v2_adds_the_column_to_a_v1_database(tmp_path: Path) -> None:
+    """A database made by schema version 1 (no public_access_block column) is upgraded."""
+    from cumulo.objectstore.meta import migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        migrate.schema.metadata.create_all(conn)
+        conn.execute(text("ALTER TABLE s3_buckets DROP COLUMN public_access_block"))
+        conn.execute(text("INSERT INTO s3_schema_version (id, version) VALUES (1, 1)"))
+    assert upgrade(engine) == HEAD == 2
+    with engine.begin() as conn:
+        cols = {r[1] for r in conn.execute(text("PRAGMA table_info(s3_buckets)"))}
+        assert "public_access_block" in cols

@@ -250,3 +250,36 @@ def test_cors_preflight_and_headers(s3: Any, s3_server: Any, bucket: str) -> Non
         "access-control-allow-origin"
         not in httpx.get(url, headers={"Origin": "https://evil.example"}).headers
     )
+
+
+def test_public_access_block(s3: Any, s3_server: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as err:
+        s3.get_public_access_block(Bucket=bucket)
+    assert err.value.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
+    s3.put_object(Bucket=bucket, Key="was-public", Body=b"p", ACL="public-read")
+    assert httpx.get(f"{s3_server.endpoint}/{bucket}/was-public").status_code == 200
+    config = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": False,
+    }
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=config)
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == config
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=bucket, Key="new-public", Body=b"x", ACL="public-read")
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+    # IgnorePublicAcls: the old public grant no longer opens the object.
+    assert httpx.get(f"{s3_server.endpoint}/{bucket}/was-public").status_code == 403
+    public = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", '
+        f'"Action": "s3:GetObject", "Resource": "arn:aws:s3:::{bucket}/*"}}]}}'
+    )
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_policy(Bucket=bucket, Policy=public)
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    s3.delete_public_access_block(Bucket=bucket)
+    assert httpx.get(f"{s3_server.endpoint}/{bucket}/was-public").status_code == 200

@@ -21,6 +21,7 @@ from cumulo.objectstore.handlers import (
     multipart,
     object,
     post,
+    public_block,
 )
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, S3Request
@@ -39,7 +40,6 @@ UNSUPPORTED = frozenset(
         "notification",
         "object-lock",
         "ownershipControls",
-        "publicAccessBlock",
         "replication",
         "requestPayment",
         "restore",
@@ -76,6 +76,11 @@ BUCKET_SUB: dict[str, dict[str, Handler]] = {
     "uploads": {"GET": multipart.list_uploads},
     "versions": {"GET": listing.list_versions},
     "delete": {"POST": delete_multi.delete_objects},
+    "publicAccessBlock": {
+        "GET": public_block.get_block,
+        "PUT": public_block.put_block,
+        "DELETE": public_block.delete_block,
+    },
 }
 BUCKET_PLAIN: dict[str, Handler] = {
     "PUT": bucket.create_bucket,

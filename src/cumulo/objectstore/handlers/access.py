@@ -13,6 +13,7 @@ from typing import Any
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import public_block
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.meta.store import Bucket
 from cumulo.objectstore.policy import acl as acl_rules
@@ -104,12 +105,20 @@ def authorize(
     owner = ctx.is_bucket_owner(bucket)
     if verdict == "Deny" and not (owner and action in POLICY_ACTIONS):
         raise S3Error("AccessDenied")
-    if verdict == "Allow" or owner:
+    restricted = (
+        verdict == "Allow"
+        and public_block.switch(bucket, "RestrictPublicBuckets")
+        and bucket.policy is not None
+        and public_block.is_public_policy(bucket.policy)
+    )
+    if (verdict == "Allow" and not restricted) or owner:
         return
     needed = _permission(action)
     if needed is None:
         raise S3Error("AccessDenied")
     level, permission = needed
     target = object_acl if level == "object" and object_acl is not None else bucket.acl
+    if public_block.switch(bucket, "IgnorePublicAcls"):
+        target = public_block.without_public_grants(target)
     if not acl.allowed(target, ctx.principal, permission):
         raise S3Error("AccessDenied")

@@ -13,6 +13,7 @@ from typing import Any
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import public_block
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
@@ -59,6 +60,7 @@ async def get_bucket_acl(ctx: Ctx) -> Response:
 async def put_bucket_acl(ctx: Ctx) -> Response:
     bucket = await _bucket_for(ctx, "s3:PutBucketAcl")
     new = await _acl_from_request(ctx, bucket.owner_id, bucket.acl["owner"][1])
+    public_block.check_acl(bucket, new)
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, acl=new)
     return Response(200)
 
@@ -91,8 +93,9 @@ async def get_object_acl(ctx: Ctx) -> Response:
 
 
 async def put_object_acl(ctx: Ctx) -> Response:
-    _, row = await _object_row(ctx, "s3:PutObjectAcl")
+    bucket, row = await _object_row(ctx, "s3:PutObjectAcl")
     new = await _acl_from_request(ctx, row.owner_id, row.owner_name)
+    public_block.check_acl(bucket, new)
     await ctx.run(ctx.svc.meta.update_version, row, acl=new)
     return Response(200)
 
@@ -234,6 +237,9 @@ async def get_document(ctx: Ctx, kind: str) -> Response:
 async def put_document(ctx: Ctx, kind: str) -> Response:
     bucket = await _bucket_for(ctx, DOCUMENT_ACTIONS[kind][1])
     text = _validate(kind, await ctx.small_body(), bucket.name)
+    blocked = kind == "policy" and public_block.switch(bucket, "BlockPublicPolicy")
+    if blocked and public_block.is_public_policy(text):
+        raise S3Error("AccessDenied")
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, **{kind: text})
     return Response(204 if kind == "policy" else 200)
 

@@ -8,6 +8,7 @@ from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import public_block
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import read_manifest, write_body
@@ -85,6 +86,7 @@ async def put_object(ctx: Ctx) -> Response:
         check_write(h, await current_etag(ctx, bucket))
     owner = ctx.owner()
     new_acl = acl.from_headers(h, owner.owner_id, owner.display_name, bucket.owner_id)
+    public_block.check_acl(bucket, new_acl)
     meta, stored = user_meta(h), stored_headers(h)
     tags = parse_tagging_header(h.get("x-amz-tagging"))
     written = await write_body(ctx)

@@ -22,7 +22,15 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
-STEPS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_public_access_block(conn: Connection) -> None:
+    """Version 2: buckets keep a PublicAccessBlockConfiguration. A database made by version 1
+    of this code lacks the column; one made since (create_all) already has it."""
+    columns = {c["name"] for c in inspect(conn).get_columns(schema.buckets.name)}
+    if "public_access_block" not in columns:
+        conn.execute(text("ALTER TABLE s3_buckets ADD COLUMN public_access_block JSON"))
+
+
+STEPS: list[Callable[[Connection], None]] = [_v1_initial, _v2_public_access_block]
 HEAD = len(STEPS)
 
 

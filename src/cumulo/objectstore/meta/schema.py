@@ -58,6 +58,8 @@ buckets = Table(
     Column("cors", Text),
     Column("lifecycle", Text),
     Column("tags", JSON),
+    # PublicAccessBlockConfiguration as {"BlockPublicAcls": bool, ...} (schema version 2).
+    Column("public_access_block", JSON),
     # Usage counters of current and noncurrent versions, kept in the writing transaction.
     Column("object_count", BigInteger, nullable=False, default=0),
     Column("byte_count", BigInteger, nullable=False, default=0),

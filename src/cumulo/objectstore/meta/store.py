@@ -39,6 +39,7 @@ class Bucket:
     acl: dict[str, Any]
     policy: str | None = None
     cors: str | None = None
+    public_access_block: dict[str, bool] | None = None
 
 
 @dataclass
@@ -76,6 +77,7 @@ def _bucket(row: Row[Any]) -> Bucket:
         acl=row.acl,
         policy=row.policy,
         cors=row.cors,
+        public_access_block=row.public_access_block,
     )
 
 

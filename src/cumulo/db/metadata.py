@@ -12,9 +12,9 @@ from cumulo.db import (  # noqa: F401
     models_compute,
     models_images,
     models_infra,
-    models_storage,
     models_network,
     models_stats,
+    models_storage,
     models_tags,
     models_usage,
 )

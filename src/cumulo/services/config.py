@@ -447,6 +447,7 @@ def find_key(name: str) -> ConfigKey:
         raise ParamError(f"Configuration {name} not found")
     return key
 
+
 # Placement and the VM lifecycle (CloudStack's names and defaults).
 VM_ALLOCATION_ALGORITHM = define(
     ConfigKey(

@@ -154,3 +154,24 @@ def test_upload_part_copy(s3: Any, bucket: str) -> None:
         },
     )
     assert s3.get_object(Bucket=bucket, Key="assembled")["Body"].read() == src + src[10:20]
+
+
+def test_object_attributes(s3: Any, bucket: str) -> None:
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), b"end"]
+    upload_id, done = _upload(s3, bucket, "attr", parts)
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="attr", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    names = ["ETag", "ObjectParts", "StorageClass", "ObjectSize"]
+    got = s3.get_object_attributes(
+        Bucket=bucket, Key="attr", ObjectAttributes=names, MaxParts=1, PartNumberMarker=1
+    )
+    assert got["ETag"] == _etag(parts).strip('"')
+    assert got["ObjectSize"] == 10 * MIB + 3
+    assert got["StorageClass"] == "STANDARD"
+    op = got["ObjectParts"]
+    assert op["TotalPartsCount"] == 3 and op["IsTruncated"] is True
+    assert op["NextPartNumberMarker"] == 2 and op["Parts"] == [{"PartNumber": 2, "Size": 5 * MIB}]
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"abc")
+    plain = s3.get_object_attributes(Bucket=bucket, Key="plain", ObjectAttributes=names)
+    assert plain["ObjectSize"] == 3 and "ObjectParts" not in plain

@@ -12,6 +12,7 @@ from functools import partial
 
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers import (
+    attributes,
     bucket,
     config,
     copy,
@@ -48,7 +49,6 @@ UNSUPPORTED = frozenset(
         "select",
         "torrent",
         "website",
-        "attributes",
     }
 )
 
@@ -88,6 +88,7 @@ BUCKET_PLAIN: dict[str, Handler] = {
     "DELETE": bucket.delete_bucket,
 }
 OBJECT_SUB: dict[str, dict[str, Handler]] = {
+    "attributes": {"GET": attributes.get_attributes},
     "acl": {"GET": config.get_object_acl, "PUT": config.put_object_acl},
     "tagging": {
         "GET": config.get_object_tagging,

@@ -73,13 +73,13 @@ class Api:
 
     def wait(self, jobid: str, timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        delay = 0.05
+        delay = 0.2  # cs polls every 2 s; a tighter loop would mostly measure polling
         while time.monotonic() < deadline:
             job = self.call("queryAsyncJobResult", jobid=jobid)
             if job["jobstatus"] != 0:
                 return job
             time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.5, 2.0)
         raise RuntimeError(f"job {jobid} still running")
 
 

@@ -32,14 +32,15 @@ def world(cloud: Cloud) -> World:
 
 @pytest.fixture(scope="module")
 def used_vm(sim: SimZone, world: World) -> dict[str, Any]:
-    """A VM that ran about two seconds, then sat stopped about a second, then was destroyed."""
+    """A VM that ran about two seconds, then sat stopped over two, then was destroyed (records
+    hold whole seconds: the stopped time must outweigh a second lost to rounding)."""
     user = world.user.cs
     job = sim.deploy(world.user.keys)
     assert job["jobstatus"] == 1, job
     vm: dict[str, Any] = job["jobresult"]["virtualmachine"]
     time.sleep(2.2)
     user.stopVirtualMachine(id=vm["id"], fetch_result=True)
-    time.sleep(1.1)
+    time.sleep(2.2)
     user.destroyVirtualMachine(id=vm["id"], fetch_result=True)
     return vm
 

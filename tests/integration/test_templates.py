@@ -7,8 +7,6 @@ directory, so the test can look at the bytes that landed (or did not).
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from libcloud.compute.types import Provider
 
 from tests.integration.tenants import Tenant, client, error, make_domain, make_tenant, uniq
 from tests.support.cloud import Cloud
+from tests.support.simzone import http_files
 
 IMAGE = b"QFI\xfb" + bytes(range(256)) * 4096  # ~1 MiB, a qcow2-ish magic for looks
 SHA256 = hashlib.sha256(IMAGE).hexdigest()
@@ -38,18 +37,6 @@ class Site:
 @pytest.fixture(scope="module")
 def site(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     served = tmp_path_factory.mktemp("served")
-    (served / "disk.qcow2").write_bytes(IMAGE)
-    (served / "boot.iso").write_bytes(IMAGE[:4096])
-    handler = type(
-        "Quiet",
-        (http.server.SimpleHTTPRequestHandler,),
-        {"log_message": lambda *a: None},
-    )
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(served))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     root = tmp_path_factory.mktemp("imagestore")
     admin = client(cloud, cloud.admin)
     zone = admin.createZone(
@@ -58,11 +45,8 @@ def site(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sit
     admin.addImageStore(
         name=uniq("dir"), provider="Directory", zoneid=zone["id"], url=f"file://{root}"
     )
-    try:
-        yield Site(zone, root, f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_files({"disk.qcow2": IMAGE, "boot.iso": IMAGE[:4096]}, served) as base_url:
+        yield Site(zone, root, base_url)
 
 
 @pytest.fixture(scope="module")

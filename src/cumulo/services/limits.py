@@ -403,17 +403,16 @@ def _check_one(
             raise _exceeded_domain(rtype, domain)
 
 
-def increment_unchecked(session: Session, account_id: int, deltas: dict[ResourceType, int]) -> int:
+def increment_unchecked(session: Session, account_id: int, deltas: dict[ResourceType, int]) -> None:
     """Add to the counts without checking limits (a resource that already exists)."""
     wanted = {r: d for r, d in deltas.items() if d}
     if not wanted:
-        return 0
+        return
     account = _load_account(session, account_id)
     rows = _locked_many(session, _owners(account), sorted(wanted))
     for key, row in rows.items():
         row.count = row.count + wanted[ResourceType(key[2])]
     session.flush()
-    return len(rows)
 
 
 def decrement_many(session: Session, account_id: int, deltas: dict[ResourceType, int]) -> None:

@@ -62,6 +62,7 @@ from cumulo.services.usage import events as usage
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
+OFF = (PowerState.STOPPED, PowerState.MISSING)  # what a host says of a VM that does not run
 
 
 class OperationFailed(CloudError):
@@ -318,16 +319,8 @@ def _cleanup_failed_start(rt: Runtime, plan: StartPlan) -> bool:
             plan.timeout,
         )
         return True
-    except CommandFailed:
-        return _ask_power(rt, plan.host, plan.spec.name, plan.timeout) in (
-            PowerState.STOPPED,
-            PowerState.MISSING,
-        )
-    except HubError:
-        return _ask_power(rt, plan.host, plan.spec.name, plan.timeout) in (
-            PowerState.STOPPED,
-            PowerState.MISSING,
-        )
+    except HubError:  # failed, lost or unreachable: only the host's own word counts
+        return _ask_power(rt, plan.host, plan.spec.name, plan.timeout) in OFF
 
 
 def _finish_start(rt: Runtime, plan: StartPlan, template_path: str | None) -> None:
@@ -471,7 +464,7 @@ def stop(rt: Runtime, vm_uuid: str, *, forced: bool = False) -> None:
         _end_stop(rt, vm_uuid, False, str(err))
     except CommandTimeout as err:
         power = _ask_power(rt, host, name, timeout)
-        if power in (PowerState.STOPPED, PowerState.MISSING):
+        if power in OFF:
             _end_stop(rt, vm_uuid, True)
         else:
             _end_stop(rt, vm_uuid, forced and power is None, str(err))
@@ -622,7 +615,7 @@ def settle(rt: Runtime, vm_uuid: str) -> None:
             }.get(State(state))
             if event is not None:
                 transition(session, vm, event, last_host_id=vm.host_id)
-        elif power in (PowerState.STOPPED, PowerState.MISSING) and state in (
+        elif power in OFF and state in (
             State.STARTING,
             State.STOPPING,
         ):

@@ -30,6 +30,7 @@ from cumulo.db.models_infra import Host
 from cumulo.services import events
 from cumulo.services.access import Caller
 from cumulo.services.compute import vms
+from cumulo.services.compute.lifecycle import OFF
 from cumulo.services.compute.states import Event, State, transition
 from cumulo.services.identity import auth
 from cumulo.services.infra import capacity
@@ -37,7 +38,6 @@ from cumulo.services.jobs import queue
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
-OFF = (PowerState.STOPPED, PowerState.MISSING)
 
 
 def _owner(session: Session, vm: VirtualMachine) -> Caller | None:

@@ -254,8 +254,7 @@ def count_vm(session: Session, vm: VirtualMachine, config: ConfigStore | None) -
 
 def count_vm_anyway(session: Session, vm: VirtualMachine) -> None:
     """Count a VM found running whatever the limits say: it exists (no 532 possible)."""
-    rows = limits.increment_unchecked(session, vm.account_id, vm_deltas(vm))
-    del rows
+    limits.increment_unchecked(session, vm.account_id, vm_deltas(vm))
 
 
 def uncount_vm(session: Session, vm: VirtualMachine) -> None:

@@ -22,6 +22,7 @@ from cumulo.common.time import to_wire, utcnow
 from cumulo.db.models import Account
 from cumulo.db.models_images import Template, TemplateStoreRef
 from cumulo.db.models_infra import Zone
+from cumulo.services.catalog.offerings import find_zone
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.storage import links
 from cumulo.services.storage import templates as svc
@@ -44,13 +45,6 @@ EXTRACT_FIELDS = (
 )
 
 
-def _zone(ctx: Ctx, uuid: str) -> Zone:
-    zone = ctx.session.scalar(select(Zone).where(Zone.uuid == uuid, Zone.removed.is_(None)))
-    if zone is None:
-        raise ParamError(f"Unable to find zone by id {uuid}")
-    return zone
-
-
 def _copy(
     ctx: Ctx,
     is_iso: bool,
@@ -61,11 +55,12 @@ def _copy(
 ) -> Submit:
     template = svc.find(ctx.session, id, is_iso=is_iso)
     svc.check_owner(ctx.caller, ctx.session, template)
-    targets = [_zone(ctx, z) for z in [*([destzoneid] if destzoneid else []), *(destzoneids or [])]]
+    wanted = [*([destzoneid] if destzoneid else []), *(destzoneids or [])]
+    targets = [find_zone(ctx.session, z) for z in wanted]
     if not targets:
         raise ParamError("Please specify destzoneid or destzoneids")
     if sourcezoneid is not None:
-        source = _zone(ctx, sourcezoneid)
+        source = find_zone(ctx.session, sourcezoneid)
     else:
         ready = ctx.session.scalar(
             select(TemplateStoreRef.zone_id).where(
@@ -175,7 +170,7 @@ def _extract(
         TemplateStoreRef.template_id == template.id, TemplateStoreRef.state == "Ready"
     )
     if zoneid is not None:
-        stmt = stmt.where(TemplateStoreRef.zone_id == _zone(ctx, zoneid).id)
+        stmt = stmt.where(TemplateStoreRef.zone_id == find_zone(ctx.session, zoneid).id)
     ref = ctx.session.scalars(stmt.order_by(TemplateStoreRef.id)).first()
     if ref is None:
         raise ParamError(f"{template.name} is not ready in the requested zone")

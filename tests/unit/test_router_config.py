@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cumulo.agentrpc.netconfig import DhcpEntry, StaticNat
 from cumulo.common.secretbox import SecretBox
 from cumulo.db.engine import Database
 from cumulo.db.models import Account, User
@@ -177,7 +178,7 @@ def test_render_holds_every_rule_and_reservation(
         "10.9.0.2",
         2222,
     )
-    assert config.static_nats == (router_config.StaticNat("203.0.113.12", "10.9.0.3"),)
+    assert config.static_nats == (StaticNat("203.0.113.12", "10.9.0.3"),)
     # openfirewall: one ingress rule for the forward, one for the balancer
     assert sorted((f.public_ip, f.ports.start) for f in config.firewall) == [
         ("203.0.113.11", 80),
@@ -243,7 +244,7 @@ def replace_name(network: networks.Network, name: str) -> networks.Network:
 
 
 def test_frozen_config_is_comparable() -> None:
-    entry = router_config.DhcpEntry("02:00:00:00:00:01", "10.0.0.2", "a", True)
+    entry = DhcpEntry("02:00:00:00:00:01", "10.0.0.2", "a", True)
     assert replace(entry, hostname="b") != entry
 
 

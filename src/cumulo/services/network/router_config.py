@@ -1,4 +1,4 @@
-"""The complete desired configuration of one network's virtual router, as typed data.
+"""Rendering one network's virtual router configuration from the database.
 
 This is the contract between the cloud and the dataplane: the agent's network layer turns a
 ``RouterConfig`` into a bridge and VXLAN device (``vni``, ``bridge``), a router namespace
@@ -9,19 +9,29 @@ services (``vm_data``, keyed by the VM's guest IP as cloud-init's CloudStack dat
 expects; see docs/networking.md). It is rendered from the database every time, never
 stored: a router that is lost is rebuilt from the same rows. Everything is a frozen dataclass
 with tuples in a deterministic order, so two renderings of unchanged rows compare equal and
-a reconciler can skip a router that already matches.
+a reconciler can skip a router that already matches. The types live in ``agentrpc.netconfig``
+(the agent reads them too).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cumulo.agentrpc.netconfig import (
+    DhcpEntry,
+    FirewallRule,
+    LoadBalancer,
+    PortForward,
+    PortRange,
+    RouterConfig,
+    StaticNat,
+    VmData,
+)
 from cumulo.common.secretbox import SecretBox
 from cumulo.db.models_catalog import ServiceOffering, SshKeyPair, UserData
 from cumulo.db.models_compute import Nic, VirtualMachine
@@ -37,103 +47,6 @@ from cumulo.services.network import networks, nics
 from cumulo.services.network import offerings as offering_svc
 
 LIVE_VM_STATES = ("Stopped", "Starting", "Running", "Stopping", "Migrating")
-
-
-@dataclass(frozen=True)
-class PortRange:
-    start: int | None  # None: every port (protocol all / icmp)
-    end: int | None
-
-
-@dataclass(frozen=True)
-class DhcpEntry:
-    """A fixed reservation: dnsmasq ``dhcp-host=<mac>,<ip>,<hostname>``."""
-
-    mac: str
-    ip: str
-    hostname: str
-    default: bool  # the VM's default NIC: this network gives it the default route and DNS
-
-
-@dataclass(frozen=True)
-class VmData:
-    """What the metadata (port 80) and password (port 8080) services answer to ``ip``."""
-
-    ip: str
-    instance_id: str
-    vm_id: str
-    local_hostname: str
-    availability_zone: str
-    service_offering: str
-    public_ipv4: str | None
-    public_keys: tuple[str, ...]
-    user_data: bytes | None  # decoded; None means 404 on latest/user-data
-    password: str | None  # None: the password service answers "saved_password"
-
-
-@dataclass(frozen=True)
-class PortForward:
-    public_ip: str
-    protocol: str
-    public_ports: PortRange
-    private_ip: str
-    private_ports: PortRange
-    source_cidrs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class StaticNat:
-    public_ip: str
-    private_ip: str
-
-
-@dataclass(frozen=True)
-class FirewallRule:
-    """Ingress to ``public_ip`` (Firewall) or egress from the guest CIDR (Egress)."""
-
-    public_ip: str | None
-    protocol: str
-    ports: PortRange
-    source_cidrs: tuple[str, ...]
-    dest_cidrs: tuple[str, ...] = ()
-    icmp_type: int | None = None
-    icmp_code: int | None = None
-
-
-@dataclass(frozen=True)
-class LoadBalancer:
-    name: str
-    public_ip: str
-    public_port: int
-    private_port: int
-    protocol: str
-    algorithm: str  # roundrobin | leastconn | source
-    source_cidrs: tuple[str, ...]
-    backends: tuple[str, ...]  # guest IPs
-
-
-@dataclass(frozen=True)
-class RouterConfig:
-    network_id: str
-    generation: int  # bumped by restartNetwork: a changed value means rebuild
-    vni: int | None
-    bridge: str
-    cidr: str
-    netmask: str
-    router_ip: str  # the gateway; also the DHCP server identifier and "data-server"
-    domain: str
-    dns_servers: tuple[str, ...]  # upstream resolvers for dnsmasq
-    services: tuple[str, ...]
-    source_nat_ip: str | None
-    public_ips: tuple[str, ...]  # every public address the router holds
-    dhcp: tuple[DhcpEntry, ...]
-    vm_data: tuple[VmData, ...]
-    port_forwards: tuple[PortForward, ...]
-    static_nats: tuple[StaticNat, ...]
-    firewall: tuple[FirewallRule, ...]
-    egress_default_allow: bool
-    egress: tuple[FirewallRule, ...]
-    load_balancers: tuple[LoadBalancer, ...]
 
 
 def _ports(start: int | None, end: int | None) -> PortRange:

@@ -1,4 +1,4 @@
-"""Metering: quotas, tariffs, webhooks and alert rules (issue 9)
+"""Chargeback: quota tariffs, balances and credits (issue 9)
 
 Reserved placeholder: its owner fills it in (and renames the file) when the models change.
 

@@ -1,4 +1,9 @@
-"""A small signed CloudStack API client for the ``cumulo`` command (it talks HTTP only).
+"""A small CloudStack API client for the ``cumulo`` command (it talks HTTP only).
+
+Two ways in, as CloudMonkey offers: API key and secret (every request signed), or username,
+password and domain (a ``login`` session: the JSESSIONID cookie plus the ``sessionkey``
+parameter; on a 401 the client logs in again once and retries, so an expired session is
+invisible to the user). A session may be kept in a 0600 file between invocations.
 
 Credentials come from, in order: explicit arguments, ``CLOUDSTACK_ENDPOINT``/``_KEY``/
 ``_SECRET``, then a ``cs``-style ini file (``CLOUDSTACK_CONFIG`` or ``<data_dir>/admin.ini``).
@@ -7,6 +12,7 @@ Credentials come from, in order: explicit arguments, ``CLOUDSTACK_ENDPOINT``/``_
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -27,8 +33,15 @@ class ApiError(RuntimeError):
 @dataclass(frozen=True)
 class Credentials:
     endpoint: str
-    key: str
-    secret: str
+    key: str = ""
+    secret: str = ""
+    username: str = ""
+    password: str = ""
+    domain: str = "/"
+
+    @property
+    def uses_session(self) -> bool:
+        return not self.key and bool(self.username)
 
 
 def load_credentials(ini: Path | None = None) -> Credentials:
@@ -53,18 +66,60 @@ def load_credentials(ini: Path | None = None) -> Credentials:
 
 
 class Client:
-    def __init__(self, creds: Credentials, timeout: float = 60) -> None:
+    def __init__(
+        self, creds: Credentials, timeout: float = 60, session_file: Path | None = None
+    ) -> None:
         self.creds = creds
         self.http = httpx.Client(timeout=timeout)
+        self.session_file = session_file
+        self.sessionkey = ""
+        if creds.uses_session:
+            self._load_session()
 
     def call(self, command: str, **params: Any) -> dict[str, Any]:
-        """One signed POST; returns the body under ``<command>response`` or raises ApiError."""
+        """One POST; returns the body under ``<command>response`` or raises ApiError."""
         query = {k: _text(v) for k, v in params.items() if v is not None}
-        query.update(command=command, response="json", apiKey=self.creds.key)
+        query.update(command=command, response="json")
+        if not self.creds.uses_session:
+            return self._send(command, self._signed(query))
+        if not self.sessionkey:
+            self.login()
+        try:
+            return self._send(command, {**query, "sessionkey": self.sessionkey})
+        except ApiError as err:
+            if err.status != 401:
+                raise
+        self.login()  # the session expired or was ended elsewhere: once more, freshly
+        return self._send(command, {**query, "sessionkey": self.sessionkey})
+
+    def login(self) -> None:
+        """Start a session with the profile's username and password."""
+        self.http.cookies.clear()
+        body = self._send(
+            "login",
+            {
+                "command": "login",
+                "response": "json",
+                "username": self.creds.username,
+                "password": self.creds.password,
+                "domain": self.creds.domain or "/",
+            },
+        )
+        self.sessionkey = str(body["sessionkey"])
+        self._save_session()
+
+    def _signed(self, query: dict[str, str]) -> dict[str, str]:
+        query["apiKey"] = self.creds.key
         query["signature"] = sign_params(self.creds.secret, query)
-        resp = self.http.post(self.creds.endpoint, data=query)
-        body = resp.json()
-        inner: dict[str, Any] = next(iter(body.values())) if body else {}
+        return query
+
+    def _send(self, command: str, form: dict[str, str]) -> dict[str, Any]:
+        resp = self.http.post(self.creds.endpoint, data=form)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise ApiError(command, resp.status_code, resp.status_code, resp.text[:200]) from None
+        inner: dict[str, Any] = next(iter(body.values())) if isinstance(body, dict) and body else {}
         if resp.status_code != 200:
             raise ApiError(
                 command,
@@ -73,6 +128,26 @@ class Client:
                 str(inner.get("errortext", resp.text)),
             )
         return inner
+
+    def _load_session(self) -> None:
+        if self.session_file is None or not self.session_file.exists():
+            return
+        try:
+            saved = json.loads(self.session_file.read_text())
+        except ValueError:
+            return
+        if saved.get("endpoint") != self.creds.endpoint:
+            return
+        self.sessionkey = str(saved.get("sessionkey", ""))
+        for name, value in dict(saved.get("cookies", {})).items():
+            self.http.cookies.set(name, value)
+
+    def _save_session(self) -> None:
+        if self.session_file is None:
+            return
+        cookies = {c.name: c.value or "" for c in self.http.cookies.jar}
+        data = {"endpoint": self.creds.endpoint, "sessionkey": self.sessionkey, "cookies": cookies}
+        write_private(self.session_file, json.dumps(data))
 
     def wait(self, command: str, timeout: float = 600, **params: Any) -> dict[str, Any]:
         """Run a command; for an async one, poll its job to the end and return its result."""
@@ -100,6 +175,18 @@ class Client:
         """The objects a list command returns (empty lists come back as ``{}``)."""
         items: list[dict[str, Any]] = self.call(command, listall="true", **params).get(key, [])
         return items
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create a 0600 file atomically: secrets are never world-readable, even for a moment."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _text(value: Any) -> str:

@@ -1,27 +1,20 @@
-"""The ``cumulo`` command: run the cloud's processes and administer its database."""
+"""The ``cumulo`` command: run the cloud's processes, administer it, and call its API.
+
+Operator commands (``up``, ``server``, ``agent``, ``s3``, ``db``, ``zone``, ``image``) are
+argparse subcommands here; anything else (``list zones``, ``api listApis``, ``profile``,
+``shell`` …) is the CloudMonkey-style client in ``client_commands``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from cumulo.common.logging import configure_logging
 from cumulo.common.settings import Settings, ensure_data_dir, load_settings
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Create a 0600 file atomically: secrets are never world-readable, even for a moment."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def cmd_db_upgrade(settings: Settings, _: argparse.Namespace) -> int:
@@ -41,6 +34,7 @@ def _safe_url(url: str) -> str:
 
 def init_cloud(settings: Settings) -> str | None:
     """Migrate, create the first rows, and on first run the admin's password and keys."""
+    from cumulo.cli.client import write_private
     from cumulo.db.migrate import upgrade
     from cumulo.db.models import User
     from cumulo.services.identity.bootstrap import ensure_cloud
@@ -60,9 +54,9 @@ def init_cloud(settings: Settings) -> str | None:
             api_key, secret = register_keys(session, rt.box, admin)
     finally:
         rt.db.dispose()
-    _write_private(settings.admin_password_file, password + "\n")
+    write_private(settings.admin_password_file, password + "\n")
     endpoint = f"http://{settings.api.host}:{settings.api.port}/client/api"
-    _write_private(
+    write_private(
         settings.data_dir / "admin.ini",
         f"[cloudstack]\nendpoint = {endpoint}\nkey = {api_key}\nsecret = {secret}\n",
     )
@@ -126,7 +120,10 @@ def cmd_zone_apply(_: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cumulo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cumulo",
+        description="Run and administer a Cumulo cloud. API commands: `cumulo help`.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run a whole cloud on this machine").set_defaults(fn=cmd_up)
     sub.add_parser("server", help="run a management server").set_defaults(fn=cmd_server)
@@ -153,8 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPERATOR_COMMANDS = frozenset({"up", "server", "init", "db", "zone", "agent", "image", "s3"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] not in OPERATOR_COMMANDS and words[0] not in ("-h", "--help"):
+        from cumulo.cli.client_commands import run
+
+        return run(words)
+    if not words:
+        from cumulo.cli.client_commands import USAGE_TEXT
+
+        sys.stdout.write(USAGE_TEXT)
+        return 2
+    args = build_parser().parse_args(words)
     settings = load_settings()
     configure_logging(settings.log.level, settings.log.format, settings.log.file)
     fn: Callable[[Settings, argparse.Namespace], int] = args.fn

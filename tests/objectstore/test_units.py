@@ -110,7 +110,24 @@ def test_schema_v2_adds_the_column_to_a_v1_database(tmp_path: Path) -> None:
         migrate.schema.metadata.create_all(conn)
         conn.execute(text("ALTER TABLE s3_buckets DROP COLUMN public_access_block"))
         conn.execute(text("INSERT INTO s3_schema_version (id, version) VALUES (1, 1)"))
-    assert upgrade(engine) == HEAD == 2
+    assert upgrade(engine) == HEAD >= 2
     with engine.begin() as conn:
         cols = {r[1] for r in conn.execute(text("PRAGMA table_info(s3_buckets)"))}
         assert "public_access_block" in cols
+
+
+def test_schema_v3_adds_users_and_limits_to_a_v2_database(tmp_path: Path) -> None:
+    """A version-2 database (no s3_users, no s3_limits) gains both tables, empty."""
+    from cumulo.objectstore.meta import migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'v2.db'}")
+    with engine.begin() as conn:
+        migrate.schema.metadata.create_all(conn)
+        conn.execute(text("DROP TABLE s3_users"))
+        conn.execute(text("DROP TABLE s3_limits"))
+        conn.execute(text("INSERT INTO s3_schema_version (id, version) VALUES (1, 2)"))
+    assert upgrade(engine) == HEAD == 3
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM s3_users")).scalar() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM s3_limits")).scalar() == 0
+        assert current_version(conn) == 3

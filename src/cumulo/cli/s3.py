@@ -1,4 +1,5 @@
-"""The ``cumulo s3`` command: serve the S3 API (settings in the ``[s3]`` section)."""
+"""The ``cumulo s3`` command: serve the S3 API (settings in the ``[s3]`` section), and
+``cumulo s3 admin …``: the admin API's client (users, limits, usage; see cli/s3admin.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ def register(sub: Any) -> None:
     s3.add_argument("--host", help="listen address (default: s3.host, loopback)")
     s3.add_argument("--port", type=int, help="listen port (default: s3.port, 7480)")
     s3.set_defaults(fn=cmd_s3)
+    from cumulo.cli import s3admin
+
+    sub3 = s3.add_subparsers(dest="s3_cmd")
+    admin = sub3.add_parser("admin", help="S3 users, limits and usage through the admin API")
+    s3admin.register(admin)
+    admin.set_defaults(fn=s3admin.cmd_admin)
 
 
 def cmd_s3(settings: Settings, args: argparse.Namespace) -> int:

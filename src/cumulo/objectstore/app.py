@@ -17,6 +17,8 @@ from anyio import to_thread
 
 from cumulo.common.logging import request_id_var
 from cumulo.common.time import utcnow
+from cumulo.objectstore.admin import Admin, is_admin_path
+from cumulo.objectstore.admin import handle as handle_admin
 from cumulo.objectstore.auth import AuthError, RequestView, authenticate
 from cumulo.objectstore.errors import S3Error, error_xml
 from cumulo.objectstore.handlers import Handler, route
@@ -31,7 +33,7 @@ from cumulo.objectstore.http import (
     Send,
     parse_request,
 )
-from cumulo.objectstore.identity import CloudIdentity
+from cumulo.objectstore.identity import Identities
 from cumulo.objectstore.usage import UsageMeter, operation_name
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,16 @@ log = logging.getLogger(__name__)
 
 class S3App:
     def __init__(
-        self, svc: Service, identity: CloudIdentity, meter: UsageMeter | None = None
+        self,
+        svc: Service,
+        identity: Identities,
+        meter: UsageMeter | None = None,
+        admin: Admin | None = None,
     ) -> None:
         self.svc = svc
         self.identity = identity
         self.meter = meter
+        self.admin = admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,6 +75,8 @@ class S3App:
         try:
             req = parse_request(scope, receive, self.svc.settings.domains)
             ctx = await self._context(req, request_id)
+            if self.admin is not None and is_admin_path(req.raw_path, req.virtual_host):
+                return await handle_admin(self.admin, ctx)
             handler = route(req)
             response = await handler(ctx)
             response.headers += cors_headers(ctx)
@@ -100,7 +109,7 @@ class S3App:
             owner,
             ctx.req.bucket or "",
             operation_name(name, ctx.req.method),
-            ctx.req.bytes_received,
+            ctx.bytes_in,
             sent,
         )
 

@@ -92,6 +92,11 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),
     "QuotaExceeded": (403, "The quota has been exceeded."),
+    "TooManyBuckets": (400, "You have attempted to create more buckets than allowed."),
+    # The admin API's (radosgw's admin-ops names).
+    "NoSuchUser": (404, "The specified user does not exist."),
+    "NoSuchResource": (404, "The specified admin resource does not exist."),
+    "UserAlreadyExists": (409, "The specified user already exists."),
     "RequestTimeTooSkewed": (
         403,
         "The difference between the request time and the server's time is too large.",

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from cumulo.common.secretbox import SecretBox
 from cumulo.db.engine import Database
 from cumulo.db.models import Account, Domain, User
-from cumulo.objectstore.auth import Credentials
+from cumulo.objectstore.auth import AuthError, Credentials
+from cumulo.objectstore.meta.users import UserStore
 
 # Account types CloudStack calls admins: 1 root admin, 2 domain admin.
 ROOT_ADMIN_TYPE = 1
@@ -52,6 +53,12 @@ class CloudIdentity:
             self._cache[access_key] = (now, creds)
         return creds
 
+    def account_exists(self, account_uuid: str) -> bool:
+        """Whether a live cloud account has this UUID (the owner id its buckets carry)."""
+        stmt = select(Account.id).where(Account.uuid == account_uuid, Account.removed.is_(None))
+        with self._db.read() as session:
+            return session.scalar(stmt) is not None
+
     def _load(self, access_key: str) -> Credentials | None:
         stmt = (
             select(User, Account)
@@ -81,3 +88,44 @@ class CloudIdentity:
             )
             secret = self._box.open(sealed)
         return Credentials(access_key=access_key, secret_key=secret, principal=principal)
+
+
+def looks_like_s3_key(access_key: str) -> bool:
+    """S3-only users' key ids are always made by ``new_key_id`` (``CU`` + 18 of A-Z0-9), so
+    other keys never cost a read of ``s3_users``."""
+    return len(access_key) == 20 and access_key.startswith("CU") and access_key.isalnum()
+
+
+class Identities:
+    """Both kinds of S3 user: the admin API's S3-only users (the metadata database, read on
+    every request so a disable or a new secret takes effect at once) and the cloud's users
+    (``CloudIdentity``)."""
+
+    def __init__(self, users: UserStore, cloud: CloudIdentity) -> None:
+        self.users, self.cloud = users, cloud
+
+    def lookup(self, access_key: str) -> Credentials | None:
+        if looks_like_s3_key(access_key):
+            found = self.users.credentials(access_key)
+            if found is not None:
+                user, secret = found
+                if user.status != "enabled":
+                    # Whatever the signature: a disabled user's keys open nothing, presigned
+                    # URLs made before the disable included.
+                    raise AuthError("AccessDenied", "Access Denied")
+                principal = Principal(
+                    user.canonical_id, user.name, user.canonical_id, user.is_admin
+                )
+                return Credentials(access_key=access_key, secret_key=secret, principal=principal)
+        return self.cloud.lookup(access_key)
+
+    def owner_of(self, ref: str) -> str | None:
+        """The owner id an admin means by ``ref``: an S3-only user's key id or canonical id,
+        a cloud user's API key, or a cloud account's UUID."""
+        user = self.users.get(ref)
+        if user is not None:
+            return user.canonical_id
+        creds = self.cloud.lookup(ref)
+        if creds is not None:
+            return str(creds.principal.owner_id)
+        return ref if self.cloud.account_exists(ref) else None

@@ -12,15 +12,17 @@ from sqlalchemy import event
 from cumulo.common.secretbox import SecretBox, load_or_create_key
 from cumulo.common.settings import Settings, ensure_data_dir
 from cumulo.db.engine import Database
+from cumulo.objectstore.admin import Admin
 from cumulo.objectstore.app import S3App
 from cumulo.objectstore.blobs.fs import FsBlobStore
 from cumulo.objectstore.gc import run_collector
 from cumulo.objectstore.handlers.base import Service
-from cumulo.objectstore.identity import CloudIdentity
+from cumulo.objectstore.identity import CloudIdentity, Identities
 from cumulo.objectstore.lifecycle import run_lifecycle
 from cumulo.objectstore.meta.migrate import upgrade
 from cumulo.objectstore.meta.store import MetaStore
 from cumulo.objectstore.meta.uploads import UploadStore
+from cumulo.objectstore.meta.users import UserStore
 from cumulo.objectstore.usage import UsageMeter, run_flusher
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ def _full_sync(dbapi_conn: object, _record: object) -> None:
     cur.close()
 
 
-def build_service(settings: Settings) -> tuple[Service, CloudIdentity]:
+def build_service(settings: Settings) -> tuple[Service, Identities]:
     ensure_data_dir(settings)
     meta_db = open_meta(settings)
     meta = MetaStore(meta_db)
@@ -55,7 +57,7 @@ def build_service(settings: Settings) -> tuple[Service, CloudIdentity]:
     )
     cloud_db = Database(settings.database_url, settings.database.pool_size)
     box = SecretBox(load_or_create_key(settings.master_key_file))
-    identity = CloudIdentity(cloud_db, box)
+    identity = Identities(UserStore(meta_db, box), CloudIdentity(cloud_db, box))
     svc.lookup = identity.lookup
     return svc, identity
 
@@ -64,7 +66,7 @@ async def serve(settings: Settings) -> None:
     svc, identity = build_service(settings)
     meter = UsageMeter(svc.meta.db)
     config = uvicorn.Config(
-        S3App(svc, identity, meter),
+        S3App(svc, identity, meter, Admin(identity.users, identity, meter)),
         host=settings.s3.host,
         port=settings.s3.port,
         log_config=None,

@@ -43,14 +43,19 @@ class Ctx:
     request_id: str
     # The bucket this request resolved, for the CORS headers the front door adds.
     loaded_bucket: Bucket | None = None
+    # Decoded payload bytes read so far (usage statistics).
+    bytes_in: int = 0
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a metadata call in a worker thread: it may wait on the database's lock."""
         return await to_thread.run_sync(partial(fn, *args, **kwargs))
 
-    def body(self) -> AsyncIterator[bytes]:
-        """The decoded, verified payload; the check raises at the end if anything is off."""
-        return self.payload.stream(self.req.raw_body())
+    async def body(self) -> AsyncIterator[bytes]:
+        """The decoded, verified payload; the check raises at the end if anything is off.
+        Its bytes are what usage reports count as bytes in (no aws-chunked framing)."""
+        async for chunk in self.payload.stream(self.req.raw_body()):
+            self.bytes_in += len(chunk)
+            yield chunk
 
     async def small_body(self) -> bytes:
         """A configuration body (XML, JSON): bounded, so it may be held in memory."""

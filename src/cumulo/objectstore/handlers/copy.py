@@ -27,6 +27,7 @@ from cumulo.objectstore.handlers.object import (
     stored_headers,
     user_meta,
 )
+from cumulo.objectstore.handlers.quota import check_room
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import NewVersion
 from cumulo.objectstore.xml import Node, render, timestamp
@@ -95,6 +96,7 @@ async def copy_object(ctx: Ctx) -> Response:
             "or encryption attributes.",
         )
     replace = directive == "REPLACE"
+    await check_room(ctx, dest, int(src.size), ctx.key)
     written = await write_body(ctx, read_manifest(ctx.svc.blobs, src.manifest, 0, int(src.size)))
     tag_directive = h.get("x-amz-tagging-directive", "COPY").upper()
     new = NewVersion(

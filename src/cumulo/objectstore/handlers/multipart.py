@@ -10,7 +10,7 @@ from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
-from cumulo.objectstore.handlers.blobio import write_body
+from cumulo.objectstore.handlers.blobio import declared_length, write_body
 from cumulo.objectstore.handlers.listing import Encoder, max_keys
 from cumulo.objectstore.handlers.object import (
     check_key,
@@ -18,6 +18,7 @@ from cumulo.objectstore.handlers.object import (
     stored_headers,
     user_meta,
 )
+from cumulo.objectstore.handlers.quota import check_room
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
 from cumulo.objectstore.meta.uploads import MAX_PARTS, UploadInfo, multipart_etag
@@ -72,6 +73,7 @@ async def upload_part(ctx: Ctx) -> Response:
     bucket = await _bucket_for(ctx)
     number = part_number(ctx)
     await ctx.run(ctx.svc.uploads.get, bucket, ctx.key, upload_id(ctx))
+    await check_room(ctx, bucket, declared_length(ctx), None)
     written = await write_body(ctx)
     try:
         await ctx.run(

@@ -11,8 +11,9 @@ from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers import public_block
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
-from cumulo.objectstore.handlers.blobio import read_manifest, write_body
+from cumulo.objectstore.handlers.blobio import declared_length, read_manifest, write_body
 from cumulo.objectstore.handlers.conditions import check_read, check_write, http_date, parse_range
+from cumulo.objectstore.handlers.quota import check_room
 from cumulo.objectstore.http import Response
 from cumulo.objectstore.meta.store import Bucket, NewVersion
 
@@ -89,6 +90,7 @@ async def put_object(ctx: Ctx) -> Response:
     public_block.check_acl(bucket, new_acl)
     meta, stored = user_meta(h), stored_headers(h)
     tags = parse_tagging_header(h.get("x-amz-tagging"))
+    await check_room(ctx, bucket, declared_length(ctx), ctx.key)
     written = await write_body(ctx)
     new = NewVersion(
         size=written.size,

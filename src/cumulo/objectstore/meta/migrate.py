@@ -30,7 +30,16 @@ def _v2_public_access_block(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE s3_buckets ADD COLUMN public_access_block JSON"))
 
 
-STEPS: list[Callable[[Connection], None]] = [_v1_initial, _v2_public_access_block]
+def _v3_users_and_limits(conn: Connection) -> None:
+    """Version 3: S3-only users and per-owner limits (the admin API)."""
+    schema.metadata.create_all(conn, tables=[schema.users, schema.limits], checkfirst=True)
+
+
+STEPS: list[Callable[[Connection], None]] = [
+    _v1_initial,
+    _v2_public_access_block,
+    _v3_users_and_limits,
+]
 HEAD = len(STEPS)
 
 

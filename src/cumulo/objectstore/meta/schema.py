@@ -151,3 +151,32 @@ usage = Table(
     Column("bytes_out", BigInteger, nullable=False, default=0),
     UniqueConstraint("owner_id", "bucket", "operation", "hour", name="uq_s3_usage_slot"),
 )
+
+# S3-only users (the admin API's): the key pair is theirs, the secret sealed with the cloud's
+# SecretBox exactly as CloudStack users' secret keys are (schema version 3).
+users = Table(
+    "s3_users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The canonical id: what buckets, ACLs and usage rows name as owner.
+    Column("canonical_id", String(64), nullable=False, unique=True),
+    Column("key_id", String(64), nullable=False, unique=True),
+    Column("secret_enc", Text, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("email", String(255), nullable=False, unique=True),
+    # "enabled" or "disabled".
+    Column("status", String(16), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+# Per-owner limits (S3-only users and cloud accounts alike); NULL means unlimited. The row
+# is also the lock that serialises a limited owner's writers on PostgreSQL (schema version 3).
+limits = Table(
+    "s3_limits",
+    metadata,
+    Column("owner_id", String(64), primary_key=True),
+    Column("max_buckets", BigInteger),
+    Column("max_bytes", BigInteger),
+    Column("max_objects", BigInteger),
+)

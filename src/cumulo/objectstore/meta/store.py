@@ -21,6 +21,7 @@ from cumulo.common.time import aware, utcnow
 from cumulo.db.engine import Database
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.meta.schema import buckets, garbage, objects
+from cumulo.objectstore.meta.users import check_bucket_count, check_stored
 
 NULL_VERSION = "null"
 # How long a blob being written may stay unreferenced before a crash is assumed.
@@ -109,6 +110,7 @@ class MetaStore:
                 existing = s.execute(select(buckets).where(buckets.c.name == name)).first()
                 if existing is not None:
                     raise _exists(existing.owner_id == owner_id, name)
+                check_bucket_count(s, owner_id)
                 s.execute(
                     insert(buckets).values(
                         name=name,
@@ -176,14 +178,21 @@ class MetaStore:
 
     def put_version(self, bucket_name: str, key: str, new: NewVersion) -> tuple[str, str]:
         """Make ``new`` the key's latest version; returns (version id, bucket versioning)."""
-        with self.db.write() as s:
-            bucket = _locked_bucket(s, bucket_name)
-            version_id = _next_version_id(bucket)
-            _retire(s, bucket, key, version_id)
-            s.execute(insert(objects).values(**_version_values(bucket, key, version_id, new)))
-            _count(s, bucket.id, 1, new.size)
-            s.execute(delete(garbage).where(garbage.c.blob_id.in_(blob_ids(new.manifest))))
-            return version_id, bucket.versioning
+        try:
+            with self.db.write() as s:
+                bucket = _locked_bucket(s, bucket_name)
+                version_id = _next_version_id(bucket)
+                _retire(s, bucket, key, version_id)
+                s.execute(insert(objects).values(**_version_values(bucket, key, version_id, new)))
+                _count(s, bucket.id, 1, new.size)
+                # After the changes, so an overwrite is charged only its difference.
+                check_stored(s, bucket.owner_id)
+                s.execute(delete(garbage).where(garbage.c.blob_id.in_(blob_ids(new.manifest))))
+                return version_id, bucket.versioning
+        except S3Error as err:
+            if err.code == "QuotaExceeded":  # the bytes are durable but will never be named
+                self.forget(blob_ids(new.manifest))
+            raise
 
     def update_version(self, row: Row[Any], **values: Any) -> None:
         with self.db.write() as s:

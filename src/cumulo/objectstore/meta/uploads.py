@@ -29,6 +29,7 @@ from cumulo.objectstore.meta.store import (
     _retire,
     _version_values,
 )
+from cumulo.objectstore.meta.users import check_stored
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
@@ -167,6 +168,7 @@ class UploadStore:
             _retire(s, b, key, version_id)
             s.execute(insert(objects).values(**_version_values(b, key, version_id, new)))
             _count(s, b.id, 1, new.size)
+            check_stored(s, b.owner_id)
             unused = [r.blob_id for n, r in have.items() if n not in {u.part_number for u in used}]
             _bury(s, unused, utcnow())
             s.execute(delete(parts).where(parts.c.upload_id == up.id))

@@ -13,7 +13,19 @@ up: install
 test: install
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-install: .stamp-apt .stamp-venv
+install: .stamp-apt .stamp-venv .stamp-web
+
+# The dashboard: npm builds web/ into src/cumulo/dashboard/dist, which the server serves at
+# /client/. Debian's nodejs and npm are installed only when no npm is on the machine. `npm
+# install` rather than `npm ci`: the registry mirror here writes lock files without download
+# addresses, which `npm ci` refuses; install still keeps to the locked versions.
+WEB_SOURCES := $(shell find web -path web/node_modules -prune -o -type f -print)
+.stamp-web: $(WEB_SOURCES) .stamp-apt
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; \
+	fi
+	cd web && npm install --no-audit --no-fund --loglevel=error && npm run build
+	touch $@
 
 .stamp-apt: scripts/apt-packages.txt
 	@if [ "$$(id -u)" = 0 ]; then \

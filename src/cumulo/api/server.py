@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from cumulo.api import console, image_links
+from cumulo.api import console, dashboard, image_links
 from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
 from cumulo.api.cloudstack.dispatch import Dispatcher
 from cumulo.api.cloudstack.endpoint import ApiEndpoint
@@ -63,6 +63,10 @@ class ManagementServer:
             routes.append(WebSocketRoute(console.USER_PATH, self.console.user_endpoint))
             routes.append(WebSocketRoute(console.AGENT_PATH, self.console.agent_endpoint))
             routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
+            ui = dashboard.Dashboard(self.rt)
+            routes.append(Route("/", ui.root, methods=["GET"]))
+            routes.append(Route("/client/session", ui.session, methods=["GET"]))
+            routes.append(Route("/client/{path:path}", ui.asset, methods=["GET"]))
         return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
     def _scavenge(self) -> None:

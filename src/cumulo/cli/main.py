@@ -72,6 +72,7 @@ def cmd_init(settings: Settings, _: argparse.Namespace) -> int:
 def _print_welcome(settings: Settings, password: str | None) -> None:
     api = settings.api
     print(f"Cumulo API:      http://{api.host}:{api.port}/client/api")
+    print(f"Dashboard:       http://{api.host}:{api.port}/client/")
     print("Log in as:       admin (domain ROOT)")
     if password is not None:
         print(f"Admin password:  {password}   (shown once; also in {settings.admin_password_file})")

@@ -1,0 +1,1 @@
+"""The web dashboard's built assets (``dist/``, made from ``web/`` by ``make install``)."""

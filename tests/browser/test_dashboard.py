@@ -1,0 +1,146 @@
+"""The web dashboard in a real Chromium (playwright-core from npm, Debian's chromium).
+
+The browser script (web/e2e/dashboard.mjs) logs in as a plain user and as the operator and
+does the everyday things; this wrapper starts the server with a simulator zone, runs it,
+and checks the cloud's side through the API: the VM the browser deployed exists, belongs to
+the user and is Stopped; the host the operator disabled is Disabled. Screenshots land in
+build/artifacts/dashboard/ (linked from docs/dashboard.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.tenants import PASSWORD, Tenant, make_domain, make_tenant
+from tests.support.cloud import Cloud
+from tests.support.simzone import IMAGE, SimZone, build, http_files, uniq
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+DIST = ROOT / "src" / "cumulo" / "dashboard" / "dist" / "index.html"
+ARTIFACTS = ROOT / "build" / "artifacts" / "dashboard"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(
+        not (WEB / "node_modules" / "playwright-core").exists() or not DIST.exists(),
+        reason="the dashboard is not built (make install runs npm in web/)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def sim(
+    cloud: Cloud, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SimZone]:
+    if "pg" in request.node.name or "pg" in str(getattr(request, "param", "")):
+        pytest.skip("the dashboard is an API client: its server paths run on PostgreSQL elsewhere")
+    root = tmp_path_factory.mktemp("uifiles")
+    with http_files({"sim.qcow2": IMAGE}, root) as url:
+        yield build(cloud, tmp_path_factory.mktemp("uiwork"), url, hosts=2)
+
+
+@pytest.fixture(scope="module")
+def user(cloud: Cloud) -> Tenant:
+    return make_tenant(cloud, make_domain(cloud)["id"])
+
+
+def _run_browser(cloud: Cloud, sim: SimZone, user: Tenant, vm_name: str) -> dict[str, object]:
+    domain = cloud.call("listDomains", id=user.domain_id)["domain"][0]
+    env = {
+        **os.environ,
+        "BASE_URL": f"http://127.0.0.1:{cloud.port}",
+        "CHROMIUM": CHROMIUM,
+        "ARTIFACTS": str(ARTIFACTS),
+        "USER_NAME": user.username,
+        "USER_PASSWORD": PASSWORD,
+        "USER_DOMAIN": domain["path"],
+        "ADMIN_PASSWORD": cloud.admin_password,
+        "ZONE_NAME": sim.zone["name"],
+        "TEMPLATE_NAME": sim.template["name"],
+        "HOST_NAME": sim.hosts[0]["name"],
+        "VM_NAME": vm_name,
+    }
+    done = subprocess.run(
+        ["node", str(WEB / "e2e" / "dashboard.mjs")],
+        cwd=WEB,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no result from the browser: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    result: dict[str, object] = json.loads(lines[-1])
+    assert done.returncode == 0 and "error" not in result, result.get("error", done.stderr)
+    return result
+
+
+def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tenant) -> None:
+    vm_name = uniq("web")
+    result = _run_browser(cloud, sim, user, vm_name)
+    assert (
+        "unable to authenticate" in str(result["badLoginError"]).lower() or result["badLoginError"]
+    )
+    assert result["userSeesOperatorMenu"] is False and result["operatorUrlRefused"] is True
+    assert result["reachedRunning"] is True and result["stopped"] is True
+    assert result["fullReloads"] == 0
+    assert result["sessionSurvivesReload"] is True
+    assert result["storageKeys"] == []  # nothing, let alone a secret, in web storage
+    assert result["pageErrors"] == []
+    assert result["adminSeesOperatorMenu"] is True and result["hostDisabled"] is True
+
+    # the cloud's side of what the browser did
+    vms = cloud.call("listVirtualMachines", user.keys, name=vm_name)["virtualmachine"]
+    assert len(vms) == 1 and vms[0]["state"] == "Stopped" and vms[0]["account"] == user.name
+    assert vms[0]["zoneid"] == sim.zone["id"]
+    host = cloud.call("listHosts", id=sim.hosts[0]["id"])["host"][0]
+    assert host["resourcestate"] == "Disabled"
+    cloud.call("updateHost", id=sim.hosts[0]["id"], allocationstate="Enable")
+    for shot in ("home-user", "forbidden", "deploy", "instances", "home-admin", "hosts"):
+        assert (ARTIFACTS / f"{shot}.png").stat().st_size > 5000, shot
+
+
+def test_dashboard_pages_are_locked_down(cloud: Cloud, sim: SimZone) -> None:
+    import httpx
+
+    base = f"http://127.0.0.1:{cloud.port}"
+    page = httpx.get(f"{base}/client/", timeout=10)
+    assert page.status_code == 200 and '<div id="app">' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert httpx.get(f"{base}/", timeout=10).headers["location"] == "/client/"
+    # a path outside the build never escapes it
+    escaped = httpx.get(f"{base}/client/..%2f..%2fapi%2fserver.py", timeout=10)
+    assert "ManagementServer" not in escaped.text
+    # the session route answers only with valid session cookies, and is never cached
+    anonymous = httpx.get(f"{base}/client/session", timeout=10)
+    assert anonymous.status_code == 401 and anonymous.headers["cache-control"] == "no-store"
+    forged = httpx.get(
+        f"{base}/client/session", cookies={"JSESSIONID": "x", "sessionkey": "y"}, timeout=10
+    )
+    assert forged.status_code == 401
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        login = browser.post(
+            "/client/api",
+            data={
+                "command": "login",
+                "username": "admin",
+                "password": cloud.admin_password,
+                "domain": "/",
+                "response": "json",
+            },
+        )
+        key = login.json()["loginresponse"]["sessionkey"]
+        me = browser.get("/client/session")
+        assert me.status_code == 200 and me.json()["sessionkey"] == key
+        assert me.json()["username"] == "admin" and "access-control-allow-origin" not in me.headers

@@ -1,0 +1,109 @@
+// The dashboard's everyday paths in a real Chromium, against a real server the pytest
+// wrapper (tests/browser/test_dashboard.py) started with a simulator zone. It prints one
+// JSON object with what it did; the wrapper checks the cloud's side through the API.
+//
+// env: BASE_URL, CHROMIUM, ARTIFACTS, USER_NAME, USER_PASSWORD, USER_DOMAIN, ADMIN_PASSWORD,
+//      ZONE_NAME, TEMPLATE_NAME, HOST_NAME, VM_NAME
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const env = process.env;
+const base = env.BASE_URL;
+const shots = env.ARTIFACTS;
+mkdirSync(shots, { recursive: true });
+const done = {};
+
+async function login(page, user, password, domain) {
+  await page.goto(`${base}/client/`);
+  await page.waitForURL(/#\/login/);
+  await page.getByLabel("User name").fill(user);
+  await page.getByLabel("Password").fill(password);
+  await page.getByLabel("Domain").fill(domain);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: `Welcome, ${user}` }).waitFor();
+}
+
+function row(page, name) {
+  return page.locator(`tr[data-row="${name}"]`);
+}
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+try {
+  // --- a plain user -------------------------------------------------------------------
+  const user = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await user.newPage();
+  const failures = [];
+  page.on("pageerror", (err) => failures.push(String(err)));
+  await page.goto(`${base}/client/`);
+  await page.waitForURL(/#\/login/);
+  await page.getByLabel("User name").fill(env.USER_NAME);
+  await page.getByLabel("Password").fill("wrong-password");
+  await page.getByLabel("Domain").fill(env.USER_DOMAIN);
+  await page.getByRole("button", { name: "Log in" }).click();
+  done.badLoginError = await page.getByRole("alert").innerText();
+  await login(page, env.USER_NAME, env.USER_PASSWORD, env.USER_DOMAIN);
+  await page.screenshot({ path: `${shots}/home-user.png` });
+  done.userSeesOperatorMenu = (await page.locator('[data-test="operator-menu"]').count()) > 0;
+  await page.goto(`${base}/client/#/infra/hosts`);
+  await page.getByRole("heading", { name: "Not allowed" }).waitFor();
+  done.operatorUrlRefused = true;
+  await page.screenshot({ path: `${shots}/forbidden.png` });
+
+  await page.getByRole("link", { name: "Back to the dashboard" }).click();
+  await page.getByRole("link", { name: "Instances" }).first().click();
+  await page.getByRole("link", { name: "Deploy instance" }).click();
+  await page.getByLabel("Name").fill(env.VM_NAME);
+  await page.getByLabel("Zone").selectOption({ label: env.ZONE_NAME });
+  await page.locator('select[name="templateid"] option', { hasText: env.TEMPLATE_NAME }).first().waitFor({ state: "attached" });
+  await page.getByLabel("Template").selectOption({ label: env.TEMPLATE_NAME });
+  await page.screenshot({ path: `${shots}/deploy.png` });
+  const navigations = [];
+  page.on("framenavigated", (f) => f === page.mainFrame() && navigations.push(f.url()));
+  await page.getByRole("button", { name: "Deploy" }).click();
+  await page.waitForURL(/#\/instances$/);
+  const state = row(page, env.VM_NAME).locator('[data-test="state"]');
+  await state.filter({ hasText: "Running" }).waitFor({ timeout: 60000 });
+  done.reachedRunning = true;
+  await page.screenshot({ path: `${shots}/instances.png` });
+  await row(page, env.VM_NAME).getByRole("button", { name: "Stop" }).click();
+  await state.filter({ hasText: "Stopped" }).waitFor({ timeout: 60000 });
+  done.stopped = true;
+  // hash changes only: the page was never reloaded while the VM started and stopped
+  done.fullReloads = navigations.filter((u) => !u.includes("#")).length;
+
+  await page.reload();
+  await row(page, env.VM_NAME).waitFor();
+  done.sessionSurvivesReload = true;
+  done.storageKeys = await page.evaluate(() => [
+    ...Object.keys(localStorage),
+    ...Object.keys(sessionStorage),
+  ]);
+  done.pageErrors = failures;
+
+  // --- an operator --------------------------------------------------------------------
+  const admin = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ops = await admin.newPage();
+  await login(ops, "admin", env.ADMIN_PASSWORD, "/");
+  done.adminSeesOperatorMenu = (await ops.locator('[data-test="operator-menu"]').count()) > 0;
+  await ops.screenshot({ path: `${shots}/home-admin.png` });
+  await ops.getByRole("link", { name: "Hosts" }).click();
+  await ops.getByLabel("Search").fill(env.HOST_NAME);
+  const host = row(ops, env.HOST_NAME);
+  await host.getByRole("button", { name: "Disable" }).click();
+  await host.locator('[data-col="resourcestate"]', { hasText: "Disabled" }).waitFor();
+  done.hostDisabled = true;
+  await ops.screenshot({ path: `${shots}/hosts.png` });
+
+  // a narrow screen still shows the menu and the table
+  await ops.setViewportSize({ width: 420, height: 800 });
+  await ops.screenshot({ path: `${shots}/hosts-narrow.png` });
+} catch (err) {
+  done.error = String(err && err.stack ? err.stack : err);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(done));
+process.exit(done.error ? 1 : 0);

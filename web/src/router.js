@@ -1,0 +1,52 @@
+// Pages, each guarded by the APIs it needs: a user whose role lacks them gets the
+// "not allowed" page, never a broken screen. Hash history: every URL is served by the
+// same index.html with no server-side routing.
+import { createRouter, createWebHashHistory } from "vue-router";
+import { session, can, restore } from "./session.js";
+import Login from "./pages/Login.vue";
+import Home from "./pages/Home.vue";
+import Instances from "./pages/Instances.vue";
+import Deploy from "./pages/Deploy.vue";
+import Hosts from "./pages/Hosts.vue";
+import Forbidden from "./pages/Forbidden.vue";
+
+export const pages = [
+  { path: "/", name: "home", component: Home, meta: { title: "Dashboard", apis: [] } },
+  {
+    path: "/instances",
+    name: "instances",
+    component: Instances,
+    meta: { title: "Instances", apis: ["listVirtualMachines"] },
+  },
+  {
+    path: "/instances/new",
+    name: "deploy",
+    component: Deploy,
+    meta: { title: "Deploy instance", apis: ["deployVirtualMachine"], hidden: true },
+  },
+  {
+    path: "/infra/hosts",
+    name: "hosts",
+    component: Hosts,
+    meta: { title: "Hosts", apis: ["listHosts", "updateHost"], operator: true },
+  },
+];
+
+export const router = createRouter({
+  history: createWebHashHistory(),
+  routes: [
+    { path: "/login", name: "login", component: Login, meta: { public: true } },
+    { path: "/forbidden", name: "forbidden", component: Forbidden, meta: { public: true } },
+    ...pages,
+    { path: "/:rest(.*)", redirect: "/" },
+  ],
+});
+
+router.beforeEach(async (to) => {
+  if (!session.ready) await restore();
+  if (to.meta.public) return true;
+  if (!session.user) return { name: "login", query: { next: to.fullPath } };
+  if (to.meta.apis && !can(...to.meta.apis)) return { name: "forbidden", query: { from: to.fullPath } };
+  document.title = `${to.meta.title || "Cumulo"} · Cumulo`;
+  return true;
+});

@@ -1,0 +1,16 @@
+// Builds the dashboard into the Python package, where the management server serves it
+// under /client/ (as CloudStack serves its UI). Nothing is fetched at run time: every
+// library is bundled here.
+import { defineConfig } from "vite";
+import vue from "@vitejs/plugin-vue";
+import { fileURLToPath } from "node:url";
+
+export default defineConfig({
+  base: "/client/",
+  plugins: [vue()],
+  build: {
+    outDir: fileURLToPath(new URL("../src/cumulo/dashboard/dist", import.meta.url)),
+    emptyOutDir: true,
+    sourcemap: false,
+  },
+});

@@ -119,6 +119,13 @@ class Identities:
                 return Credentials(access_key=access_key, secret_key=secret, principal=principal)
         return self.cloud.lookup(access_key)
 
+    def owner_exists(self, canonical_id: str) -> bool:
+        """Whether an id names an S3-only user or a cloud account (the ids grants name)."""
+        user = self.users.get(canonical_id)
+        if user is not None and user.canonical_id == canonical_id:
+            return True
+        return self.cloud.account_exists(canonical_id)
+
     def owner_of(self, ref: str) -> str | None:
         """The owner id an admin means by ``ref``: an S3-only user's key id or canonical id,
         a cloud user's API key, or a cloud account's UUID."""

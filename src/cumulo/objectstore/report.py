@@ -90,7 +90,12 @@ def access_rows(
             (
                 r.owner_id,
                 AccessRow(
-                    aware(r.hour), r.bucket, r.operation, r._mapping["count"], r.bytes_in, r.bytes_out
+                    aware(r.hour),
+                    r.bucket,
+                    r.operation,
+                    r._mapping["count"],
+                    r.bytes_in,
+                    r.bytes_out,
                 ),
             )
             for r in s.execute(stmt)

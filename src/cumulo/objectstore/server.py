@@ -59,6 +59,7 @@ def build_service(settings: Settings) -> tuple[Service, Identities]:
     box = SecretBox(load_or_create_key(settings.master_key_file))
     identity = Identities(UserStore(meta_db, box), CloudIdentity(cloud_db, box))
     svc.lookup = identity.lookup
+    svc.owner_exists = identity.owner_exists
     return svc, identity
 
 

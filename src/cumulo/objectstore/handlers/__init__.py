@@ -76,6 +76,7 @@ BUCKET_SUB: dict[str, dict[str, Handler]] = {
     "uploads": {"GET": multipart.list_uploads},
     "versions": {"GET": listing.list_versions},
     "delete": {"POST": delete_multi.delete_objects},
+    "policyStatus": {"GET": public_block.get_policy_status},
     "publicAccessBlock": {
         "GET": public_block.get_block,
         "PUT": public_block.put_block,
@@ -88,6 +89,7 @@ BUCKET_PLAIN: dict[str, Handler] = {
     "DELETE": bucket.delete_bucket,
 }
 OBJECT_SUB: dict[str, dict[str, Handler]] = {
+    "torrent": {"GET": object.no_torrent},
     "attributes": {"GET": attributes.get_attributes},
     "acl": {"GET": config.get_object_acl, "PUT": config.put_object_acl},
     "tagging": {
@@ -117,7 +119,8 @@ def route(req: S3Request) -> Handler:
     names = [k for k, _ in req.query]
     if req.method == "OPTIONS":
         return cors.preflight
-    if any(n in UNSUPPORTED for n in names):
+    # An object's ?torrent has its own answer (OBJECT_SUB); a bucket's is unsupported.
+    if any(n in UNSUPPORTED and not (n == "torrent" and req.key) for n in names):
         raise S3Error("NotImplemented")
     if req.key is None:
         return _pick(names, req.method, BUCKET_SUB, _bucket_plain(req))

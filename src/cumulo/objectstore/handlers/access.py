@@ -18,6 +18,7 @@ from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.meta.store import Bucket
 from cumulo.objectstore.policy import acl as acl_rules
 from cumulo.objectstore.policy import bucket_policy as policy
+from cumulo.objectstore.policy.request import HEADER_KEYS
 
 # Actions the policy library's ACL table does not name: which ACL permission they need.
 EXTRA_PERMISSION: dict[str, tuple[str, str]] = {
@@ -60,7 +61,7 @@ def _context(ctx: Ctx, extra: Mapping[str, Sequence[str]] | None) -> dict[str, S
     for name in ("referer", "user-agent"):
         if name in h:
             context[f"aws:{name.title().replace('-', '')}"] = [h[name]]
-    for name in ("x-amz-acl", "x-amz-copy-source", "x-amz-metadata-directive"):
+    for name in HEADER_KEYS:
         if name in h:
             context[f"s3:{name}"] = [h[name]]
     for name in ("prefix", "delimiter", "max-keys"):
@@ -69,6 +70,11 @@ def _context(ctx: Ctx, extra: Mapping[str, Sequence[str]] | None) -> dict[str, S
             context[f"s3:{name}"] = [value]
     context.update(extra or {})
     return context
+
+
+def tag_context(tags: Mapping[str, str] | None) -> dict[str, Sequence[str]]:
+    """``s3:ExistingObjectTag/<key>`` condition keys of the object acted on."""
+    return {f"s3:ExistingObjectTag/{k}": [v] for k, v in (tags or {}).items()}
 
 
 def decision(

@@ -32,6 +32,8 @@ class Service:
     blobs: BlobStore
     # Key lookup, for the few checks outside the auth layer (POST form signatures).
     lookup: Callable[[str], Credentials | None] | None = None
+    # Whether a canonical user id names someone (grants to nobody are refused).
+    owner_exists: Callable[[str], bool] | None = None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers import public_block
-from cumulo.objectstore.handlers.access import authorize
+from cumulo.objectstore.handlers.access import authorize, tag_context
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
@@ -71,8 +71,21 @@ async def _acl_from_request(ctx: Ctx, owner_id: str, owner_name: str) -> dict[st
     if body.strip():
         if "x-amz-acl" in h:
             raise S3Error("UnexpectedContent", "This request does not support content")
-        return acl.parse(body, owner_id, owner_name)
-    return acl.from_headers(h, owner_id, owner_name)
+        new = acl.parse(body, owner_id, owner_name)
+    else:
+        new = acl.from_headers(h, owner_id, owner_name)
+    await _check_grantees(ctx, new)
+    return new
+
+
+async def _check_grantees(ctx: Ctx, new: dict[str, Any]) -> None:
+    """A grant to a canonical id nobody has is refused (S3: InvalidArgument)."""
+    exists = ctx.svc.owner_exists
+    if exists is None:
+        return
+    for kind, who, _ in new.get("grants", []):
+        if kind == "user" and who != new["owner"][0] and not await ctx.run(exists, who):
+            raise S3Error("InvalidArgument", "Invalid id", ArgumentName="CanonicalUser/ID")
 
 
 async def _object_row(ctx: Ctx, action: str) -> Any:
@@ -83,7 +96,7 @@ async def _object_row(ctx: Ctx, action: str) -> Any:
         raise S3Error("NoSuchKey", Key=ctx.key)
     if version_id is not None:
         action = action.replace("Object", "ObjectVersion", 1)
-    authorize(ctx, bucket, action, ctx.key, row.acl)
+    authorize(ctx, bucket, action, ctx.key, row.acl, tag_context(row.tags))
     return bucket, row
 
 
@@ -183,7 +196,10 @@ DOCUMENT_ACTIONS = {
 def _validate(kind: str, body: bytes, bucket: str) -> str:
     """Refuse a document S3 would refuse; the policy and CORS rules come from the library."""
     if kind == "policy":
-        bucket_policy.parse_policy(body, bucket)
+        parsed = bucket_policy.parse_policy(body, bucket)
+        if any(s.effect == "Allow" and s.not_principal for s in parsed.statements):
+            # AWS and radosgw refuse it: "everyone but X" is too easy to get wrong.
+            raise S3Error("MalformedPolicy", "NotPrincipal is only supported with Deny.")
         return body.decode()
     if kind == "cors":
         cors.parse_cors_xml(body)

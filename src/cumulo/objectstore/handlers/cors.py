@@ -29,6 +29,8 @@ async def preflight(ctx: Ctx) -> Response:
 def response_headers(ctx: Ctx) -> list[tuple[str, str]]:
     origin = ctx.req.headers.get("origin")
     bucket = ctx.loaded_bucket
-    if not origin or bucket is None or not bucket.cors:
-        return []
-    return list(cors.response_headers(rules(bucket.cors), origin, ctx.req.method))
+    if not origin or bucket is None or not bucket.cors or ctx.req.method == "OPTIONS":
+        return []  # a preflight's answer carries its own
+    # radosgw matches a request that names Access-Control-Request-Method on that method.
+    method = ctx.req.headers.get("access-control-request-method", ctx.req.method)
+    return list(cors.response_headers(rules(bucket.cors), origin, method))

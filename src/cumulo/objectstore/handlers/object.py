@@ -9,7 +9,7 @@ from sqlalchemy import Row
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers import public_block
-from cumulo.objectstore.handlers.access import authorize
+from cumulo.objectstore.handlers.access import authorize, tag_context
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import declared_length, read_manifest, write_body
 from cumulo.objectstore.handlers.conditions import check_read, check_write, http_date, parse_range
@@ -117,6 +117,13 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
     return [(f"x-amz-checksum-{algo.lower()}", value) for algo, value in checksums.items()]
 
 
+async def no_torrent(ctx: Ctx) -> Response:
+    """GetObjectTorrent: no torrents are served, so there is no such (torrent) key; the
+    object's own access and existence checks come first."""
+    await readable_version(ctx)
+    raise S3Error("NoSuchKey", Key=ctx.key)
+
+
 async def readable_version(ctx: Ctx) -> tuple[Bucket, Row[Any]]:
     """The version a GET/HEAD names, after the access and delete-marker checks."""
     bucket = await ctx.bucket()
@@ -137,7 +144,7 @@ async def readable_version(ctx: Ctx) -> tuple[Bucket, Row[Any]]:
             ).with_headers(*marker)
         raise S3Error("NoSuchKey", Key=ctx.key).with_headers(*marker)
     action = "s3:GetObjectVersion" if version_id is not None else "s3:GetObject"
-    authorize(ctx, bucket, action, ctx.key, row.acl)
+    authorize(ctx, bucket, action, ctx.key, row.acl, tag_context(row.tags))
     return bucket, row
 
 

@@ -56,6 +56,25 @@ def is_public_policy(text: str) -> bool:
     return False
 
 
+async def get_policy_status(ctx: Ctx) -> Response:
+    """GetBucketPolicyStatus: public when the policy allows everyone (without a condition
+    that pins the caller) or, as radosgw reports it, when the bucket's ACL grants a public
+    group."""
+    from cumulo.objectstore.handlers.access import authorize
+    from cumulo.objectstore.policy import bucket_policy
+
+    bucket = await ctx.bucket()
+    authorize(ctx, bucket, "s3:GetBucketPolicyStatus")
+    public = is_public_acl(bucket.acl)
+    if not public and bucket.policy:
+        try:
+            public = bucket_policy.is_public(bucket_policy.parse_policy(bucket.policy, bucket.name))
+        except Exception:  # a stored policy that no longer parses grants nothing
+            public = False
+    body = render(Node("PolicyStatus", [Node("IsPublic", str(public).lower())]))
+    return xml_response(body)
+
+
 async def get_block(ctx: Ctx) -> Response:
     from cumulo.objectstore.handlers.access import authorize
 

@@ -205,6 +205,10 @@ def condition_context(
     return context
 
 
+# The request headers that are condition keys (``s3:<header>``), for the handlers' context.
+HEADER_KEYS = _HEADER_KEYS
+
+
 def _put(context: dict[str, list[str]], key: str, value: str | None) -> None:
     if value is not None:
         context[key] = [value]

@@ -20,7 +20,10 @@ import pytest
 
 from tests.integration.tenants import PASSWORD, Tenant, make_domain, make_tenant
 from tests.support.cloud import Cloud
+from tests.support.netzone import add_networking
 from tests.support.simzone import IMAGE, SimZone, build, http_files, uniq
+
+NET_OFFERING = "DefaultIsolatedNetworkOfferingWithSourceNatService"
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -46,7 +49,9 @@ def sim(
         pytest.skip("the dashboard is an API client: its server paths run on PostgreSQL elsewhere")
     root = tmp_path_factory.mktemp("uifiles")
     with http_files({"sim.qcow2": IMAGE}, root) as url:
-        yield build(cloud, tmp_path_factory.mktemp("uiwork"), url, hosts=2)
+        zone = build(cloud, tmp_path_factory.mktemp("uiwork"), url, hosts=2)
+        add_networking(zone, vnis=(7600, 7649), public=(150, 170))
+        yield zone
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,9 @@ def user(cloud: Cloud) -> Tenant:
     return make_tenant(cloud, make_domain(cloud)["id"])
 
 
-def _run_browser(cloud: Cloud, sim: SimZone, user: Tenant, vm_name: str) -> dict[str, object]:
+def _run_browser(
+    cloud: Cloud, sim: SimZone, user: Tenant, names: dict[str, str]
+) -> dict[str, object]:
     domain = cloud.call("listDomains", id=user.domain_id)["domain"][0]
     env = {
         **os.environ,
@@ -68,7 +75,8 @@ def _run_browser(cloud: Cloud, sim: SimZone, user: Tenant, vm_name: str) -> dict
         "ZONE_NAME": sim.zone["name"],
         "TEMPLATE_NAME": sim.template["name"],
         "HOST_NAME": sim.hosts[0]["name"],
-        "VM_NAME": vm_name,
+        "NET_OFFERING": NET_OFFERING,
+        **names,
     }
     done = subprocess.run(
         ["node", str(WEB / "e2e" / "dashboard.mjs")],
@@ -86,8 +94,15 @@ def _run_browser(cloud: Cloud, sim: SimZone, user: Tenant, vm_name: str) -> dict
 
 
 def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tenant) -> None:
-    vm_name = uniq("web")
-    result = _run_browser(cloud, sim, user, vm_name)
+    disk = cloud.call("createDiskOffering", name=uniq("do"), displaytext="1 GB", disksize=1)
+    names = {
+        "VM_NAME": uniq("web"),
+        "NET_NAME": uniq("net"),
+        "VOL_NAME": uniq("vol"),
+        "DISK_OFFERING": disk["diskoffering"]["name"],
+    }
+    vm_name = names["VM_NAME"]
+    result = _run_browser(cloud, sim, user, names)
     assert (
         "unable to authenticate" in str(result["badLoginError"]).lower() or result["badLoginError"]
     )
@@ -103,10 +118,20 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     vms = cloud.call("listVirtualMachines", user.keys, name=vm_name)["virtualmachine"]
     assert len(vms) == 1 and vms[0]["state"] == "Stopped" and vms[0]["account"] == user.name
     assert vms[0]["zoneid"] == sim.zone["id"]
+    assert result["networkCreated"] and result["volumeAttached"] and result["portForwarded"]
+    volume = cloud.call("listVolumes", user.keys, name=names["VOL_NAME"])["volume"][0]
+    assert volume["virtualmachineid"] == vms[0]["id"] and volume["type"] == "DATADISK"
+    network = cloud.call("listNetworks", user.keys, name=names["NET_NAME"])["network"][0]
+    assert vms[0]["nic"][0]["networkid"] == network["id"]
+    rules = cloud.call("listPortForwardingRules", user.keys, ipaddress=result["acquiredIp"])
+    rule = rules["portforwardingrule"][0]
+    assert (rule["publicport"], rule["privateport"]) == ("2222", "22")
+    assert rule["virtualmachineid"] == vms[0]["id"]
     host = cloud.call("listHosts", id=sim.hosts[0]["id"])["host"][0]
     assert host["resourcestate"] == "Disabled"
     cloud.call("updateHost", id=sim.hosts[0]["id"], allocationstate="Enable")
-    for shot in ("home-user", "forbidden", "deploy", "instances", "home-admin", "hosts"):
+    shots = ("home-user", "forbidden", "deploy", "instances", "volumes", "port-forwarding")
+    for shot in (*shots, "home-admin", "hosts"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 5000, shot
 
 

@@ -3,7 +3,8 @@
 // JSON object with what it did; the wrapper checks the cloud's side through the API.
 //
 // env: BASE_URL, CHROMIUM, ARTIFACTS, USER_NAME, USER_PASSWORD, USER_DOMAIN, ADMIN_PASSWORD,
-//      ZONE_NAME, TEMPLATE_NAME, HOST_NAME, VM_NAME
+//      ZONE_NAME, TEMPLATE_NAME, HOST_NAME, VM_NAME, NET_NAME, NET_OFFERING, VOL_NAME,
+//      DISK_OFFERING
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -53,12 +54,28 @@ try {
   await page.screenshot({ path: `${shots}/forbidden.png` });
 
   await page.getByRole("link", { name: "Back to the dashboard" }).click();
+
+  // a network of my own, through the generic resource pages
+  await page.getByRole("link", { name: "Networks" }).click();
+  await page.getByRole("button", { name: "Create network" }).click();
+  let dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Name").fill(env.NET_NAME);
+  await dialog.getByLabel("Zone").selectOption({ label: env.ZONE_NAME });
+  await dialog.locator('select[name="networkofferingid"] option', { hasText: env.NET_OFFERING }).waitFor({ state: "attached" });
+  await dialog.getByLabel("Network offering").selectOption({ label: env.NET_OFFERING });
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await row(page, env.NET_NAME).waitFor();
+  done.networkCreated = true;
+
+  // deploy on it, and watch it start without reloading
   await page.getByRole("link", { name: "Instances" }).first().click();
   await page.getByRole("link", { name: "Deploy instance" }).click();
   await page.getByLabel("Name").fill(env.VM_NAME);
   await page.getByLabel("Zone").selectOption({ label: env.ZONE_NAME });
   await page.locator('select[name="templateid"] option', { hasText: env.TEMPLATE_NAME }).first().waitFor({ state: "attached" });
   await page.getByLabel("Template").selectOption({ label: env.TEMPLATE_NAME });
+  await page.locator('select[name="networkids"] option', { hasText: env.NET_NAME }).waitFor({ state: "attached" });
+  await page.getByLabel("Network").selectOption({ label: env.NET_NAME });
   await page.screenshot({ path: `${shots}/deploy.png` });
   const navigations = [];
   page.on("framenavigated", (f) => f === page.mainFrame() && navigations.push(f.url()));
@@ -68,6 +85,47 @@ try {
   await state.filter({ hasText: "Running" }).waitFor({ timeout: 60000 });
   done.reachedRunning = true;
   await page.screenshot({ path: `${shots}/instances.png` });
+
+  // a data volume, attached to it
+  await page.getByRole("link", { name: "Volumes" }).click();
+  await page.getByRole("button", { name: "Create volume" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Name").fill(env.VOL_NAME);
+  await dialog.getByLabel("Zone").selectOption({ label: env.ZONE_NAME });
+  await dialog.locator('select[name="diskofferingid"] option', { hasText: env.DISK_OFFERING }).waitFor({ state: "attached" });
+  await dialog.getByLabel("Disk offering").selectOption({ label: env.DISK_OFFERING });
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await row(page, env.VOL_NAME).getByRole("button", { name: "Attach" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.locator('select[name="virtualmachineid"] option', { hasText: env.VM_NAME }).waitFor({ state: "attached" });
+  await dialog.getByLabel("Instance").selectOption({ label: env.VM_NAME });
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await row(page, env.VOL_NAME).locator('[data-col="vmname"]', { hasText: env.VM_NAME }).waitFor();
+  done.volumeAttached = true;
+  await page.screenshot({ path: `${shots}/volumes.png` });
+
+  // a public IP of my network, and a port forwarding rule to the instance
+  await page.getByRole("link", { name: "Networks" }).click();
+  await row(page, env.NET_NAME).getByRole("button", { name: "Acquire IP" }).click();
+  await page.getByRole("link", { name: "Public IPs" }).click();
+  const acquired = page.locator("tr", { has: page.locator('[data-col="issourcenat"]', { hasText: "false" }) });
+  await acquired.first().waitFor();
+  done.acquiredIp = await acquired.first().locator('[data-col="ipaddress"]').innerText();
+  await acquired.first().getByRole("button", { name: "Port forwarding" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Public port").fill("2222");
+  await dialog.getByLabel("Private port").fill("22");
+  await dialog.locator('select[name="virtualmachineid"] option', { hasText: env.VM_NAME }).waitFor({ state: "attached" });
+  await dialog.getByLabel("Instance").selectOption({ label: env.VM_NAME });
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.getByRole("link", { name: "Port forwarding" }).click();
+  await row(page, `${done.acquiredIp}:2222`).waitFor();
+  done.portForwarded = true;
+  await page.screenshot({ path: `${shots}/port-forwarding.png` });
+
+  // stop the instance, still without reloading
+  await page.getByRole("link", { name: "Instances" }).first().click();
   await row(page, env.VM_NAME).getByRole("button", { name: "Stop" }).click();
   await state.filter({ hasText: "Stopped" }).waitFor({ timeout: 60000 });
   done.stopped = true;

@@ -9,6 +9,8 @@ import Instances from "./pages/Instances.vue";
 import Deploy from "./pages/Deploy.vue";
 import Hosts from "./pages/Hosts.vue";
 import Forbidden from "./pages/Forbidden.vue";
+import ResourcePage from "./pages/ResourcePage.vue";
+import { resource, resources } from "./resources.js";
 
 export const pages = [
   { path: "/", name: "home", component: Home, meta: { title: "Dashboard", apis: [] } },
@@ -32,12 +34,19 @@ export const pages = [
   },
 ];
 
+// The resource pages, as menu entries (same shape as pages' meta).
+export const resourceMenu = resources.map((r) => ({
+  path: `/r/${r.kind}`,
+  meta: { title: r.title, apis: [r.list, ...(r.needs || [])], operator: Boolean(r.operator) },
+}));
+
 export const router = createRouter({
   history: createWebHashHistory(),
   routes: [
     { path: "/login", name: "login", component: Login, meta: { public: true } },
     { path: "/forbidden", name: "forbidden", component: Forbidden, meta: { public: true } },
     ...pages,
+    { path: "/r/:kind", name: "resource", component: ResourcePage, meta: { apis: [] } },
     { path: "/:rest(.*)", redirect: "/" },
   ],
 });
@@ -46,7 +55,10 @@ router.beforeEach(async (to) => {
   if (!session.ready) await restore();
   if (to.meta.public) return true;
   if (!session.user) return { name: "login", query: { next: to.fullPath } };
-  if (to.meta.apis && !can(...to.meta.apis)) return { name: "forbidden", query: { from: to.fullPath } };
-  document.title = `${to.meta.title || "Cumulo"} · Cumulo`;
+  const spec = to.name === "resource" ? resource(to.params.kind) : null;
+  if (to.name === "resource" && !spec) return "/";
+  const needs = spec ? [spec.list, ...(spec.needs || [])] : to.meta.apis || [];
+  if (!can(...needs)) return { name: "forbidden", query: { from: to.fullPath } };
+  document.title = `${(spec && spec.title) || to.meta.title || "Cumulo"} · Cumulo`;
   return true;
 });

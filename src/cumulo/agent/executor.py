@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cumulo.agent.drivers.base import ConsoleDriver, DriverError, HypervisorDriver, VolumeDriver
+from cumulo.agent.drivers.qemu import QemuDriver
+from cumulo.agent.network import commands as network
 from cumulo.agentrpc.messages import (
     Answer,
     AttachDisk,
@@ -98,6 +100,10 @@ def _run(
         return _status(_migrate(driver, command, peers))
     if isinstance(command, VOLUME_COMMANDS):
         return _run_volume(_volumes(driver, command), command)
+    if isinstance(command, network.NETWORK_COMMANDS):  # guest networking (issue 7)
+        if isinstance(driver, QemuDriver):
+            return network.run(command, driver.state_dir, driver.netns)
+        return network.record(command)
     raise DriverError(f"unsupported command {command.kind}")
 
 

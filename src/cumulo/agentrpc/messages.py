@@ -10,10 +10,22 @@ ran.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
+
+from cumulo.agentrpc.netconfig import (
+    DhcpEntry,
+    FirewallRule,
+    LoadBalancer,
+    PortForward,
+    PortRange,
+    RouterConfig,
+    StaticNat,
+    VmData,
+)
 
 
 class PowerState(enum.StrEnum):
@@ -312,6 +324,49 @@ class OpenConsole(Command):
     server_url: str = ""
 
 
+# Guest networking (issue 7). The router's desired state travels as ``router_config_to_wire``
+# data: the agent rebuilds the ``RouterConfig`` and ensures it, so a resend is harmless.
+
+
+@dataclass(frozen=True)
+class EnsureSegment(Command):
+    """Make the guest segment ``brvx<vni>`` + VXLAN device here, flooding to ``peers``."""
+
+    kind: ClassVar[str] = "SetupGuestNetworkCommand"
+    vni: int
+    local_vtep: str
+    peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReleaseSegment(Command):
+    """Remove the segment of ``vni`` here unless a VM or router still uses it."""
+
+    kind: ClassVar[str] = "ReleaseGuestNetworkCommand"
+    vni: int
+
+
+@dataclass(frozen=True)
+class ApplyRouter(Command):
+    """Make the network's router namespace match ``config`` (a ``RouterConfig`` on the
+    wire); ``public_bridge`` empty: the router has no public leg on this host."""
+
+    kind: ClassVar[str] = "SetupRouterCommand"
+    network_id: str
+    config: dict[str, Any]
+    local_vtep: str
+    peers: tuple[str, ...] = ()
+    public_bridge: str = ""
+    public_prefix: int = 0
+    public_gateway: str = ""
+
+
+@dataclass(frozen=True)
+class DestroyRouter(Command):
+    kind: ClassVar[str] = "DestroyRouterCommand"
+    network_id: str
+
+
 @dataclass(frozen=True)
 class Answer:
     """A host's reply. ``ok`` False carries a human-readable ``error``."""
@@ -343,6 +398,10 @@ COMMANDS: dict[str, type[Command]] = {
         RevertSnapshot,
         ExportTemplate,
         OpenConsole,
+        EnsureSegment,
+        ReleaseSegment,
+        ApplyRouter,
+        DestroyRouter,
     )
 }
 
@@ -417,3 +476,69 @@ def answer_from_wire(data: dict[str, Any]) -> Answer:
         error=str(data.get("error", "")),
         result=dict(data.get("result") or {}),
     )
+
+
+def router_config_to_wire(config: RouterConfig) -> dict[str, Any]:
+    """A RouterConfig as JSON-ready data (user data as base64)."""
+    data: dict[str, Any] = _plain(dataclasses.asdict(config))
+    for vm in data["vm_data"]:
+        raw = vm["user_data"]
+        vm["user_data"] = base64.b64encode(raw).decode() if raw is not None else None
+    return data
+
+
+def router_config_from_wire(data: dict[str, Any]) -> RouterConfig:
+    """The RouterConfig that ``router_config_to_wire`` made ``data`` from."""
+    return RouterConfig(
+        **{
+            **data,
+            "dns_servers": tuple(data["dns_servers"]),
+            "services": tuple(data["services"]),
+            "public_ips": tuple(data["public_ips"]),
+            "dhcp": tuple(DhcpEntry(**d) for d in data["dhcp"]),
+            "vm_data": tuple(_vm_data(v) for v in data["vm_data"]),
+            "port_forwards": tuple(_forward(f) for f in data["port_forwards"]),
+            "static_nats": tuple(StaticNat(**n) for n in data["static_nats"]),
+            "firewall": tuple(_rule(r) for r in data["firewall"]),
+            "egress": tuple(_rule(r) for r in data["egress"]),
+            "load_balancers": tuple(_balancer(lb) for lb in data["load_balancers"]),
+        }
+    )
+
+
+def _ports(p: dict[str, Any]) -> PortRange:
+    return PortRange(p["start"], p["end"])
+
+
+def _rule(r: dict[str, Any]) -> FirewallRule:
+    return FirewallRule(
+        public_ip=r["public_ip"],
+        protocol=r["protocol"],
+        ports=_ports(r["ports"]),
+        source_cidrs=tuple(r["source_cidrs"]),
+        dest_cidrs=tuple(r["dest_cidrs"]),
+        icmp_type=r["icmp_type"],
+        icmp_code=r["icmp_code"],
+    )
+
+
+def _vm_data(v: dict[str, Any]) -> VmData:
+    raw = v["user_data"]
+    user_data = base64.b64decode(raw) if raw is not None else None
+    return VmData(**{**v, "public_keys": tuple(v["public_keys"]), "user_data": user_data})
+
+
+def _forward(f: dict[str, Any]) -> PortForward:
+    return PortForward(
+        public_ip=f["public_ip"],
+        protocol=f["protocol"],
+        public_ports=_ports(f["public_ports"]),
+        private_ip=f["private_ip"],
+        private_ports=_ports(f["private_ports"]),
+        source_cidrs=tuple(f["source_cidrs"]),
+    )
+
+
+def _balancer(lb: dict[str, Any]) -> LoadBalancer:
+    cidrs, backends = tuple(lb["source_cidrs"]), tuple(lb["backends"])
+    return LoadBalancer(**{**lb, "source_cidrs": cidrs, "backends": backends})

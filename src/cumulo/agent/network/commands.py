@@ -1,0 +1,52 @@
+"""The network commands an agent carries out: segments and routers on this host.
+
+A simulated host records them and answers as a real one would (nothing is applied there);
+a QEMU host applies them with ``host_net`` and ``router_ns`` in the driver's namespace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cumulo.agent.network.host_net import Ip, ensure_segment, remove_segment
+from cumulo.agent.network.router_ns import PublicSide, Router
+from cumulo.agentrpc.messages import (
+    ApplyRouter,
+    Command,
+    DestroyRouter,
+    EnsureSegment,
+    ReleaseSegment,
+    router_config_from_wire,
+)
+
+NETWORK_COMMANDS = (EnsureSegment, ReleaseSegment, ApplyRouter, DestroyRouter)
+
+
+def run(command: Command, state_dir: Path, netns: str | None = None) -> dict[str, Any]:
+    """Carry out one network command on this host; the answer says what was done."""
+    ip = Ip(netns)
+    if isinstance(command, EnsureSegment):
+        return ensure_segment(ip, command.vni, command.local_vtep, command.peers)
+    if isinstance(command, ReleaseSegment):
+        return {"removed": remove_segment(ip, command.vni)}
+    if isinstance(command, ApplyRouter):
+        public = (
+            PublicSide(command.public_bridge, command.public_prefix, command.public_gateway)
+            if command.public_bridge
+            else None
+        )
+        router = Router(command.network_id, state_dir, ip)
+        return router.apply(
+            router_config_from_wire(command.config), public, command.local_vtep, command.peers
+        )
+    if isinstance(command, DestroyRouter):
+        return Router(command.network_id, state_dir, ip).destroy()
+    raise ValueError(f"not a network command: {command.kind}")
+
+
+def record(command: Command) -> dict[str, Any]:
+    """What a simulated host answers: the command is recorded by the server, not applied."""
+    if isinstance(command, ApplyRouter):
+        return {"namespace": f"cr-{command.network_id}", "changed": True, "simulated": True}
+    return {"simulated": True}

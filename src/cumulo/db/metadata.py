@@ -10,6 +10,7 @@ from cumulo.db import (  # noqa: F401
     models_agents,
     models_catalog,
     models_compute,
+    models_eventbus,
     models_images,
     models_infra,
     models_network,

@@ -9,6 +9,13 @@ export default defineConfig({
   base: "/client/",
   plugins: [vue()],
   build: {
+    target: "es2022", // noVNC uses top-level await
+    rollupOptions: {
+      input: {
+        main: fileURLToPath(new URL("index.html", import.meta.url)),
+        console: fileURLToPath(new URL("console.html", import.meta.url)),
+      },
+    },
     outDir: fileURLToPath(new URL("../src/cumulo/dashboard/dist", import.meta.url)),
     emptyOutDir: true,
     sourcemap: false,

@@ -8,6 +8,9 @@ cookies, answered only to a same-origin script (no CORS headers), never cached â
 key and who it belongs to. The key therefore lives in the page's memory only, never in
 local storage.
 
+``/console/`` is the noVNC page a ``createConsoleEndpoint`` URL opens; the token in its
+query opens the console WebSocket once.
+
 Every page carries a strict Content-Security-Policy (only this origin; no inline scripts)
 and refuses to be framed.
 """
@@ -67,6 +70,13 @@ class Dashboard:
             )
             return FileResponse(target, headers={**HEADERS, "Cache-Control": cache})
         return FileResponse(index, headers={**HEADERS, "Cache-Control": "no-cache"})
+
+    async def console_page(self, _: Request) -> Response:
+        """The noVNC page createConsoleEndpoint's ``url`` opens (``/console/?token=â€¦``)."""
+        page = self.dist / "console.html"
+        if not page.is_file():
+            return PlainTextResponse(NOT_BUILT, status_code=503, headers=HEADERS)
+        return FileResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})
 
     async def session(self, request: Request) -> Response:
         """The caller's session key and identity, for a same-origin page after a reload."""

@@ -27,6 +27,7 @@ from cumulo.services.compute.stats import SimStatsSampler
 from cumulo.services.config import EXPUNGE_INTERVAL
 from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
+from cumulo.services.network import routers as network_routers
 from cumulo.services.runtime import Runtime, open_runtime
 from cumulo.services.storage import snapshot_scheduler, volume_ops
 from cumulo.services.usage import scheduler as usage_scheduler
@@ -66,6 +67,7 @@ class ManagementServer:
             ui = dashboard.Dashboard(self.rt)
             routes.append(Route("/", ui.root, methods=["GET"]))
             routes.append(Route("/client/session", ui.session, methods=["GET"]))
+            routes.append(Route("/console/", ui.console_page, methods=["GET"]))
             routes.append(Route("/client/{path:path}", ui.asset, methods=["GET"]))
         return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
@@ -90,6 +92,14 @@ class ManagementServer:
                 snapshot_scheduler.run_due(self.rt)
             except Exception:
                 log.exception("snapshot scheduler failed")
+
+    def _routers(self) -> None:
+        """Guest network routers and segments on hosts kept in line with the rows (issue 7)."""
+        while not self._stop.wait(network_routers.RECONCILE_INTERVAL_S):
+            try:
+                network_routers.reconcile(self.rt)
+            except Exception:
+                log.exception("router reconciler failed")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(10):
@@ -133,6 +143,7 @@ class ManagementServer:
         threading.Thread(
             target=self._snapshot_policies, name="snapshot-scheduler", daemon=True
         ).start()
+        threading.Thread(target=self._routers, name="router-reconciler", daemon=True).start()
         usage_args = (self.rt, self._stop, self.workers.notify)  # usage periods, as jobs
         threading.Thread(target=usage_scheduler.loop, args=usage_args, daemon=True).start()
         log.info(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.agent.drivers.base import DriverError, DriverTimeout
+from cumulo.agent.drivers.qemu_volumes import QemuVolumes, disk_serial
 from cumulo.agent.drivers.qmp import QmpError, qmp
 from cumulo.agent.storage import qcow2, templates
 from cumulo.agentrpc.messages import (
@@ -68,7 +69,7 @@ class RunDir:
         self.log = root / "qemu.log"
 
 
-class QemuDriver:
+class QemuDriver(QemuVolumes):
     """One hypervisor host. Thread-safe: calls on one VM are serialized, others run freely.
 
     ``netns`` runs QEMU and the tap commands inside that network namespace (a test host, or a
@@ -454,6 +455,8 @@ def _disk_args(disks: tuple[DiskSpec, ...], *, boot_from_disk: bool) -> list[str
         args += ["-drive", f"file={_opt(disk.path)},if=none,id={drive_id},format=qcow2,"
                  "discard=unmap"]  # fmt: skip
         device = f"virtio-blk-pci,drive={drive_id}"
+        if disk.kind == "DATADISK":  # the same serial hot-plug gives it (qemu_volumes)
+            device += f",serial={disk_serial(disk.volume_id)}"
         if disk.kind == "ROOT" and boot_from_disk:  # -kernel claims bootindex 0 itself
             device += f",bootindex={boot_index}"
             boot_index += 1

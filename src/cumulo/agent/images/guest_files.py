@@ -130,6 +130,26 @@ echo "Content-Type: text/plain"; echo ""
 if out=$(timeout 5 wget -q -O - "http://$QUERY_STRING/" 2>&1); then echo "OK $out"; else echo "FAIL $out"; fi
 """
 
+# Block-device probe for the volume tests: GET /cgi-bin/disk?list prints "vdX serial sectors"
+# per virtio disk; ?write=SERIAL&mb=N fills the disk with that serial with N MiB of random
+# data (fsynced); ?sha=SERIAL&mb=N prints the sha256 of its first N MiB read from the device.
+DISK_CGI = r"""#!/bin/sh
+echo "Content-Type: text/plain"; echo ""
+op=""; arg=""; mb=1
+for kv in $(echo "$QUERY_STRING" | tr '&' ' '); do
+  case "$kv" in list) op=list;; write=*) op=write; arg="${kv#write=}";; sha=*) op=sha; arg="${kv#sha=}";; mb=*) mb="${kv#mb=}";; esac
+done
+dev_of() { for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "$1" ] && { echo "${d##*/}"; return; }; done; }
+sha() { sync; echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/$1 bs=1M count=$mb 2>/dev/null | sha256sum | cut -d' ' -f1; }
+case "$op" in
+list) for d in /sys/block/vd*; do echo "${d##*/} $(cat $d/serial 2>/dev/null) $(cat $d/size)"; done ;;
+write) dev=$(dev_of "$arg"); [ -n "$dev" ] || { echo "NODEV"; exit 0; }
+  dd if=/dev/urandom of=/dev/$dev bs=1M count=$mb conv=fsync 2>/dev/null; sha $dev ;;
+sha) dev=$(dev_of "$arg"); [ -n "$dev" ] || { echo "NODEV"; exit 0; }; sha $dev ;;
+*) echo "usage: list | write=SERIAL&mb=N | sha=SERIAL&mb=N" ;;
+esac
+"""
+
 # path in the guest tree -> (text, executable)
 FILES: dict[str, tuple[str, bool]] = {
     "init": (INIT, True),
@@ -138,5 +158,6 @@ FILES: dict[str, tuple[str, bool]] = {
     "sbin/udhcpc.script": (UDHCPC_SCRIPT, True),
     "etc/acpi/PWRF/00000080": (POWER_BUTTON, True),
     "www/cgi-bin/fetch": (FETCH_CGI, True),
+    "www/cgi-bin/disk": (DISK_CGI, True),
     "etc/hostname": ("guest\n", False),
 }

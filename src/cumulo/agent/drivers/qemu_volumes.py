@@ -1,0 +1,640 @@
+"""Block storage on a QEMU host: volume files, hot-plug over QMP, snapshot and template exports.
+
+``QemuVolumes`` is the ``VolumeDriver`` half of ``QemuDriver`` (a mixin: it uses the driver's
+run directories and per-VM locks). Volume files are qcow2 on the host's primary storage pools;
+exports go to secondary storage, a ``file://`` directory store every host mounts.
+
+Hot-plug: ``blockdev-add`` (node ``cv<volume hex>``) then ``device_add`` of a
+``virtio-blk-pci`` (id ``cvd<volume hex>``) whose serial is the volume id without dashes, cut
+to the 20 bytes virtio-blk carries (as CloudStack does), so the guest finds the disk under
+``/dev/disk/by-id/virtio-<serial>`` or ``/sys/block/vdX/serial``. Hot-unplug: ``device_del``,
+wait for ``DEVICE_DELETED`` (the guest must release it through ACPI), then ``blockdev-del``.
+Disks added so are also written into the VM's ``vm.json``, so an agent restart (or a VM
+migration reading that spec) knows them; a cold start gets its disks from the server.
+
+Snapshots of a running VM use ``blockdev-backup`` with ``sync=full`` into a fresh qcow2 at a
+temporary name on the store: the copy-before-write filter makes the copy exactly the disk as
+it was when the job started (crash-consistent), guest writes carry on meanwhile, and the VM's
+own image chain is never changed. The alternative (an external snapshot, copy the base, then
+``block-commit``) rewrites the active chain: a crash in the middle leaves the VM running on an
+overlay that someone has to commit later. With a backup job a crash leaves only a temporary
+file and a job that a retry (or the next export of that VM) sweeps away. A stopped VM's disk
+is converted with ``qemu-img convert``; both give a self-contained qcow2 (no backing file).
+
+Every export is fsynced, renamed into place, and its directory fsynced: a partial export
+never appears under its final name. Temporary names are ``.<name>.<random>.part`` beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cumulo.agent.drivers.base import DriverError, DriverTimeout
+from cumulo.agent.drivers.qmp import QmpError, qmp
+from cumulo.agent.storage import qcow2
+from cumulo.agentrpc.messages import DiskSpec, to_wire
+
+if TYPE_CHECKING:
+    from cumulo.agent.drivers.qemu import RunDir
+
+SERIAL_BYTES = 20  # virtio-blk's ID field (VIRTIO_BLK_ID_BYTES)
+UNPLUG_TIMEOUT_S = 60.0
+EXPORT_TIMEOUT_S = 6 * 3600.0
+_JOB_PREFIX = "snap"
+_TARGET_PREFIX = "bk"
+
+
+def _hex(volume_id: str) -> str:
+    return "".join(c for c in volume_id.lower() if c.isalnum())
+
+
+def disk_serial(volume_id: str) -> str:
+    """What the guest reads as the disk's serial: the volume id, dashes dropped, 20 bytes."""
+    return _hex(volume_id)[:SERIAL_BYTES]
+
+
+def node_name(volume_id: str) -> str:
+    """QMP node names are at most 31 characters and start with a letter."""
+    return f"cv{_hex(volume_id)[:28]}"
+
+
+def device_id(volume_id: str) -> str:
+    return f"cvd{_hex(volume_id)[:28]}"
+
+
+# -- one QMP connection that also sees events ----------------------------------------------
+
+
+class QmpSession:
+    """A QMP connection kept open across commands, so asynchronous events (DEVICE_DELETED)
+    sent after a command reach us. Held only for seconds: QEMU serves one client at a time."""
+
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.buffer = b""
+        self.events: list[dict[str, Any]] = []
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.connect(str(path))
+            self._reply(time.monotonic() + timeout, "QMP")
+            self.execute("qmp_capabilities")
+        except (OSError, ValueError) as exc:
+            self.sock.close()
+            raise QmpError(f"QMP on {path.name}: {exc}") from exc
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> QmpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        message: dict[str, Any] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        try:
+            self.sock.sendall(json.dumps(message).encode() + b"\n")
+            return self._reply(time.monotonic() + self.timeout, "return")
+        except (OSError, ValueError) as exc:
+            raise QmpError(f"QMP {command} on {self.path.name}: {exc}") from exc
+
+    def wait_event(
+        self, name: str, match: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """The data of the first ``name`` event ``match`` accepts, or None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, event in enumerate(self.events):
+                if event.get("event") == name and match(event.get("data", {})):
+                    del self.events[index]
+                    data: dict[str, Any] = event.get("data", {})
+                    return data
+            if time.monotonic() >= deadline:
+                return None
+            line = self._line(min(deadline, time.monotonic() + 1.0))
+            if line is not None:
+                self._take(json.loads(line), "")
+
+    def _reply(self, deadline: float, key: str) -> Any:
+        while True:
+            line = self._line(deadline)
+            if line is None:
+                raise QmpError(f"QMP on {self.path.name}: no answer in time")
+            found, value = self._take(json.loads(line), key)
+            if found:
+                return value
+
+    def _take(self, message: dict[str, Any], key: str) -> tuple[bool, Any]:
+        if "event" in message:
+            self.events.append(message)
+            return False, None
+        if "error" in message:
+            error = message["error"]
+            raise QmpError(f"{error.get('class')}: {error.get('desc')}")
+        if key and key in message:
+            return True, message[key]
+        return False, None
+
+    def _line(self, deadline: float) -> bytes | None:
+        """One line from the socket, or None when ``deadline`` passes first."""
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                raise QmpError("connection closed")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line
+
+
+# -- the mixin -------------------------------------------------------------------------------
+
+
+class QemuVolumes:
+    """``VolumeDriver`` for ``QemuDriver``; see the module docstring for the design."""
+
+    if TYPE_CHECKING:
+
+        def _run_dir(self, name: str) -> RunDir: ...
+
+        def _vm_lock(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+
+    # -- volume files ----------------------------------------------------------------------
+
+    def create_volume(
+        self, volume_id: str, path: str, size_bytes: int, fmt: str, source_url: str | None
+    ) -> int:
+        """A blank qcow2, or one filled from ``source_url`` (a snapshot export or an upload);
+        ``fmt`` is the server's label: every volume file on a QEMU host is qcow2."""
+        del volume_id, fmt
+        final = Path(path)
+        if final.is_file():  # a resent create: the volume is there already
+            return qcow2.virtual_size(final)
+        if not source_url:
+            qcow2.ensure_blank(final, size_bytes)
+            return qcow2.virtual_size(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with _staged(final) as tmp:
+            _fetch_image(source_url, tmp)
+            if size_bytes > qcow2.virtual_size(tmp):
+                qcow2.qemu_img("resize", "-q", "-f", "qcow2", str(tmp), str(_sectors(size_bytes)))
+        return qcow2.virtual_size(final)
+
+    def delete_volume(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
+
+    def migrate_volume(self, path: str, target_path: str) -> str:
+        """Copy (flattened, so the target needs nothing from the source pool), then remove."""
+        source, target = Path(path), Path(target_path)
+        if not source.exists():
+            if target.is_file():
+                return target_path  # a resent migrate that already moved it
+            raise DriverError(f"volume {path} does not exist on primary storage")
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _staged(target) as tmp:
+                tmp.unlink(missing_ok=True)
+                qcow2.qemu_img("convert", "-q", "-O", "qcow2", str(source), str(tmp))
+        source.unlink()
+        return target_path
+
+    # -- hot-plug --------------------------------------------------------------------------
+
+    def attach_disk(self, vm_name: str, disk: DiskSpec) -> None:
+        run = self._run_dir(vm_name)
+        with self._vm_lock(vm_name):
+            _require_running(run, vm_name)
+            if not Path(disk.path).is_file():
+                raise DriverError(f"volume {disk.path} does not exist on primary storage")
+            try:
+                if _block_of(run, disk.path) is None:
+                    _hot_plug(run, disk)
+            except QmpError as exc:
+                raise DriverError(f"cannot attach {disk.volume_id} to {vm_name}: {exc}") from exc
+            _remember(run, disk.volume_id, disk)
+
+    def detach_disk(self, vm_name: str, volume_id: str, path: str) -> None:
+        run = self._run_dir(vm_name)
+        with self._vm_lock(vm_name):
+            if _live(run):
+                try:
+                    _hot_unplug(run, volume_id, path)
+                except QmpError as exc:
+                    raise DriverError(f"cannot detach {volume_id} from {vm_name}: {exc}") from exc
+            if run.spec.is_file():
+                _remember(run, volume_id, None)
+
+    def resize_volume(
+        self, path: str, current_bytes: int, new_bytes: int, shrink_ok: bool, vm_name: str | None
+    ) -> int:
+        """Online through ``block_resize`` when the VM runs with the disk; else qemu-img."""
+        del current_bytes
+        file = Path(path)
+        if not file.is_file():
+            raise DriverError(f"volume {path} does not exist on primary storage")
+        size = _sectors(new_bytes)
+        if size < _size_of(file) and not shrink_ok:
+            raise DriverError(f"shrinking volume {path} needs shrinkok")
+        if vm_name:
+            run = self._run_dir(vm_name)
+            with self._vm_lock(vm_name):
+                block = _block_of(run, path) if _live(run) else None
+                if block is not None:
+                    node = block["inserted"]["node-name"]
+                    try:
+                        qmp(run.qmp, "block_resize", {"node-name": node, "size": size})
+                    except QmpError as exc:
+                        raise DriverError(f"online resize of {path} failed: {exc}") from exc
+                    return size
+        args = ["resize", "-q", "-f", "qcow2", *(("--shrink",) if shrink_ok else ()), path]
+        qcow2.qemu_img(*args, str(size))
+        return qcow2.virtual_size(file)
+
+    # -- exports ---------------------------------------------------------------------------
+
+    def backup_snapshot(
+        self, snapshot_id: str, path: str, store_url: str, install_path: str, vm_name: str | None
+    ) -> dict[str, int | str]:
+        target = store_file(store_url, install_path)
+        if target.is_file():  # a resent export that already completed
+            return describe(target)
+        source = Path(path)
+        if not source.is_file():
+            raise DriverError(f"volume {path} does not exist on primary storage")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in _parts_of(target):  # an earlier attempt that died
+            stale.unlink(missing_ok=True)
+        run = self._run_dir(vm_name) if vm_name else None
+        block = _block_of(run, path) if run is not None and _live(run) else None
+        with _staged(target) as tmp:
+            if run is not None and block is not None:
+                try:
+                    _live_backup(run, snapshot_id, block, tmp)
+                except QmpError as exc:
+                    raise DriverError(f"snapshot of {path} failed: {exc}") from exc
+            else:
+                tmp.unlink(missing_ok=True)
+                qcow2.qemu_img("convert", "-q", "-O", "qcow2", str(source), str(tmp))
+        return describe(target)
+
+    def revert_snapshot(self, path: str, source_url: str) -> int:
+        """The VM is stopped (the server checks): the file is replaced by the export."""
+        final = Path(path)
+        if not final.is_file():
+            raise DriverError(f"volume {path} does not exist on primary storage")
+        with _staged(final) as tmp:
+            _fetch_image(source_url, tmp)
+        return qcow2.virtual_size(final)
+
+    def export_template(
+        self,
+        template_id: str,
+        store_url: str,
+        install_path: str,
+        path: str | None,
+        source_url: str | None,
+    ) -> dict[str, int | str]:
+        del template_id
+        target = store_file(store_url, install_path)
+        if target.is_file():
+            return describe(target)
+        if not source_url and not path:
+            raise DriverError("a template needs a volume or a snapshot to copy")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _staged(target) as tmp:
+            if source_url:
+                _fetch_image(source_url, tmp)
+            else:
+                assert path is not None
+                if not Path(path).is_file():
+                    raise DriverError(f"volume {path} does not exist on primary storage")
+                tmp.unlink(missing_ok=True)
+                qcow2.qemu_img("convert", "-q", "-O", "qcow2", path, str(tmp))
+        return describe(target)
+
+
+# -- QMP pieces ------------------------------------------------------------------------------
+
+
+def _live(run: RunDir) -> bool:
+    from cumulo.agent.drivers.qemu import live_pid  # qemu.py imports this module
+
+    return live_pid(run) is not None
+
+
+def _require_running(run: RunDir, vm_name: str) -> None:
+    if not _live(run):
+        raise DriverError(f"VM {vm_name} is not running on this host")
+
+
+def _same_file(a: str, b: str) -> bool:
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _block_of(run: RunDir, path: str) -> dict[str, Any] | None:
+    """The VM's block backend (device) whose top image is ``path``; None when not attached."""
+    try:
+        blocks = qmp(run.qmp, "query-block")
+    except QmpError as exc:
+        raise DriverError(f"the VM's monitor does not answer: {exc}") from exc
+    for block in blocks:
+        inserted = block.get("inserted")
+        if inserted and _same_file(str(inserted.get("file", "")), path):
+            found: dict[str, Any] = block
+            return found
+    return None
+
+
+def _node_names(session: QmpSession) -> set[str]:
+    return {
+        str(n.get("node-name")) for n in session.execute("query-named-block-nodes", {"flat": True})
+    }
+
+
+def _hot_plug(run: RunDir, disk: DiskSpec) -> None:
+    node, dev = node_name(disk.volume_id), device_id(disk.volume_id)
+    with QmpSession(run.qmp) as session:
+        if node not in _node_names(session):  # absent unless a crash came in between
+            session.execute(
+                "blockdev-add",
+                {
+                    "driver": "qcow2",
+                    "node-name": node,
+                    "discard": "unmap",
+                    "file": {"driver": "file", "filename": disk.path},
+                },
+            )
+        try:
+            session.execute(
+                "device_add",
+                {"driver": "virtio-blk-pci", "id": dev, "drive": node,
+                 "serial": disk_serial(disk.volume_id)},
+            )  # fmt: skip
+        except QmpError:
+            with contextlib.suppress(QmpError):
+                session.execute("blockdev-del", {"node-name": node})
+            raise
+
+
+def _device_path(block: dict[str, Any]) -> str:
+    """The virtio-blk-pci device of a block backend (its qdev is the virtio backend child)."""
+    qdev = str(block.get("qdev", ""))
+    return qdev.removesuffix("/virtio-backend")
+
+
+def _hot_unplug(run: RunDir, volume_id: str, path: str) -> None:
+    block = _block_of(run, path)
+    node = node_name(volume_id)
+    with QmpSession(run.qmp) as session:
+        if block is not None:
+            device = _device_path(block)
+            if not device:
+                raise DriverError(f"disk {path} has no device to unplug")
+            session.execute("device_del", {"id": device})
+            deadline = time.monotonic() + UNPLUG_TIMEOUT_S
+            while time.monotonic() < deadline:
+                seen = session.wait_event("DEVICE_DELETED", lambda d: d.get("path") == device, 1.0)
+                if seen is not None or not _still_plugged(session, path):
+                    break
+            else:
+                raise DriverTimeout(
+                    f"the guest did not release disk {volume_id} in {UNPLUG_TIMEOUT_S:.0f} s"
+                )
+        if node in _node_names(session):
+            session.execute("blockdev-del", {"node-name": node})
+
+
+def _still_plugged(session: QmpSession, path: str) -> bool:
+    for block in session.execute("query-block"):
+        inserted = block.get("inserted")
+        if inserted and _same_file(str(inserted.get("file", "")), path):
+            return True
+    return False
+
+
+def _live_backup(run: RunDir, snapshot_id: str, block: dict[str, Any], tmp: Path) -> None:
+    """blockdev-backup sync=full of the running disk into ``tmp`` (a fresh qcow2)."""
+    inserted = block["inserted"]
+    size = int(inserted.get("image", {}).get("virtual-size", 0))
+    job, target = (
+        f"{_JOB_PREFIX}{_hex(snapshot_id)[:24]}",
+        f"{_TARGET_PREFIX}{_hex(snapshot_id)[:24]}",
+    )
+    _cancel(run, job)  # the same export, started by an agent that died
+    _sweep(run)
+    tmp.unlink(missing_ok=True)
+    qcow2.qemu_img("create", "-q", "-f", "qcow2", str(tmp), str(size))
+    try:
+        with QmpSession(run.qmp) as session:
+            session.execute(
+                "blockdev-add",
+                {"driver": "qcow2", "node-name": target,
+                 "file": {"driver": "file", "filename": str(tmp)}},
+            )  # fmt: skip
+            session.execute(
+                "blockdev-backup",
+                {"job-id": job, "device": inserted["node-name"], "target": target,
+                 "sync": "full", "auto-dismiss": False},
+            )  # fmt: skip
+        _wait_job(run, job)
+    finally:
+        _sweep(run)
+
+
+def _cancel(run: RunDir, job: str, timeout_s: float = 30.0) -> None:
+    """Cancel ``job`` if the VM still runs it, and wait until it is gone."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [j for j in qmp(run.qmp, "query-jobs") if j.get("id") == job]
+        if not found:
+            return
+        status = found[0].get("status")
+        if status == "concluded":
+            qmp(run.qmp, "job-dismiss", {"id": job})
+            return
+        if status not in ("aborting", "undefined"):
+            with contextlib.suppress(QmpError):
+                qmp(run.qmp, "job-cancel", {"id": job})
+        if time.monotonic() >= deadline:
+            raise DriverTimeout(f"an earlier copy ({job}) could not be cancelled")
+        time.sleep(0.1)
+
+
+def _wait_job(run: RunDir, job: str) -> None:
+    """Poll (short connections, so status calls still get the monitor) until it concludes."""
+    deadline = time.monotonic() + EXPORT_TIMEOUT_S
+    delay = 0.05
+    while True:
+        found = [j for j in qmp(run.qmp, "query-jobs") if j.get("id") == job]
+        if not found:
+            raise DriverError(f"snapshot job {job} vanished from the VM")
+        state = found[0]
+        if state.get("status") == "concluded":
+            with contextlib.suppress(QmpError):
+                qmp(run.qmp, "job-dismiss", {"id": job})
+            if state.get("error"):
+                raise DriverError(f"snapshot copy failed: {state['error']}")
+            return
+        if time.monotonic() >= deadline:
+            with contextlib.suppress(QmpError):
+                qmp(run.qmp, "job-cancel", {"id": job})
+            raise DriverTimeout(f"snapshot copy did not finish in {EXPORT_TIMEOUT_S:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _sweep(run: RunDir) -> None:
+    """Ends what a crashed export left in the VM: its concluded jobs and target nodes.
+
+    Running jobs of other exports are left alone (two volumes of one VM may export at once);
+    a target node is deleted only when no job uses it any more.
+    """
+    try:
+        for job in qmp(run.qmp, "query-jobs"):
+            name = str(job.get("id", ""))
+            if name.startswith(_JOB_PREFIX) and job.get("status") == "concluded":
+                qmp(run.qmp, "job-dismiss", {"id": name})
+        busy = {
+            str(j.get("id", ""))[len(_JOB_PREFIX) :]
+            for j in qmp(run.qmp, "query-jobs")
+            if str(j.get("id", "")).startswith(_JOB_PREFIX)
+        }
+        for node in qmp(run.qmp, "query-named-block-nodes", {"flat": True}):
+            name = str(node.get("node-name", ""))
+            owner = name[len(_TARGET_PREFIX) :]
+            if name.startswith(_TARGET_PREFIX) and owner not in busy and node.get("drv") == "qcow2":
+                qmp(run.qmp, "blockdev-del", {"node-name": name})
+    except QmpError:
+        pass  # best effort: the VM may have stopped meanwhile
+
+
+# -- the VM's recorded spec --------------------------------------------------------------
+
+
+def _remember(run: RunDir, volume_id: str, disk: DiskSpec | None) -> None:
+    """Record (or forget) the disk in ``vm.json`` so the VM's definition includes it."""
+    from cumulo.agent.drivers.qemu import _write_json
+
+    try:
+        recorded = json.loads(run.spec.read_text())
+    except (OSError, ValueError):
+        return
+    spec = recorded.get("spec", {})
+    disks = [d for d in spec.get("disks", []) if d.get("volume_id") != volume_id]
+    if disk is not None:
+        disks.append(to_wire(disk))
+    spec["disks"] = sorted(disks, key=lambda d: int(d.get("device_id", 0)))
+    recorded["spec"] = spec
+    _write_json(run.spec, recorded)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _sectors(size: int) -> int:
+    """qcow2 sizes are whole 512-byte sectors: round up."""
+    return (size + 511) // 512 * 512
+
+
+def _size_of(path: Path) -> int:
+    return qcow2.virtual_size(path)
+
+
+def store_file(store_url: str, install_path: str) -> Path:
+    """The file ``install_path`` names in a ``file://`` store; paths leaving it refused."""
+    parsed = urllib.parse.urlparse(store_url)
+    if parsed.scheme != "file" or not parsed.path:
+        raise DriverError(f"this host can only write to file:// stores, not {store_url}")
+    root = Path(urllib.parse.unquote(parsed.path)).resolve()
+    full = (root / install_path).resolve()
+    if not install_path or not full.is_relative_to(root) or full == root:
+        raise DriverError(f"path {install_path!r} leaves the store")
+    return full
+
+
+def _parts_of(target: Path) -> list[Path]:
+    return list(target.parent.glob(f".{target.name}.*.part"))
+
+
+@contextlib.contextmanager
+def _staged(final: Path) -> Iterator[Path]:
+    """A temporary name beside ``final``; on success fsync, rename, fsync the directory."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, final)
+        _fsync(final.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".raw").unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def describe(path: Path) -> dict[str, int | str]:
+    """What the server records of an export: virtual size, bytes on the store, sha256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return {
+        "size": qcow2.virtual_size(path),
+        "physical_size": path.stat().st_size,
+        "checksum": digest.hexdigest(),
+    }
+
+
+def _fetch_image(url: str, dest: Path) -> None:
+    """Download ``url`` (file, http or https: the server's signed links) into ``dest`` as a
+    self-contained qcow2; a raw image is converted, a qcow2 naming a backing file refused."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https", "file"):
+        raise DriverError(f"unsupported URL scheme in {url!r}")
+    raw = dest.with_name(dest.name + ".raw")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as src, raw.open("wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+    except (urllib.error.URLError, OSError) as exc:
+        raise DriverError(f"cannot download {url}: {exc}") from exc
+    if qcow2.is_qcow2(raw):
+        info = json.loads(qcow2.qemu_img("info", "--output=json", str(raw)))
+        if info.get("backing-filename") or info.get("full-backing-filename"):
+            raise DriverError("image refused: a qcow2 volume image must not have a backing file")
+        os.replace(raw, dest)
+    else:
+        qcow2.qemu_img("convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(dest))
+        raw.unlink(missing_ok=True)

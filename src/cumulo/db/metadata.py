@@ -14,6 +14,7 @@ from cumulo.db import (  # noqa: F401
     models_images,
     models_infra,
     models_network,
+    models_routers,
     models_stats,
     models_storage,
     models_tags,

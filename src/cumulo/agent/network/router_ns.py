@@ -97,11 +97,15 @@ class Router:
     def exists(self) -> bool:
         return self.ns in namespaces()
 
-    def applied_hash(self) -> str | None:
-        path = self.run_dir / "applied.json"
+    def _applied(self) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError):
-            return str(json.loads(path.read_text())["hash"])
-        return None
+            data = json.loads((self.run_dir / "applied.json").read_text())
+            return data if isinstance(data, dict) else {}
+        return {}
+
+    def applied_hash(self) -> str | None:
+        found = self._applied().get("hash")
+        return str(found) if found else None
 
     def healthy(self, cfg: RouterConfig, public: PublicSide | None) -> bool:
         """Everything the config asks for is there: namespace, legs, dnsmasq, nftables."""
@@ -136,6 +140,9 @@ class Router:
         segment = ensure_segment(self.host, cfg.vni, local_vtep, peers)
         if self.applied_hash() == wanted and self.healthy(cfg, public):
             return {"namespace": self.ns, "hash": wanted, "changed": False, "segment": segment}
+        generation = self._applied().get("generation")
+        if generation is not None and generation != cfg.generation:
+            self._teardown()  # restartNetwork: built again from scratch
         self.record_vni(cfg.vni)
         self._namespace()
         self._guest_leg(cfg)
@@ -143,7 +150,8 @@ class Router:
         self._nftables(cfg, public)
         self._dnsmasq(cfg)
         self._services(cfg, public)
-        (self.run_dir / "applied.json").write_text(json.dumps({"hash": wanted}))
+        applied = {"hash": wanted, "generation": cfg.generation}
+        (self.run_dir / "applied.json").write_text(json.dumps(applied))
         return {"namespace": self.ns, "hash": wanted, "changed": True, "segment": segment}
 
     def _exec(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -242,6 +250,14 @@ class Router:
     def destroy(self) -> dict[str, Any]:
         """Stop every process of the router, remove the namespace, the legs and the files;
         then the guest segment if nothing else on this host uses it."""
+        self._teardown()
+        vni = _applied_vni(self.run_dir)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        removed = remove_segment(self.host, vni) if vni is not None else False
+        return {"namespace": self.ns, "segment_removed": removed}
+
+    def _teardown(self) -> None:
+        """Processes, namespace and legs gone; the files stay (destroy removes them)."""
         for pid_file in sorted(self.run_dir.glob("*.pid")) if self.run_dir.exists() else []:
             _stop(pid_file)
         if self.exists():
@@ -251,10 +267,7 @@ class Router:
             _ip_global("netns", "del", self.ns)
         for leg in leg_names(self.network_id):
             self.host.run("link", "del", leg, check=False)
-        vni = _applied_vni(self.run_dir)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        removed = remove_segment(self.host, vni) if vni is not None else False
-        return {"namespace": self.ns, "segment_removed": removed}
+        (self.run_dir / "applied.json").unlink(missing_ok=True)
 
     def record_vni(self, vni: int) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,7 @@ from cumulo.services.errors import CloudError, InsufficientCapacity, ParamError
 from cumulo.services.infra import capacity
 from cumulo.services.limits import ResourceType
 from cumulo.services.network import nics as guest_nics
+from cumulo.services.network import routers as network_routers
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import links
 from cumulo.services.usage import events as usage
@@ -298,6 +299,7 @@ def _run_start(rt: Runtime, plan: StartPlan) -> tuple[bool, str, StartPlan]:
         if plan.template is not None:
             answer = rt.hub.send(plan.host, plan.template, plan.timeout)
             plan = _with_template(plan, str(answer.result.get("path", "")))
+        network_routers.before_vm_start(rt, plan.vm_uuid, plan.host.uuid)  # issue 7 hook
         _send(rt, plan.host, StartVm(request_id=new_uuid(), spec=plan.spec), plan.timeout)
         return True, "", plan
     except CommandTimeout as err:
@@ -446,6 +448,8 @@ def _end_stop(rt: Runtime, vm_uuid: str, stopped: bool, why: str = "") -> None:
             transition(session, vm, Event.STOPPED, host_id=None, error=None)
         else:
             transition(session, vm, Event.STOP_FAILED)
+    if stopped:
+        network_routers.after_vm_change(rt, vm_uuid)  # issue 7 hook: never raises
     if not stopped:
         raise OperationFailed(f"Failed to stop VM {vm_uuid}: {why}")
 
@@ -585,6 +589,7 @@ def expunge_vm(rt: Runtime, vm_uuid: str) -> None:
             )
         )
         transition(session, vm, Event.EXPUNGED, removed=now, host_id=None)
+    network_routers.after_vm_change(rt, vm_uuid)  # issue 7 hook: never raises
 
 
 # --- settling a VM whose job was abandoned ------------------------------------------------

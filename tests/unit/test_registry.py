@@ -11,6 +11,10 @@ NO_EVENT = {
     "logout": "writes USER.LOGOUT itself",
     "archiveEvents": "acts on events; CloudStack records none for it",
     "deleteEvents": "acts on events; CloudStack records none for it",
+    "archiveAlerts": "acts on alerts; CloudStack's ArchiveAlertsCmd records none",
+    "deleteAlerts": "acts on alerts; CloudStack's DeleteAlertsCmd records none",
+    "executeWebhookDelivery": "CloudStack's ExecuteWebhookDeliveryCmd is a BaseCmd with no event",
+    "deleteWebhookDelivery": "CloudStack's DeleteWebhookDeliveryCmd is a BaseCmd with no event",
     "updateResourceLimit": "CloudStack defines no event type for limits",
     "updateResourceCount": "a recount, not a change of anything a user owns",
     "deleteSSHKeyPair": "CloudStack defines no event type for deleting a key pair",
@@ -30,6 +34,11 @@ NO_EVENT = {
     "deleteCluster": "CloudStack defines no cluster event type (DeleteClusterCmd records none)",
     "generateUsageRecords": "CloudStack's GenerateUsageRecordsCmd is a BaseCmd with no event type",
     "createConsoleEndpoint": "CloudStack's CreateConsoleEndpointCmd is a BaseCmd with no event",
+    "quotaBalance": "a read (CloudStack's QuotaBalanceCmd records no event)",
+    "quotaStatement": "a read (CloudStack's QuotaStatementCmd records no event)",
+    "quotaIsEnabled": "a read (CloudStack's QuotaEnabledCmd records no event)",
+    "quotaCredits": "CloudStack's QuotaCreditsCmd is a BaseCmd with no event type",
+    "quotaUpdate": "CloudStack's QuotaUpdateCmd is a BaseCmd with no event type",
 }
 
 

@@ -15,6 +15,7 @@ from cumulo.db import (  # noqa: F401
     models_infra,
     models_network,
     models_routers,
+    models_quota,
     models_stats,
     models_storage,
     models_tags,

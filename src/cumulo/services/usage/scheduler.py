@@ -32,6 +32,7 @@ from cumulo.services.config import ConfigKey, define
 from cumulo.services.identity import auth
 from cumulo.services.jobs import queue
 from cumulo.services.runtime import Runtime
+from cumulo.services.usage import quota
 from cumulo.services.usage.aggregate import SCHEDULED
 
 log = logging.getLogger(__name__)
@@ -182,11 +183,23 @@ def _schedule(rt: Runtime, session: Session, now: datetime) -> list[Period]:
     return due
 
 
+def schedule_quota(rt: Runtime) -> bool:
+    """After aggregation: a quotaUpdate job when quota is enabled and some aggregated period
+    is newer than its quota (``quota.schedule_update``); True if one was submitted."""
+    try:
+        with rt.db.write() as session:
+            user_id = _system_user(session)
+            caller = auth.caller_by_user_id(session, user_id) if user_id is not None else None
+            return caller is not None and quota.schedule_update(session, caller, rt.config)
+    except IntegrityError:
+        return False
+
+
 def loop(rt: Runtime, stop: threading.Event, notify: Callable[[], None]) -> None:
     """The management server's usage thread: a tick a minute until the server stops."""
     while not stop.wait(TICK_SECONDS):
         try:
-            if schedule(rt):
+            if schedule(rt) | schedule_quota(rt):
                 notify()
         except Exception:
             log.exception("usage scheduling failed")

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from cumulo.api import console, dashboard, image_links
+from cumulo.api import console, dashboard, event_stream, image_links
 from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
 from cumulo.api.cloudstack.dispatch import Dispatcher
 from cumulo.api.cloudstack.endpoint import ApiEndpoint
@@ -25,6 +25,7 @@ from cumulo.common.settings import Settings
 from cumulo.services.compute import lifecycle
 from cumulo.services.compute.stats import SimStatsSampler
 from cumulo.services.config import EXPUNGE_INTERVAL
+from cumulo.services.eventbus.dispatcher import EventDispatcher
 from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.network import routers as network_routers
@@ -51,6 +52,7 @@ class ManagementServer:
         self.agents = AgentService(self.rt)  # the agent WebSocket and the KVM transport
         self.console = console.ConsoleProxy(self.rt, self.agents)
         self.sim_stats = SimStatsSampler(self.rt)
+        self.events = EventDispatcher(self.rt.db, self.rt.config, self.rt.server_id)
         self._stop = threading.Event()
 
     def app(self, integration: bool = False) -> Starlette:
@@ -64,6 +66,8 @@ class ManagementServer:
             routes.append(WebSocketRoute(console.USER_PATH, self.console.user_endpoint))
             routes.append(WebSocketRoute(console.AGENT_PATH, self.console.agent_endpoint))
             routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
+            stream = event_stream.EventStream(self.dispatcher)
+            routes.append(Route(event_stream.PATH, stream.handle, methods=["GET"]))
             ui = dashboard.Dashboard(self.rt)
             routes.append(Route("/", ui.root, methods=["GET"]))
             routes.append(Route("/client/session", ui.session, methods=["GET"]))
@@ -140,6 +144,7 @@ class ManagementServer:
         self.workers.start()
         self.agents.start()
         self.sim_stats.start()
+        self.events.start()
         threading.Thread(target=self._heartbeat, name="server-heartbeat", daemon=True).start()
         threading.Thread(target=self._scavenge, name="expunge-scavenger", daemon=True).start()
         threading.Thread(
@@ -162,6 +167,7 @@ class ManagementServer:
             self._stop.set()
             self.agents.stop()
             self.sim_stats.stop()
+            self.events.stop()
             self.workers.stop()
             self.rt.deregister_server()
             self.rt.db.dispose()

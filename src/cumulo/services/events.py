@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Select, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from cumulo.common.ids import new_uuid
 from cumulo.common.time import utcnow
 from cumulo.db.models import Account, Domain, Event, User
 from cumulo.services.access import Caller, ListScope, RoleType
 from cumulo.services.errors import InternalError, ParamError
+from cumulo.services.eventbus import outbox
 
 LEVELS = ("INFO", "WARN", "ERROR")
 STATES = ("Created", "Scheduled", "Started", "Completed")
@@ -118,6 +120,7 @@ def record(
     owner = account_id if account_id is not None else caller.account_id
     start = _start_event(session, owner, type, job_id) if state != "Scheduled" else None
     event = Event(
+        uuid=new_uuid(),
         type=type,
         state=state,
         level=level,
@@ -133,7 +136,44 @@ def record(
         parent_id=start.id if start is not None else None,
     )
     session.add(event)
+    _to_outbox(session, caller, event)
     return event
+
+
+def _to_outbox(session: Session, caller: Caller, event: Event) -> None:
+    """The event's ActionEvent on the bus, in the same transaction (reference §7.2 payload)."""
+    own = event.account_id == caller.account_id
+    account = caller.account_name if own else _account_name(session, event.account_id)
+    path = caller.domain_path if event.domain_id == caller.domain_id else None
+    payload = {
+        "eventid": event.uuid,
+        "user": caller.user_uuid,
+        "account": account,
+        "event": event.type,
+        "status": event.state,
+        "level": event.level,
+        "entity": event.resource_type,
+        "entityuuid": event.resource_id,
+        "description": event.description,
+        "jobid": event.job_id,
+        "eventDateTime": outbox.cs_date(utcnow()),
+    }
+    outbox.publish(
+        session,
+        outbox.ACTION,
+        event.type,
+        payload,
+        account_id=event.account_id,
+        domain_path=path or outbox.domain_path_of(session, event.domain_id),
+        resource_type=event.resource_type,
+        resource_uuid=event.resource_id,
+        uuid=event.uuid,
+    )
+
+
+def _account_name(session: Session, account_id: int) -> str | None:
+    account = session.get(Account, account_id)
+    return account.name if account is not None else None
 
 
 def _start_event(session: Session, account_id: int, type: str, job_id: str | None) -> Event | None:

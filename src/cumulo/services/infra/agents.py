@@ -50,6 +50,7 @@ from cumulo.services import config
 from cumulo.services.compute import reconcile, stats
 from cumulo.services.config import ConfigKey, ConfigStore
 from cumulo.services.errors import NotFound, ParamError
+from cumulo.services.eventbus import alerts
 from cumulo.services.infra import capacity
 
 log = logging.getLogger(__name__)
@@ -331,19 +332,24 @@ def check_heartbeats(session: Session, store: ConfigStore) -> tuple[int, int]:
     now = utcnow()
     silent, down = _limits(session, store)
     kvm = (Host.hypervisor_type == KVM, Host.removed.is_(None))
-    disconnected = session.execute(
+    disconnected = session.scalars(
         update(Host)
         .where(*kvm, Host.status == UP, Host.last_ping < now - silent)
         .values(status=DISCONNECTED)
+        .returning(Host.id)
         .execution_options(synchronize_session=False)
-    )
-    went_down = session.execute(
+    ).all()
+    went_down = session.scalars(
         update(Host)
         .where(*kvm, Host.status == DISCONNECTED, Host.last_ping < now - down)
         .values(status=DOWN, mgmt_server_id=None)
+        .returning(Host.id)
         .execution_options(synchronize_session=False)
-    )
-    return disconnected.rowcount, went_down.rowcount  # type: ignore[attr-defined]
+    ).all()
+    # Operators hear of it (listAlerts, the event bus) in the same transaction.
+    alerts.hosts_changed(session, disconnected, DISCONNECTED)
+    alerts.hosts_changed(session, went_down, DOWN)
+    return len(disconnected), len(went_down)
 
 
 def forget_old_relays(session: Session) -> int:
@@ -414,7 +420,7 @@ class CloudAgentBackend:
         """Only while this server still holds the host: the agent may already have dialled
         another server, whose registration must not be undone."""
         with self.db.write() as session:
-            session.execute(
+            lost = session.scalars(
                 update(Host)
                 .where(
                     Host.uuid == host_id,
@@ -422,7 +428,9 @@ class CloudAgentBackend:
                     Host.status == UP,
                 )
                 .values(status=DISCONNECTED, mgmt_server_id=None)
-            )
+                .returning(Host.id)
+            ).all()
+            alerts.hosts_changed(session, lost, DISCONNECTED)
 
     def reachable(self, host_id: str) -> bool:
         with self.db.read() as session:

@@ -1,0 +1,248 @@
+"""Writing the outbox: one row per event worth pushing, in the transaction of the change.
+
+Action events are written by ``services.events.record``. Job completions, resource state
+changes (VMs, volumes, snapshots) and usage events are noticed by a ``before_flush`` hook on
+every ORM session, so no service has to remember to publish them and none can forget: if
+the change commits, its outbox row commits with it, and if it rolls back, so does the row.
+
+After a commit that wrote outbox rows, waiters in this process (the push stream) are woken at
+once, which is what lets a client see its job complete within milliseconds; servers that did
+not make the change find the rows by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, UOWTransaction
+
+from cumulo.common.ids import new_uuid
+from cumulo.common.time import utcnow
+from cumulo.db.models import AsyncJob, Domain
+from cumulo.db.models_compute import VirtualMachine, Volume
+from cumulo.db.models_eventbus import OutboxEvent
+from cumulo.db.models_storage import Snapshot
+from cumulo.db.models_usage import UsageEvent
+
+SOURCE = "management-server"
+ACTION, JOB, STATE, ALERT, USAGE = (
+    "ActionEvent",
+    "AsyncJobEvent",
+    "ResourceStateEvent",
+    "AlertEvent",
+    "UsageEvent",
+)
+CATEGORIES = (ACTION, JOB, STATE, ALERT, USAGE)
+JOB_STATUS = {1: "SUCCEEDED", 2: "FAILED", 3: "CANCELLED"}
+STATEFUL = {VirtualMachine: "VirtualMachine", Volume: "Volume", Snapshot: "Snapshot"}
+WROTE = "eventbus_wrote"
+
+
+def cs_date(when: datetime) -> str:
+    """CloudStack's eventDateTime format, ``yyyy-MM-dd HH:mm:ss Z`` (reference §7.2)."""
+    return when.strftime("%Y-%m-%d %H:%M:%S +0000")
+
+
+def precise(when: datetime) -> str:
+    """An ISO time with microseconds: what a client measures push latency against."""
+    return when.isoformat(timespec="microseconds")
+
+
+def publish(
+    session: Session,
+    category: str,
+    type: str,
+    payload: dict[str, Any],
+    *,
+    account_id: int | None = None,
+    domain_path: str | None = None,
+    resource_type: str | None = None,
+    resource_uuid: str | None = None,
+    uuid: str | None = None,
+) -> OutboxEvent:
+    """Add an outbox row to the session's transaction; it commits or rolls back with it.
+    An action event's row takes the event's uuid, so receivers and listEvents agree."""
+    row = OutboxEvent(
+        uuid=uuid or new_uuid(),
+        category=category,
+        type=type,
+        payload=payload,
+        account_id=account_id,
+        domain_path=domain_path,
+        resource_type=resource_type,
+        resource_uuid=resource_uuid,
+        created=utcnow(),
+        fanned_out=False,
+    )
+    session.add(row)
+    session.info[WROTE] = True
+    return row
+
+
+def domain_path_of(session: Session, domain_id: int | None) -> str | None:
+    if domain_id is None:
+        return None
+    domain = session.get(Domain, domain_id)
+    return domain.path if domain is not None else None
+
+
+# --- noticing changes ------------------------------------------------------------------------
+
+
+def _changed(obj: Any, attr: str) -> tuple[Any, Any] | None:
+    """(old, new) if ``attr`` was changed in this flush, else None."""
+    history = inspect(obj).attrs[attr].history
+    if not history.added:
+        return None
+    old = history.deleted[0] if history.deleted else None
+    new = history.added[0]
+    return None if old == new else (old, new)
+
+
+def _job_done(session: Session, job: AsyncJob) -> None:
+    change = _changed(job, "status")
+    if change is None or change[0] != 0 or change[1] == 0:
+        return
+    completed = job.completed or utcnow()
+    payload = {
+        "jobid": job.uuid,
+        "cmd": job.cmd,
+        "status": JOB_STATUS.get(job.status, str(job.status)),
+        "jobstatus": job.status,
+        "jobresultcode": job.result_code,
+        "jobinstancetype": job.instance_type,
+        "jobinstanceid": job.instance_id,
+        "created": precise(job.created) if job.created else None,
+        "completed": precise(completed),
+        "eventDateTime": cs_date(completed),
+    }
+    if job.status == 2 and job.result:
+        payload["errortext"] = str(job.result.get("errortext", ""))
+    publish(
+        session,
+        JOB,
+        "CompleteAsyncJob",
+        payload,
+        account_id=job.account_id,
+        domain_path=domain_path_of(session, job.domain_id),
+        resource_type=job.instance_type,
+        resource_uuid=job.instance_id,
+    )
+    if job.status == 2 and job.result_code == 530:
+        # Imported here: alerts publish through this module.
+        from cumulo.services.eventbus.alerts import job_failed
+
+        job_failed(session, job)
+
+
+def _state_changed(session: Session, obj: Any, kind: str) -> None:
+    change = _changed(obj, "state")
+    if change is None or change[0] is None:
+        return
+    now = utcnow()
+    payload = {
+        "resource": kind,
+        "id": obj.uuid,
+        "name": getattr(obj, "name", None),
+        "old-state": change[0],
+        "new-state": change[1],
+        "status": "postStateTransitionEvent",
+        "eventDateTime": cs_date(now),
+        "changed": precise(now),
+    }
+    publish(
+        session,
+        STATE,
+        "StateChange",
+        payload,
+        account_id=obj.account_id,
+        domain_path=domain_path_of(session, obj.domain_id),
+        resource_type=kind,
+        resource_uuid=obj.uuid,
+    )
+
+
+def _usage(session: Session, usage: UsageEvent) -> None:
+    created = usage.created or utcnow()
+    payload = {
+        "event": usage.type,
+        "resource": usage.resource_type,
+        "id": usage.resource_uuid,
+        "name": usage.resource_name,
+        "size": usage.size,
+        "eventDateTime": cs_date(created),
+    }
+    publish(
+        session,
+        USAGE,
+        usage.type,
+        payload,
+        account_id=usage.account_id,
+        domain_path=domain_path_of(session, usage.domain_id),
+        resource_type=usage.resource_type,
+        resource_uuid=usage.resource_uuid,
+    )
+
+
+def _before_flush(session: Session, _ctx: UOWTransaction, _instances: Any) -> None:
+    for obj in list(session.dirty):
+        if isinstance(obj, AsyncJob):
+            _job_done(session, obj)
+        elif type(obj) in STATEFUL:
+            _state_changed(session, obj, STATEFUL[type(obj)])
+    for obj in list(session.new):
+        if isinstance(obj, UsageEvent):
+            _usage(session, obj)
+
+
+# --- waking local waiters after commit ---------------------------------------------------------
+
+
+class Notifier:
+    """Wakes the push stream's connections (each an asyncio.Event on some loop) after a commit
+    in this process wrote outbox rows; thread-safe, as commits happen in worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def add(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters.add((loop, wake))
+
+    def remove(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters.discard((loop, wake))
+
+    def notify(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, wake in waiters:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed under us: its stream is gone
+                self.remove(loop, wake)
+
+
+NOTIFIER = Notifier()
+LOCAL_WAKE = threading.Event()  # the dispatcher's: new rows to fan out
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(WROTE, False):
+        LOCAL_WAKE.set()
+        NOTIFIER.notify()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(WROTE, None)
+
+
+sa_event.listen(Session, "before_flush", _before_flush)
+sa_event.listen(Session, "after_commit", _after_commit)
+sa_event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cumulo.db.models import Account, Event, Role, User
+from cumulo.db.models import Account, AsyncJob, Event, Role, User
 from cumulo.db.models_quota import QuotaUsage
 from cumulo.db.models_usage import UsageRecord
 from cumulo.services.access import Caller
@@ -269,13 +269,15 @@ def test_alert_only_by_default_then_enforcement_locks_and_credit_unlocks(
         == 1
     )
     config.set(session, quota.ENABLE_ENFORCEMENT, "true", "global", 0)
-    quota.refresh_balances(session, caller, config)
+    assert quota.refresh_balances(session, caller, config) == 1
     assert account.state == "locked"
     assert quota.quota_account(session, account.id).locked
     quota.add_credit(session, caller, config, account, quota.CreditChange(Decimal("105")))
     assert account.state == "locked"  # balance exactly zero: still out of credit
-    quota.add_credit(session, caller, config, account, quota.CreditChange(Decimal("0.01")))
-    assert account.state == "enabled"
+    _, locks = quota.add_credit(
+        session, caller, config, account, quota.CreditChange(Decimal("0.01"))
+    )
+    assert locks == 1 and account.state == "enabled"
     assert not quota.quota_account(session, account.id).locked
 
 
@@ -378,3 +380,22 @@ def test_statement_periods() -> None:
         datetime(2026, 1, 1, tzinfo=UTC),
         datetime(2027, 1, 1, tzinfo=UTC),
     )
+
+
+def test_a_quota_job_follows_aggregation_when_quota_is_enabled(session: Session) -> None:
+    caller = root_caller(session)
+    config = ConfigStore()
+    account = user_account(session)
+    script_month(session, account)
+    aggregate.run(session, at(1), at(2))
+    assert not quota.schedule_update(session, caller, config)  # quota.enable.service is off
+    config.set(session, quota.ENABLE_SERVICE, "true", "global", 0)
+    assert quota.schedule_update(session, caller, config)
+    jobs = session.scalars(select(AsyncJob).where(AsyncJob.cmd == "quotaUpdate")).all()
+    assert len(jobs) == 1
+    assert not quota.schedule_update(session, caller, config)  # one is already waiting
+    jobs[0].status = 1
+    quota.calculate(session, caller, config)
+    assert not quota.schedule_update(session, caller, config)  # nothing newer than quota
+    aggregate.run(session, at(2), at(3))
+    assert quota.schedule_update(session, caller, config)

@@ -153,6 +153,7 @@ class RunResult:
     periods: int  # periods (re)computed
     rows: int  # quota rows written
     dropped: int  # stale periods removed
+    locks: int = 0  # accounts locked or unlocked (the caller drops cached API keys)
 
 
 def calculate(session: Session, caller: Caller, config: ConfigStore) -> RunResult:
@@ -189,8 +190,8 @@ def calculate(session: Session, caller: Caller, config: ConfigStore) -> RunResul
         marker.computed, marker.records = now, written
         periods += 1
     session.flush()
-    refresh_balances(session, caller, config)
-    return RunResult(periods, rows, dropped)
+    locks = refresh_balances(session, caller, config)
+    return RunResult(periods, rows, dropped, locks)
 
 
 def _delete_period(session: Session, start: datetime, end: datetime) -> None:
@@ -309,7 +310,9 @@ def quota_account(session: Session, account_id: int) -> QuotaAccount:
 
 def refresh_balances(
     session: Session, caller: Caller, config: ConfigStore, account_id: int | None = None
-) -> None:
+) -> int:
+    """Balances from scratch (credits - quota used), then alerts and locks; the number of
+    accounts locked or unlocked."""
     used = used_e8(session, account_id)
     got = credits_e8(session, account_id)
     ids = set(used) | set(got)
@@ -322,11 +325,15 @@ def refresh_balances(
     )
     enforcement = bool(config.get(session, ENABLE_ENFORCEMENT))
     now = utcnow()
+    changes = 0
     for acct in sorted(ids):
         row = quota_account(session, acct)
         row.balance_e8, row.balance_date = got.get(acct, 0) - used.get(acct, 0), now
+        was = row.locked
         _check(session, caller, row, used.get(acct, 0) > 0, enforcement, now)
+        changes += row.locked != was
     session.flush()
+    return changes
 
 
 def _check(
@@ -423,7 +430,9 @@ class CreditChange:
 
 def add_credit(
     session: Session, caller: Caller, config: ConfigStore, account: Account, change: CreditChange
-) -> QuotaCredit:
+) -> tuple[QuotaCredit, int]:
+    """Record a credit (or debit) and refresh the account's balance; the credit and the
+    number of lock changes (0 or 1)."""
     credit = QuotaCredit(
         account_id=account.id,
         domain_id=account.domain_id,
@@ -438,8 +447,7 @@ def add_credit(
     if change.enforce is not None:
         row.enforce = change.enforce
     session.flush()
-    refresh_balances(session, caller, config, account.id)
-    return credit
+    return credit, refresh_balances(session, caller, config, account.id)
 
 
 def credits_between(

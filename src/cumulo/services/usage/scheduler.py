@@ -199,7 +199,8 @@ def loop(rt: Runtime, stop: threading.Event, notify: Callable[[], None]) -> None
     """The management server's usage thread: a tick a minute until the server stops."""
     while not stop.wait(TICK_SECONDS):
         try:
-            if schedule(rt) | schedule_quota(rt):
+            aggregating = bool(schedule(rt))
+            if schedule_quota(rt) or aggregating:
                 notify()
         except Exception:
             log.exception("usage scheduling failed")

@@ -529,7 +529,9 @@ def quota_credits(
     if target.removed is not None:
         raise ParamError("Quota credits cannot be added to a removed account")
     change = svc.CreditChange(amount, floor, quota_enforce)
-    credit = svc.add_credit(ctx.session, ctx.caller, ctx.runtime.config, target, change)
+    credit, locks = svc.add_credit(ctx.session, ctx.caller, ctx.runtime.config, target, change)
+    if locks:
+        ctx.runtime.key_cache.forget_all()  # the account's keys verify (or not) from now on
     user = ctx.session.get(User, ctx.caller.user_id)
     return {
         "credits": _money(qt.from_e8(credit.amount_e8)),
@@ -644,14 +646,19 @@ def quota_summary(
     since="4.7.0",
 )
 def quota_update(ctx: Ctx) -> dict[str, Any]:
-    svc.calculate(ctx.session, ctx.caller, ctx.runtime.config)
-    return {"updated_on": to_wire(utcnow())}
+    return _update(ctx)
 
 
 @quota_update.runs
 def run_quota_update(ctx: Ctx) -> dict[str, Any]:
     """The job body (``services.usage.scheduler``): idempotent, a re-run changes nothing."""
-    svc.calculate(ctx.session, ctx.caller, ctx.runtime.config)
+    return _update(ctx)
+
+
+def _update(ctx: Ctx) -> dict[str, Any]:
+    result = svc.calculate(ctx.session, ctx.caller, ctx.runtime.config)
+    if result.locks:
+        ctx.runtime.key_cache.forget_all()  # locked accounts' keys stop verifying at once
     return {"updated_on": to_wire(utcnow())}
 
 

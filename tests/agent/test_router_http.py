@@ -274,3 +274,28 @@ def _password(lab: Lab, ns: str, request: str) -> str | None:
         "--header", f"DomU_Request: {request}", f"{lab.topo.router_ip}:8080",
     )  # fmt: skip
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def test_apply_runs_the_service_detached_and_updates_it_in_place(tmp_path: Path) -> None:
+    """The dataplane's entry point: ``apply`` starts the service once, then only rewrites data."""
+    run_dir = tmp_path / "router"
+    with router_topology(tmp_path, public=False) as topo:
+        try:
+            ns = topo.add_guest(0)
+            vm = VmData(topo.guest_ip(0), "i-9-VM", "vm-9", "vm9", "z", "small", None, (),
+                        b"first", None)  # fmt: skip
+            assert router_http.apply(config(topo, (vm,)), topo.router, run_dir) == "started"
+            pid = router_http.running_pid(run_dir)
+            assert pid is not None
+            assert router_http.apply(config(topo, (vm,)), topo.router, run_dir) == "unchanged"
+            base = f"http://{topo.router_ip}/latest"
+            assert curl(ns, f"{base}/user-data") == "first"
+            vm = dataclasses.replace(vm, user_data=b"second")
+            assert router_http.apply(config(topo, (vm,)), topo.router, run_dir) == "updated"
+            assert router_http.running_pid(run_dir) == pid  # same process, new data
+            assert curl(ns, f"{base}/user-data") == "second"
+            router_http.stop(run_dir)
+            assert router_http.running_pid(run_dir) is None
+            assert curl(ns, f"{base}/user-data") is None
+        finally:
+            router_http.stop(run_dir)

@@ -31,8 +31,12 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
+import signal
+import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -265,7 +269,8 @@ def serve(data: Path, listen: str, port: int = 80, password_port: int = 8080) ->
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for thread in threads:
         thread.start()
-    sys.stderr.write(f"router_http listening on {listen}:{port} and :{password_port}\n")
+    pid = os.getpid()
+    sys.stderr.write(f"[{pid}] router_http listening on {listen}:{port} and :{password_port}\n")
     sys.stderr.flush()
     for thread in threads:
         thread.join()
@@ -277,6 +282,92 @@ def argv(data: Path, listen: str, port: int = 80, password_port: int = 8080) -> 
         sys.executable, "-m", "cumulo.agent.network.router_http", "--data", str(data),
         "--listen", listen, "--port", str(port), "--password-port", str(password_port),
     ]  # fmt: skip
+
+
+# --- the process, for the dataplane ------------------------------------------------------------
+
+DATA_NAME = "vmdata.json"
+PID_NAME = "router_http.pid"
+LOG_NAME = "router_http.log"
+
+
+def running_pid(run_dir: Path, listen: str | None = None) -> int | None:
+    """The service's pid when it runs for this run_dir (and address): a reused pid is not."""
+    try:
+        pid = int((run_dir / PID_NAME).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    args = [a.decode(errors="replace") for a in cmdline]
+    if "cumulo.agent.network.router_http" not in args or str(run_dir / DATA_NAME) not in args:
+        return None
+    if listen is not None and listen not in args:
+        return None
+    return pid
+
+
+def _spawn(netns: str | None, run_dir: Path, listen: str) -> int:
+    """Start detached (it outlives the agent, like dnsmasq): ``sh`` backgrounds it and exits,
+    so no zombie is left with the agent; returns the service's own pid."""
+    command = shlex.join(argv(run_dir / DATA_NAME, listen))
+    log = shlex.quote(str(run_dir / LOG_NAME))
+    script = f"{command} </dev/null >>{log} 2>&1 & echo $!"
+    full = ["sh", "-c", script]
+    if netns:
+        full = ["ip", "netns", "exec", netns, *full]
+    done = subprocess.run(
+        full, capture_output=True, text=True, timeout=30, check=True, start_new_session=True
+    )
+    return int(done.stdout.strip())
+
+
+def _wait_listening(pid: int, run_dir: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    marker = f"[{pid}] router_http listening"
+    while time.monotonic() < deadline:
+        text = (
+            (run_dir / LOG_NAME).read_text(errors="replace")
+            if (run_dir / LOG_NAME).exists()
+            else ""
+        )
+        if marker in text:
+            return
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"router_http did not start: {text[-500:]}")
+
+
+def apply(config: RouterConfig, netns: str | None, run_dir: Path) -> str:
+    """Make the router's metadata/password service match ``config``.
+
+    Writes ``run_dir/vmdata.json`` (the running service picks it up by itself) and starts
+    the service on ``router_ip`` when it is not running there (pid file ``router_http.pid``,
+    log ``router_http.log``). Returns ``"started"``, ``"updated"`` or ``"unchanged"``. The
+    delivered-password record ``vmdata.json.saved`` stays in run_dir across restarts.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    changed = write_data(config, run_dir / DATA_NAME)
+    if running_pid(run_dir, config.router_ip) is not None:
+        return changed
+    stop(run_dir)  # one bound to an old address
+    pid = _spawn(netns, run_dir, config.router_ip)
+    (run_dir / PID_NAME).write_text(f"{pid}\n")
+    _wait_listening(pid, run_dir)
+    return "started"
+
+
+def stop(run_dir: Path) -> None:
+    """Stop the service (SIGTERM, then SIGKILL); absent is fine. The data files stay."""
+    pid = running_pid(run_dir)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if running_pid(run_dir) is not None:
+            os.kill(pid, signal.SIGKILL)
+    (run_dir / PID_NAME).unlink(missing_ok=True)
 
 
 def main(arguments: list[str] | None = None) -> None:

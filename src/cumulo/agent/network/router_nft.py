@@ -251,6 +251,14 @@ def _chains(config: RouterConfig, guest_if: str, public_if: str | None) -> list[
 # --- public entry points -------------------------------------------------------------------
 
 
+def render(config: RouterConfig, *, guest_if: str, public_if: str | None) -> str:
+    """The chains alone, for a caller that wraps them in its own table (``ip`` or ``inet``
+    family; the rules match IPv4 only). Prefer ``ruleset``, which adds the atomic replace."""
+    guest = _iface(guest_if)
+    public = _iface(public_if) if public_if is not None else None
+    return "\n".join(_chains(config, guest, public)) + "\n"
+
+
 def ruleset(config: RouterConfig, *, guest_if: str, public_if: str | None) -> str:
     """The complete ``nft -f`` input that atomically replaces the router's table.
 
@@ -259,16 +267,14 @@ def ruleset(config: RouterConfig, *, guest_if: str, public_if: str | None) -> st
     The table carries a digest of its body as its comment so ``apply`` can skip a ruleset
     that is already in place.
     """
-    guest = _iface(guest_if)
-    public = _iface(public_if) if public_if is not None else None
-    body = "\n".join(_chains(config, guest, public))
+    body = render(config, guest_if=guest_if, public_if=public_if)
     digest = hashlib.sha256(body.encode()).hexdigest()[:32]
     return (
         f"add table {FAMILY} {TABLE}\n"
         f"delete table {FAMILY} {TABLE}\n"
         f"table {FAMILY} {TABLE} {{\n"
         f'\tcomment "cumulo:{digest}"\n'
-        f"{body}\n"
+        f"{body}"
         "}\n"
     )
 

@@ -163,6 +163,18 @@ def test_static_nat(topo: Topology) -> None:
     assert curl(topo.internet, url) is None  # static NAT disabled
 
 
+def test_hairpin_from_guests(topo: Topology) -> None:
+    """A VM using a public address of its own network reaches the same VM as the outside."""
+    forward = PortForward(SNAT_IP, "tcp", ports(8080), topo.guest_ip(0), ports(80), ANY)
+    nat = StaticNat(STATIC_IP, topo.guest_ip(1))
+    cfg = config(topo, port_forwards=(forward,), static_nats=(nat,), firewall=(fw(SNAT_IP, 8080),))
+    apply(topo, cfg)
+    # replies must come back through the router, so the target sees the router's address
+    assert curl(topo.guest(1), f"http://{SNAT_IP}:8080/") == f"guest0 {topo.router_ip}"
+    assert curl(topo.guest(0), f"http://{STATIC_IP}/") == f"guest1 {topo.router_ip}"
+    assert curl(topo.guest(1), f"http://{SNAT_IP}:8081/") is None  # no forward there
+
+
 def test_reapply_is_a_no_op_and_replaces_atomically(topo: Topology) -> None:
     cfg = config(
         topo,

@@ -175,13 +175,13 @@ def _dnat_target(forward: PortForward) -> str:
     return f"dnat ip to {private} : {proto} dport map {{ {pairs} }}"
 
 
-def _forward_rule(forward: PortForward, public_if: str) -> str:
+def _forward_rule(forward: PortForward, inbound: str) -> str:
     proto = _protocol(forward.protocol)
     if proto not in L4:
         raise ValueError(f"port forwarding needs tcp or udp, not {proto}")
     saddr = _cidrs(forward.source_cidrs)
     return _join(
-        f'iifname "{public_if}"',
+        f"iifname {inbound}",
         f"ip daddr {_ip(forward.public_ip)}",
         f"ip saddr {saddr}" if saddr else None,
         _l4_match(proto, forward.public_ports),
@@ -189,22 +189,30 @@ def _forward_rule(forward: PortForward, public_if: str) -> str:
     )
 
 
-def _dstnat(config: RouterConfig, public_if: str) -> list[str]:
-    lines = [_forward_rule(f, public_if) for f in config.port_forwards]
+def _dstnat(config: RouterConfig, public_if: str, guest_if: str) -> list[str]:
+    """From the public side, and from guests (hairpin: a VM using a public address of its
+    own network reaches the same VM as the outside does)."""
+    inbound = f'{{ "{public_if}", "{guest_if}" }}'
+    lines = [_forward_rule(f, inbound) for f in config.port_forwards]
     for nat in config.static_nats:
         lines.append(
-            f'iifname "{public_if}" ip daddr {_ip(nat.public_ip)} dnat ip to {_ip(nat.private_ip)}'
+            f"iifname {inbound} ip daddr {_ip(nat.public_ip)} dnat ip to {_ip(nat.private_ip)}"
         )
     return lines
 
 
-def _srcnat(config: RouterConfig, public_if: str) -> list[str]:
-    lines = [
+def _srcnat(config: RouterConfig, public_if: str, guest_if: str) -> list[str]:
+    cidr = IPv4Network(config.cidr, strict=False)
+    # hairpin: the reply must come back through the router to be un-NATed
+    hairpin = (
+        f'oifname "{guest_if}" ip saddr {cidr} ct status dnat snat ip to {_ip(config.router_ip)}'
+    )
+    lines = [hairpin] if config.port_forwards or config.static_nats else []
+    lines += [
         f'oifname "{public_if}" ip saddr {_ip(nat.private_ip)} snat ip to {_ip(nat.public_ip)}'
         for nat in config.static_nats
     ]
     if config.source_nat_ip:
-        cidr = IPv4Network(config.cidr, strict=False)
         lines.append(
             f'oifname "{public_if}" ip saddr {cidr} snat ip to {_ip(config.source_nat_ip)}'
         )
@@ -235,12 +243,16 @@ def _chains(config: RouterConfig, guest_if: str, public_if: str | None) -> list[
             pre.append(f"iifname {p} ip daddr {addrs} ct state new jump firewall_in")
         chains.append(_chain("firewall_in", None, _firewall_in(config)))
         chains.append(_chain("filter_pre", "filter prerouting -150", pre))
-        chains.append(_chain("dstnat", "nat prerouting dstnat", _dstnat(config, public_if)))
-        chains.append(_chain("srcnat", "nat postrouting srcnat", _srcnat(config, public_if)))
+        chains.append(
+            _chain("dstnat", "nat prerouting dstnat", _dstnat(config, public_if, guest_if))
+        )
+        chains.append(
+            _chain("srcnat", "nat postrouting srcnat", _srcnat(config, public_if, guest_if))
+        )
         chains.append(_chain("egress", None, _egress(config)))
         if addrs:
             input_rules.append(f"iifname {p} ip daddr {addrs} accept")  # passed firewall_in
-        forward_rules.append(f"iifname {p} oifname {g} ct status dnat accept")
+        forward_rules.append(f"iifname {{ {p}, {g} }} oifname {g} ct status dnat accept")
         forward_rules.append(f"iifname {g} oifname {p} jump egress")
     input_rules.append("meta l4proto icmp accept")  # pings to the router's own addresses
     chains.append(_chain("input", "filter input 0", input_rules, policy="drop"))

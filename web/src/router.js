@@ -10,6 +10,8 @@ import Deploy from "./pages/Deploy.vue";
 import Hosts from "./pages/Hosts.vue";
 import Forbidden from "./pages/Forbidden.vue";
 import ResourcePage from "./pages/ResourcePage.vue";
+import ObjectStorage from "./pages/ObjectStorage.vue";
+import Bucket from "./pages/Bucket.vue";
 import { resource, resources } from "./resources.js";
 
 export const pages = [
@@ -25,6 +27,18 @@ export const pages = [
     name: "deploy",
     component: Deploy,
     meta: { title: "Deploy instance", apis: ["deployVirtualMachine"], hidden: true },
+  },
+  {
+    path: "/storage",
+    name: "storage",
+    component: ObjectStorage,
+    meta: { title: "Object storage", apis: ["getUserKeys"] },
+  },
+  {
+    path: "/storage/:bucket",
+    name: "bucket",
+    component: Bucket,
+    meta: { title: "Bucket", apis: ["getUserKeys"], hidden: true },
   },
   {
     path: "/infra/hosts",

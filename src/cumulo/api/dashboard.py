@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import (
@@ -37,11 +38,12 @@ from cumulo.services.runtime import Runtime
 
 DIST = Path(__file__).resolve().parent.parent / "dashboard" / "dist"
 PREFIX = "/client/"
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self' {s3} ws: wss:; frame-ancestors 'none'; base-uri 'self'"
+)
 HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'"
-    ),
+    "Content-Security-Policy": CSP.format(s3=""),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -50,9 +52,13 @@ NOT_BUILT = "The dashboard is not built on this server: run `make install` (npm 
 
 
 class Dashboard:
-    def __init__(self, rt: Runtime, dist: Path = DIST) -> None:
+    def __init__(self, rt: Runtime, dist: Path = DIST, s3_url: str = "") -> None:
         self.rt = rt
         self.dist = dist
+        # The object browser talks to the S3 service directly: its origin may be fetched.
+        s3 = urlsplit(s3_url)
+        origin = f"{s3.scheme}://{s3.netloc}" if s3.scheme and s3.netloc else ""
+        self.headers = {**HEADERS, "Content-Security-Policy": CSP.format(s3=origin)}
 
     async def root(self, _: Request) -> Response:
         return RedirectResponse(PREFIX, status_code=302)
@@ -62,21 +68,21 @@ class Dashboard:
         rel = request.path_params.get("path", "")
         index = self.dist / "index.html"
         if not index.is_file():
-            return PlainTextResponse(NOT_BUILT, status_code=503, headers=HEADERS)
+            return PlainTextResponse(NOT_BUILT, status_code=503, headers=self.headers)
         target = (self.dist / rel).resolve()
         if rel and target.is_file() and target.is_relative_to(self.dist.resolve()):
             cache = (
                 "public, max-age=31536000, immutable" if rel.startswith("assets/") else "no-cache"
             )
-            return FileResponse(target, headers={**HEADERS, "Cache-Control": cache})
-        return FileResponse(index, headers={**HEADERS, "Cache-Control": "no-cache"})
+            return FileResponse(target, headers={**self.headers, "Cache-Control": cache})
+        return FileResponse(index, headers={**self.headers, "Cache-Control": "no-cache"})
 
     async def console_page(self, _: Request) -> Response:
         """The noVNC page createConsoleEndpoint's ``url`` opens (``/console/?token=…``)."""
         page = self.dist / "console.html"
         if not page.is_file():
-            return PlainTextResponse(NOT_BUILT, status_code=503, headers=HEADERS)
-        return FileResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})
+            return PlainTextResponse(NOT_BUILT, status_code=503, headers=self.headers)
+        return FileResponse(page, headers={**self.headers, "Cache-Control": "no-cache"})
 
     async def session(self, request: Request) -> Response:
         """The caller's session key and identity, for a same-origin page after a reload."""
@@ -100,6 +106,8 @@ class Dashboard:
             "domainid": caller.domain_uuid,
             "domain": caller.domain_path,
             "type": str(caller.account_type),
+            "s3endpoint": self.rt.settings.s3_public_url,
+            "s3region": self.rt.settings.s3.region,
         }
 
 

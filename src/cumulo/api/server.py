@@ -68,7 +68,7 @@ class ManagementServer:
             routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
             stream = event_stream.EventStream(self.dispatcher)
             routes.append(Route(event_stream.PATH, stream.handle, methods=["GET"]))
-            ui = dashboard.Dashboard(self.rt)
+            ui = dashboard.Dashboard(self.rt, s3_url=self.settings.s3_public_url)
             routes.append(Route("/", ui.root, methods=["GET"]))
             routes.append(Route("/client/session", ui.session, methods=["GET"]))
             routes.append(Route("/console/", ui.console_page, methods=["GET"]))

@@ -92,6 +92,12 @@ class S3Settings(BaseModel):
     # How often lifecycle rules are applied, and how long a lifecycle "day" is (tests shrink it).
     lifecycle_interval_seconds: float = Field(default=600.0, gt=0)
     lifecycle_day_seconds: float = Field(default=86400.0, gt=0)
+    # The address clients (and the dashboard's object browser) reach the service at; empty
+    # means http://<host>:<port>.
+    public_url: str = ""
+    # Browser origins that may call the service directly (the dashboard); empty means the
+    # management server's own address, http://<api.host>:<api.port>.
+    console_origins: list[str] = Field(default_factory=list)
 
 
 class AgentSettings(BaseModel):
@@ -164,6 +170,15 @@ class Settings(BaseSettings):
     @property
     def s3_blob_dir(self) -> Path:
         return Path(self.s3.blob_dir) if self.s3.blob_dir else self.data_dir / "blobs"
+
+    @property
+    def s3_public_url(self) -> str:
+        return self.s3.public_url or f"http://{self.s3.host}:{self.s3.port}"
+
+    @property
+    def s3_console_origins(self) -> list[str]:
+        """Who may call S3 from a browser page: the dashboard, served by the API server."""
+        return self.s3.console_origins or [f"http://{self.api.host}:{self.api.port}"]
 
     @property
     def admin_password_file(self) -> Path:

@@ -15,6 +15,7 @@ from cumulo.db.engine import Database
 from cumulo.objectstore.admin import Admin
 from cumulo.objectstore.app import S3App
 from cumulo.objectstore.blobs.fs import FsBlobStore
+from cumulo.objectstore.console_cors import ConsoleCors
 from cumulo.objectstore.gc import run_collector
 from cumulo.objectstore.handlers.base import Service
 from cumulo.objectstore.identity import CloudIdentity, Identities
@@ -67,7 +68,10 @@ async def serve(settings: Settings) -> None:
     svc, identity = build_service(settings)
     meter = UsageMeter(svc.meta.db)
     config = uvicorn.Config(
-        S3App(svc, identity, meter, Admin(identity.users, identity, meter)),
+        ConsoleCors(
+            S3App(svc, identity, meter, Admin(identity.users, identity, meter)),
+            settings.s3_console_origins,
+        ),
         host=settings.s3.host,
         port=settings.s3.port,
         log_config=None,

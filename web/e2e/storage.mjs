@@ -1,0 +1,99 @@
+// The object browser in a real Chromium against the real S3 service: keys, a bucket with
+// versioning, uploads (one large enough for multipart), a download compared byte for byte,
+// a share link opened by a browser with no session, folders, deletes and the S3 error for
+// deleting a non-empty bucket. env: BASE_URL, CHROMIUM, ARTIFACTS, USER_NAME, USER_PASSWORD,
+// USER_DOMAIN, BUCKET, WORK (a directory for the files).
+import { chromium } from "playwright-core";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+
+const env = process.env;
+mkdirSync(env.ARTIFACTS, { recursive: true });
+const shots = env.ARTIFACTS;
+const done = {};
+const sha = (buf) => createHash("sha256").update(buf).digest("hex");
+
+const small = Buffer.concat([Buffer.from("hello from the dashboard\n"), randomBytes(100 * 1024)]);
+const large = randomBytes(20 * 1024 * 1024 + 12345); // > 16 MiB: a multipart upload
+writeFileSync(`${env.WORK}/small.bin`, small);
+writeFileSync(`${env.WORK}/large.bin`, large);
+done.smallSha = sha(small);
+done.largeSha = sha(large);
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+let page = null;
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  page = await ctx.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(String(err)));
+  await page.goto(`${env.BASE_URL}/client/`);
+  await page.getByLabel("User name").fill(env.USER_NAME);
+  await page.getByLabel("Password").fill(env.USER_PASSWORD);
+  await page.getByLabel("Domain").fill(env.USER_DOMAIN);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: /Welcome/ }).waitFor();
+
+  await page.getByRole("link", { name: "Object storage" }).click();
+  await page.getByRole("button", { name: "Generate API keys" }).click();
+  await page.getByLabel("New bucket").fill(env.BUCKET);
+  await page.getByRole("button", { name: "Create bucket" }).click();
+  const bucketRow = page.locator(`tr[data-row="${env.BUCKET}"]`);
+  await bucketRow.waitFor();
+  await bucketRow.getByRole("button", { name: "Enable versioning" }).click();
+  await bucketRow.locator('[data-col="versioning"]', { hasText: "Enabled" }).waitFor();
+  done.versioning = "Enabled";
+  await page.screenshot({ path: `${shots}/buckets.png` });
+
+  await bucketRow.getByRole("link", { name: env.BUCKET }).click();
+  await page.getByLabel("New folder name").fill("docs");
+  await page.getByRole("button", { name: "Create folder" }).click();
+  await page.locator('tr[data-row="docs/"]').waitFor();
+  await page.locator('input[name="upload"]').setInputFiles([`${env.WORK}/small.bin`, `${env.WORK}/large.bin`]);
+  await page.locator('tr[data-row="large.bin"]').waitFor({ timeout: 120000 });
+  await page.locator('tr[data-row="small.bin"]').waitFor();
+  done.uploaded = true;
+  await page.screenshot({ path: `${shots}/objects.png` });
+
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator('tr[data-row="small.bin"]').getByRole("button", { name: "Download" }).click(),
+  ]);
+  const saved = `${env.WORK}/downloaded.bin`;
+  await download.saveAs(saved);
+  done.downloadSha = sha(readFileSync(saved));
+  done.downloadName = download.suggestedFilename();
+
+  await page.locator('tr[data-row="large.bin"]').getByRole("button", { name: "Share" }).click();
+  const link = await page.locator('[data-test="share-url"]').inputValue();
+  done.shareLinkHost = new URL(link).host;
+  const stranger = await browser.newContext();
+  const resp = await stranger.request.get(link);
+  done.shareStatus = resp.status();
+  done.shareSha = sha(await resp.body());
+  await stranger.close();
+  await page.getByRole("button", { name: "Close" }).click();
+
+  await page.locator('tr[data-row="docs/"]').getByRole("link").click();
+  await page.getByText("Empty.").waitFor();
+  done.folderOpened = true;
+  await page.getByRole("navigation", { name: "Path" }).getByRole("link", { name: env.BUCKET }).click();
+  await page.locator('tr[data-row="small.bin"]').getByRole("button", { name: "Delete" }).click();
+  await page.locator('tr[data-row="small.bin"]').waitFor({ state: "detached" });
+  done.deleted = true;
+
+  await page.getByRole("link", { name: "Buckets" }).click();
+  await page.locator(`tr[data-row="${env.BUCKET}"]`).getByRole("button", { name: "Delete" }).click();
+  done.deleteNonEmptyError = await page.getByRole("alert").innerText();
+  done.pageErrors = errors;
+} catch (err) {
+  done.error = String(err && err.stack ? err.stack : err);
+  if (page) await page.screenshot({ path: `${shots}/storage-failure.png` }).catch(() => {});
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(done));
+process.exit(done.error ? 1 : 0);

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +115,14 @@ def test_spreads_and_follows_membership(lab: Lab) -> None:
     assert lab.apply(lab.config((0, 2))) == "reloaded"
     assert router_lb.running_pids(lab.run_dir) != old
     assert lab.spread(8) == {"vm0": 4, "vm2": 4}
+    # haproxy killed behind our back: the next apply starts it again
+    for pid in router_lb.running_pids(lab.run_dir):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while router_lb.running_pids(lab.run_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab.apply(lab.config((0, 2))) == "started"
+    assert lab.spread(2) == {"vm0": 1, "vm2": 1}
     # no balancer left: haproxy stops
     cfg = dataclasses.replace(lab.config((0,)), load_balancers=())
     assert lab.apply(cfg) == "stopped"

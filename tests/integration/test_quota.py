@@ -316,6 +316,10 @@ def test_summary_scopes(cloud: Cloud, month: Month) -> None:
     da = make_tenant(cloud, month.tenant.domain_id, account_type=2)
     mine = {s["accountid"] for s in da.cs.quotaSummary(listall=True, fetch_list=True)}
     assert mine == {month.tenant.account_id, da.account_id}
+    # Money is the root admin's: a domain admin cannot credit even its own account.
+    status, _ = error(da.raw("quotaCredits", accountid=da.account_id, value="5"), "quotaCredits")
+    assert status == 432
+    assert decimal(da.cs.quotaBalance()["balance"]["endquota"]) == 0
     assert [s["accountid"] for s in month.tenant.cs.quotaSummary(listall=True)["summary"]] == [
         month.tenant.account_id
     ]

@@ -30,7 +30,7 @@ from cumulo.api.cloudstack.results import Ctx, Listing, Success
 from cumulo.common.time import to_wire, utcnow
 from cumulo.db.models import Account, Domain, User
 from cumulo.db.models_quota import QuotaTariff
-from cumulo.services.access import ADMINS, ROOT_ADMIN, Caller, ListScope, find_domain
+from cumulo.services.access import ROOT_ADMIN, Caller, ListScope, find_domain
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.usage import quota as svc
 from cumulo.services.usage import quota_tariffs as qt
@@ -478,7 +478,7 @@ def quota_statement(
     "quotaCredits",
     description="Add +-credits to an Account",
     response="quotacredits",
-    roles=ADMINS,
+    roles=ROOT_ADMIN,  # money: a domain admin must not credit its own account
     fields=("credits", "updated_by", "updated_on", "currency"),
     since="4.7.0",
 )

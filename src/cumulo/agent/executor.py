@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from cumulo.agent.drivers import qemu_migration
 from cumulo.agent.drivers.base import ConsoleDriver, DriverError, HypervisorDriver, VolumeDriver
 from cumulo.agent.drivers.qemu import QemuDriver
 from cumulo.agent.network import commands as network
@@ -26,6 +27,7 @@ from cumulo.agentrpc.messages import (
     DestroyVm,
     DetachDisk,
     ExportTemplate,
+    FetchDisk,
     GetVmStats,
     GetVmStatus,
     MigrateVm,
@@ -35,6 +37,7 @@ from cumulo.agentrpc.messages import (
     RebootVm,
     ResizeVolume,
     RevertSnapshot,
+    StageDisk,
     StartVm,
     StopVm,
     VmStatus,
@@ -44,7 +47,9 @@ from cumulo.agentrpc.messages import (
 log = logging.getLogger(__name__)
 
 # How a host reaches the driver of another host to hand a running VM over (the simulator's
-# transport provides one; a real agent has none yet and refuses migration).
+# transport provides one). A real agent has none and refuses ``MigrateVm``: its VMs on local
+# storage move by stop-and-copy (``StageDisk`` here, ``FetchDisk`` there, then ``StartVm``),
+# which the management server orchestrates.
 PeerLookup = Callable[[str], HypervisorDriver]
 
 
@@ -98,6 +103,8 @@ def _run(
         return {"path": path}
     if isinstance(command, MigrateVm):
         return _status(_migrate(driver, command, peers))
+    if isinstance(command, StageDisk | FetchDisk):
+        return _run_copy(driver, command)
     if isinstance(command, VOLUME_COMMANDS):
         return _run_volume(_volumes(driver, command), command)
     if isinstance(command, network.NETWORK_COMMANDS):  # guest networking (issue 7)
@@ -105,6 +112,15 @@ def _run(
             return network.run(command, driver.state_dir, driver.netns)
         return network.record(command)
     raise DriverError(f"unsupported command {command.kind}")
+
+
+def _run_copy(driver: HypervisorDriver, command: StageDisk | FetchDisk) -> dict[str, Any]:
+    """A disk step of a stop-and-copy migration; only QEMU hosts have disks to copy."""
+    if not isinstance(driver, QemuDriver):
+        raise DriverError(f"this host's driver cannot carry out {command.kind}")
+    if isinstance(command, StageDisk):
+        return dict(qemu_migration.stage_disk(driver, command))
+    return dict(qemu_migration.fetch_disk(command))
 
 
 VOLUME_COMMANDS = (

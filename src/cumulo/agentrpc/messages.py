@@ -182,6 +182,29 @@ class MigrateVm(Command):
 
 
 @dataclass(frozen=True)
+class StageDisk(Command):
+    """Stop-and-copy migration, on the source: copy a stopped VM's disk, flattened (no
+    backing template), to ``install_path`` in the store, under a temporary name renamed
+    when complete. ``vm_name`` must not be running (its disk would still change)."""
+
+    kind: ClassVar[str] = "MigrateStageDiskCommand"
+    vm_name: str
+    path: str
+    store_url: str
+    install_path: str
+
+
+@dataclass(frozen=True)
+class FetchDisk(Command):
+    """Stop-and-copy migration, on the target: copy a staged disk from ``source_url`` to
+    ``path`` on this host's pool (temporary name, then rename; a complete copy is kept)."""
+
+    kind: ClassVar[str] = "MigrateFetchDiskCommand"
+    source_url: str
+    path: str
+
+
+@dataclass(frozen=True)
 class PrepareTemplate(Command):
     """Make sure the template is cached on the host's primary storage pool."""
 
@@ -385,6 +408,8 @@ COMMANDS: dict[str, type[Command]] = {
         RebootVm,
         DestroyVm,
         MigrateVm,
+        StageDisk,
+        FetchDisk,
         PrepareTemplate,
         GetVmStatus,
         GetVmStats,

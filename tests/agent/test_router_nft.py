@@ -190,6 +190,11 @@ def test_reapply_is_a_no_op_and_replaces_atomically(topo: Topology) -> None:
     assert forced.returncode == 0, forced.stderr
     assert _listing(topo) == before
     assert curl(topo.internet, f"http://{SNAT_IP}:8080/") == f"guest0 {INTERNET_IP}"
+    # a hand-edited table keeps its comment: only force puts the rendered one back
+    netns_run(topo.router, "nft", "flush", "chain", "inet", router_nft.TABLE, "dstnat")
+    assert router_nft.apply(text, topo.router) == "unchanged"
+    assert router_nft.apply(text, topo.router, force=True) == "updated"
+    assert _listing(topo) == before
     # a refused ruleset leaves the working one in place
     with pytest.raises(RuntimeError):
         bad = text.replace("snat ip to", "snat ip tu").replace('"cumulo:', '"cumulo:0')

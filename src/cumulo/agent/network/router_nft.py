@@ -319,14 +319,16 @@ def _digest_of(text: str) -> str:
     raise ValueError("not a ruleset rendered by router_nft.ruleset")
 
 
-def apply(ruleset_text: str, netns: str | None) -> str:
+def apply(ruleset_text: str, netns: str | None, *, force: bool = False) -> str:
     """Load the ruleset in one transaction: returns ``"unchanged"`` or ``"updated"``.
 
     A ruleset whose digest is already loaded is not reloaded (re-applying the same
-    config is a no-op, as a reconciler needs). Raises ``RuntimeError`` with nft's
-    message when the kernel refuses it; the previous table then stays in place.
+    config is a no-op, as a reconciler needs); the check trusts the table's comment, so a
+    hand-edited table is only corrected with ``force=True`` (e.g. on restartNetwork).
+    Raises ``RuntimeError`` with nft's message when the kernel refuses it; the previous
+    table then stays in place.
     """
-    if current_digest(netns) == _digest_of(ruleset_text):
+    if not force and current_digest(netns) == _digest_of(ruleset_text):
         return "unchanged"
     done = subprocess.run(
         _netns_cmd(netns, ["nft", "-f", "-"]),

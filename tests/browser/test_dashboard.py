@@ -109,6 +109,8 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     assert result["userSeesOperatorMenu"] is False and result["operatorUrlRefused"] is True
     assert result["reachedRunning"] is True and result["stopped"] is True
     assert result["fullReloads"] == 0
+    assert result["detailNetwork"] >= 1 and result["detailRootVolume"] == 1
+    assert result["charts"] == 3
     assert result["sessionSurvivesReload"] is True
     assert result["storageKeys"] == []  # nothing, let alone a secret, in web storage
     assert result["pageErrors"] == []
@@ -130,7 +132,8 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     host = cloud.call("listHosts", id=sim.hosts[0]["id"])["host"][0]
     assert host["resourcestate"] == "Disabled"
     cloud.call("updateHost", id=sim.hosts[0]["id"], allocationstate="Enable")
-    shots = ("home-user", "forbidden", "deploy", "instances", "volumes", "port-forwarding")
+    shots = ("home-user", "forbidden", "deploy", "instances", "instance", "volumes")
+    shots += ("port-forwarding",)
     for shot in (*shots, "home-admin", "hosts"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 5000, shot
 

@@ -86,6 +86,17 @@ try {
   done.reachedRunning = true;
   await page.screenshot({ path: `${shots}/instances.png` });
 
+  // its detail page: facts, NICs, volumes and live charts
+  await row(page, env.VM_NAME).getByRole("link", { name: env.VM_NAME }).click();
+  await page.getByRole("heading", { name: env.VM_NAME }).waitFor();
+  done.detailNetwork = await page.locator("td", { hasText: env.NET_NAME }).count();
+  done.detailRootVolume = await page.locator('tr[data-row="ROOT-1"], tr[data-row^="ROOT"]').count();
+  done.charts = await page.locator("figure.chart canvas").count();
+  await page.waitForTimeout(5500); // one more sample: the charts get their first points
+  await page.screenshot({ path: `${shots}/instance.png` });
+  await page.goBack();
+  await page.waitForURL(/#\/instances$/);
+
   // a data volume, attached to it
   await page.getByRole("link", { name: "Volumes" }).click();
   await page.getByRole("button", { name: "Create volume" }).click();

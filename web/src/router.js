@@ -12,6 +12,7 @@ import Forbidden from "./pages/Forbidden.vue";
 import ResourcePage from "./pages/ResourcePage.vue";
 import ObjectStorage from "./pages/ObjectStorage.vue";
 import Bucket from "./pages/Bucket.vue";
+import Instance from "./pages/Instance.vue";
 import { resource, resources } from "./resources.js";
 
 export const pages = [
@@ -27,6 +28,12 @@ export const pages = [
     name: "deploy",
     component: Deploy,
     meta: { title: "Deploy instance", apis: ["deployVirtualMachine"], hidden: true },
+  },
+  {
+    path: "/instances/:id",
+    name: "instance",
+    component: Instance,
+    meta: { title: "Instance", apis: ["listVirtualMachines"], hidden: true },
   },
   {
     path: "/storage",

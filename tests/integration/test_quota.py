@@ -426,3 +426,38 @@ def test_enforcement_locks_at_zero_balance_and_credit_unlocks(cloud: Cloud, ledg
 def test_quota_is_enabled_reports_the_setting(cloud: Cloud) -> None:
     user = make_tenant(cloud)
     assert user.cs.quotaIsEnabled()["isenabled"] == {"isenabled": False}
+
+
+def test_tariff_update_adds_a_version_and_delete_ends_it(cloud: Cloud) -> None:
+    admin = client(cloud, cloud.admin)
+    name = uniq("future")
+    # In force from 2099 only: charges nothing this session.
+    first = admin.quotaTariffCreate(
+        name=name, usagetype=9, value="1.5", startdate="2099-01-01", description="snapshots"
+    )["quotatariff"]
+    assert (first["usageType"], first["usageName"], first["usageUnit"]) == (
+        9,
+        "SNAPSHOT",
+        "GB*Month",
+    )
+    assert decimal(first["tariffValue"]) == Decimal("1.5") and first["name"] == name
+    assert first["effectiveDate"].startswith("2099-01-01T00:00:00")
+    second = admin.quotaTariffUpdate(name=name, value="2.25")["quotatariff"]
+    assert decimal(second["tariffValue"]) == Decimal("2.25") and second["uuid"] != first["uuid"]
+    assert second["effectiveDate"] == first["effectiveDate"]  # its start was still to come
+    assert second["description"] == "snapshots"
+    active = admin.quotaTariffList(name=name)["quotatariff"]
+    assert [t["uuid"] for t in active] == [second["uuid"]]
+    versions = admin.quotaTariffList(name=name, listall=True)["quotatariff"]
+    assert {t["uuid"]: "removed" in t for t in versions} == {
+        first["uuid"]: True,
+        second["uuid"]: False,
+    }
+    assert admin.quotaTariffDelete(id=second["uuid"])["success"] in (True, "true")
+    assert admin.quotaTariffList(name=name) == {}
+    status, _ = error(
+        cloud.signed("quotaTariffDelete", cloud.admin, id=second["uuid"]), "quotaTariffDelete"
+    )
+    assert status == 431
+    created = admin.listEvents(type="QUOTA.TARIFF.CREATE", listall=True, fetch_list=True)
+    assert any(e.get("resourcename") == name or name in e["description"] for e in created)

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import select
 
-from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
+from cumulo.api.cloudstack.registry import Kind, Param, ResponseField, UUIDStr, command
 from cumulo.api.cloudstack.results import Ctx, Listing, Success
 from cumulo.common.time import to_wire, utcnow
 from cumulo.db.models import Account, Domain, User
@@ -36,7 +36,52 @@ from cumulo.services.usage import quota as svc
 from cumulo.services.usage import quota_tariffs as qt
 from cumulo.services.usage.types import USAGE_TYPES
 
-TARIFF_FIELDS = (
+# Response fields as the plugin documents them: name → (description, type).
+FIELD_INFO: dict[str, tuple[str, str]] = {
+    "usageType": ("usageType", "integer"),
+    "usageName": ("usageName", "string"),
+    "usageUnit": ("usageUnit", "string"),
+    "usageDiscriminator": ("usageDiscriminator", "string"),
+    "tariffValue": ("tariffValue", "bigdecimal"),
+    "effectiveDate": ("the start date of the quota tariff", "date"),
+    "usageTypeDescription": ("usage type description", "string"),
+    "currency": ("currency", "string"),
+    "endDate": ("the end date of the quota tariff", "date"),
+    "activationRule": ("activation rule of the quota tariff", "string"),
+    "name": ("name", "string"),
+    "description": ("description", "string"),
+    "uuid": ("uuid", "string"),
+    "removed": ("when the quota tariff was removed", "date"),
+    "position": ("position in the execution sequence for tariffs of the same type", "integer"),
+    "accountid": ("ID of the Account", "string"),
+    "account": ("Name of the Account", "string"),
+    "domain": ("ID of the Domain (quotaSummary: its path)", "string"),
+    "domainid": ("Domain's ID", "string"),
+    "startquota": ("Quota started with", "bigdecimal"),
+    "endquota": ("Quota by end of this period", "bigdecimal"),
+    "credits": ("List of credits made during this period", "list"),
+    "startdate": ("Start date", "date"),
+    "enddate": ("End date", "date"),
+    "quotausage": ("List of Quota usage under various types", "list"),
+    "totalquota": ("Total Quota consumed during this period", "bigdecimal"),
+    "csv": ("Cumulo: the statement's lines as CSV (with csv=true)", "string"),
+    "updated_by": ("The user name of the admin who updated the credits", "string"),
+    "updated_on": ("When the credits were updated / the run got over", "date"),
+    "balance": ("Account's balance", "bigdecimal"),
+    "state": ("Account's state", "string"),
+    "domainremoved": ("If the domain is removed or not", "boolean"),
+    "accountremoved": ("If the account is removed or not", "boolean"),
+    "quota": ("Quota consumed between the startdate and enddate", "bigdecimal"),
+    "quotaenabled": ("if the account has the quota config enabled", "boolean"),
+    "isenabled": ("Is quota service enabled", "boolean"),
+}
+
+
+def described(*names: str) -> tuple[ResponseField, ...]:
+    return tuple(ResponseField(n, *FIELD_INFO[n]) for n in names)
+
+
+TARIFF_FIELDS = described(
     "usageType",
     "usageName",
     "usageUnit",
@@ -53,6 +98,7 @@ TARIFF_FIELDS = (
     "removed",
     "position",
 )
+
 DATE_FORMATS = " Use yyyy-MM-dd or yyyy-MM-dd HH:mm:ss (UTC)."
 RULE_HELP = (
     "Quota tariff's activation rule. CloudStack evaluates it as JavaScript; Cumulo stores it "
@@ -325,7 +371,7 @@ def quota_tariff_delete(
     "quotaBalance",
     description="Create Quota balance statements for the provided Accounts or Projects.",
     response="balance",
-    fields=(
+    fields=described(
         "accountid",
         "account",
         "domain",
@@ -397,7 +443,7 @@ def quota_balance(
     "quotaStatement",
     description="Create a quota statement",
     response="statement",
-    fields=(
+    fields=described(
         "accountid",
         "account",
         "domain",
@@ -479,7 +525,10 @@ def quota_statement(
     description="Add +-credits to an Account",
     response="quotacredits",
     roles=ROOT_ADMIN,  # money: a domain admin must not credit its own account
-    fields=("credits", "updated_by", "updated_on", "currency"),
+    fields=(
+        ResponseField("credits", "The credit deposited", "bigdecimal"),
+        *described("updated_by", "updated_on", "currency"),
+    ),
     since="4.7.0",
 )
 def quota_credits(
@@ -549,7 +598,7 @@ def quota_credits(
     kind=Kind.LIST,
     description="Lists accounts' balance summary.",
     response="summary",
-    fields=(
+    fields=described(
         "accountid",
         "account",
         "domainid",
@@ -642,7 +691,9 @@ def quota_summary(
     description="Update quota calculations, alerts and statements",
     response="quotacredits",
     roles=ROOT_ADMIN,
-    fields=("updated_on",),
+    fields=described(
+        "updated_on",
+    ),
     since="4.7.0",
 )
 def quota_update(ctx: Ctx) -> dict[str, Any]:
@@ -666,7 +717,9 @@ def _update(ctx: Ctx) -> dict[str, Any]:
     "quotaIsEnabled",
     description="Checks if the quota plugin is enabled",
     response="isenabled",
-    fields=("isenabled",),
+    fields=described(
+        "isenabled",
+    ),
     since="4.7.0",
 )
 def quota_is_enabled(ctx: Ctx) -> dict[str, Any]:

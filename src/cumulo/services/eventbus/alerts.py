@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from cumulo.common.ids import new_uuid
 from cumulo.common.time import aware, utcnow
 from cumulo.db.models import AsyncJob
 from cumulo.db.models_eventbus import Alert
@@ -74,6 +75,7 @@ def raise_alert(
         alert.last_sent = now
         return alert
     alert = Alert(
+        uuid=new_uuid(),  # not flushed for it: this may run inside a flush (job failures)
         type=type,
         name=TYPES.get(type, f"ALERT.{type}"),
         subject=subject,
@@ -88,7 +90,6 @@ def raise_alert(
         last_sent=now,
     )
     session.add(alert)
-    session.flush()
     payload = {
         "alertid": alert.uuid,
         "event": alert.name,
@@ -108,11 +109,15 @@ def raise_alert(
 def _open_alert(
     session: Session, type: int, resource_uuid: str | None, subject: str, now: datetime
 ) -> Alert | None:
-    stmt = select(Alert).where(
-        Alert.type == type,
-        Alert.archived.is_(False),
-        Alert.subject == subject,
-        Alert.last_sent > now - FOLD,
+    stmt = (
+        select(Alert)
+        .execution_options(autoflush=False)
+        .where(
+            Alert.type == type,
+            Alert.archived.is_(False),
+            Alert.subject == subject,
+            Alert.last_sent > now - FOLD,
+        )
     )
     if resource_uuid is not None:
         stmt = stmt.where(Alert.resource_uuid == resource_uuid)

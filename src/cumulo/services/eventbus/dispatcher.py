@@ -63,6 +63,7 @@ class EventDispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
+        self._last_capacity = 0.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="event-dispatcher", daemon=True)
@@ -98,6 +99,7 @@ class EventDispatcher:
         if time.monotonic() - self._last_housekeeping > HOUSEKEEPING_S:
             self._last_housekeeping = time.monotonic()
             self.housekeeping()
+        self._check_capacity()
         return busy
 
     # --- 1. fan-out ----------------------------------------------------------------------------
@@ -264,8 +266,6 @@ class EventDispatcher:
     def housekeeping(self) -> None:
         with self.db.read() as session:
             hours = int(self.store.get(session, keys.RETENTION_HOURS))
-            cpu = float(self.store.get(session, keys.CPU_THRESHOLD))
-            mem = float(self.store.get(session, keys.MEMORY_THRESHOLD))
         cutoff = utcnow() - timedelta(hours=hours)
         with self.db.write() as session:
             session.execute(
@@ -280,6 +280,17 @@ class EventDispatcher:
                 )
             )
             session.execute(delete(WebhookDelivery).where(WebhookDelivery.start_date < cutoff))
+
+    def _check_capacity(self) -> None:
+        """Every ``capacity.check.period`` ms: clusters over their thresholds raise alerts
+        (each server checks; a repeat folds into the open alert)."""
+        with self.db.read() as session:
+            period = int(self.store.get(session, keys.CAPACITY_CHECK_PERIOD)) / 1000
+            cpu = float(self.store.get(session, keys.CPU_THRESHOLD))
+            mem = float(self.store.get(session, keys.MEMORY_THRESHOLD))
+        if time.monotonic() - self._last_capacity < period:
+            return
+        self._last_capacity = time.monotonic()
         with self.db.write() as session:
             alerts.check_capacity(session, cpu, mem)
 

@@ -129,3 +129,14 @@ MEMORY_THRESHOLD = define(
         max=1,
     )
 )
+CAPACITY_CHECK_PERIOD = define(
+    ConfigKey(
+        "capacity.check.period",
+        "Advanced",
+        "Integer",
+        "300000",
+        "The interval in milliseconds between capacity checks",
+        group="Event Bus",
+        min=500,
+    )
+)

@@ -190,14 +190,16 @@ def _usage(session: Session, usage: UsageEvent) -> None:
 
 
 def _before_flush(session: Session, _ctx: UOWTransaction, _instances: Any) -> None:
-    for obj in list(session.dirty):
-        if isinstance(obj, AsyncJob):
-            _job_done(session, obj)
-        elif type(obj) in STATEFUL:
-            _state_changed(session, obj, STATEFUL[type(obj)])
-    for obj in list(session.new):
-        if isinstance(obj, UsageEvent):
-            _usage(session, obj)
+    """Queries made here (domain paths, open alerts) must not flush: we are flushing."""
+    with session.no_autoflush:
+        for obj in list(session.dirty):
+            if isinstance(obj, AsyncJob):
+                _job_done(session, obj)
+            elif type(obj) in STATEFUL:
+                _state_changed(session, obj, STATEFUL[type(obj)])
+        for obj in list(session.new):
+            if isinstance(obj, UsageEvent):
+                _usage(session, obj)
 
 
 # --- waking local waiters after commit ---------------------------------------------------------

@@ -281,22 +281,29 @@ def test_credits_raise_the_balance_and_show_in_quota_balance(cloud: Cloud, month
 
 
 def test_a_user_cannot_read_another_accounts_quota(cloud: Cloud, month: Month) -> None:
-    stranger = make_tenant(cloud, make_domain(cloud)["id"])
+    other_domain = make_domain(cloud)["id"]
+    stranger = make_tenant(cloud, other_domain)
+    other_admin = make_tenant(cloud, other_domain, account_type=2)
     last = month.start + DAY
-    for command, params in (
+    statement_params = {
+        "account": month.tenant.name,
+        "domainid": month.tenant.domain_id,
+        "startdate": month.start.strftime(DATE),
+        "enddate": last.strftime(DATE),
+    }
+    attempts: list[tuple[Tenant, str, dict[str, str]]] = [
+        (stranger, "quotaStatement", statement_params),
+        (stranger, "quotaBalance", {"accountid": month.tenant.account_id}),
         (
-            "quotaStatement",
-            {
-                "account": month.tenant.name,
-                "domainid": month.tenant.domain_id,
-                "startdate": month.start.strftime(DATE),
-                "enddate": last.strftime(DATE),
-            },
+            stranger,
+            "quotaSummary",
+            {"account": month.tenant.name, "domainid": month.tenant.domain_id},
         ),
-        ("quotaBalance", {"accountid": month.tenant.account_id}),
-        ("quotaSummary", {"account": month.tenant.name, "domainid": month.tenant.domain_id}),
-    ):
-        status, body = error(stranger.raw(command, **params), command)
+        (other_admin, "quotaStatement", statement_params),
+        (other_admin, "quotaBalance", {"accountid": month.tenant.account_id}),
+    ]
+    for who, command, params in attempts:
+        status, body = error(who.raw(command, **params), command)
         assert status == 531, (command, body)
         text = str(body)
         assert month.tenant.name not in text and month.tenant.account_id not in text

@@ -9,7 +9,7 @@ from tests.support.cloud import Cloud
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Fields whose names end in "id" but are not entity ids in CloudStack's API.
-NOT_IDS = {"usagetypeid", "cserrorcode", "ostypeid", "rootdeviceid", "deviceid"}
+NOT_IDS = {"usagetypeid", "alerttypeid", "cserrorcode", "ostypeid", "rootdeviceid", "deviceid"}
 
 
 def _id_fields(value: Any, path: str = "") -> list[tuple[str, Any]]:

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -129,11 +130,23 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     rule = rules["portforwardingrule"][0]
     assert (rule["publicport"], rule["privateport"]) == ("2222", "22")
     assert rule["virtualmachineid"] == vms[0]["id"]
+    today = datetime.now(UTC).date()
+    statement = cloud.call(
+        "quotaStatement",
+        user.keys,
+        account=user.name,
+        domainid=user.domain_id,
+        startdate=today.replace(day=1).isoformat(),
+        enddate=today.isoformat(),
+    )["statement"]
+    currency, amount = str(result["usageTotal"]).split(" ", 1)
+    assert currency == statement["currency"]
+    assert float(amount) == float(statement["totalquota"])
     host = cloud.call("listHosts", id=sim.hosts[0]["id"])["host"][0]
     assert host["resourcestate"] == "Disabled"
     cloud.call("updateHost", id=sim.hosts[0]["id"], allocationstate="Enable")
     shots = ("home-user", "forbidden", "deploy", "instances", "instance", "volumes")
-    shots += ("port-forwarding",)
+    shots += ("port-forwarding", "usage")
     for shot in (*shots, "home-admin", "hosts"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 5000, shot
 

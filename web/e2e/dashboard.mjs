@@ -143,7 +143,14 @@ try {
   // hash changes only: the page was never reloaded while the VM started and stopped
   done.fullReloads = navigations.filter((u) => !u.includes("#")).length;
 
+  // usage and cost for this month
+  await page.getByRole("link", { name: "Usage and cost" }).click();
+  await page.locator('[data-card="total"] .value').waitFor();
+  done.usageTotal = await page.locator('[data-card="total"] .value').innerText();
+  await page.screenshot({ path: `${shots}/usage.png` });
+
   await page.reload();
+  await page.getByRole("link", { name: "Instances" }).first().click();
   await row(page, env.VM_NAME).waitFor();
   done.sessionSurvivesReload = true;
   done.storageKeys = await page.evaluate(() => [

@@ -13,6 +13,7 @@ import ResourcePage from "./pages/ResourcePage.vue";
 import ObjectStorage from "./pages/ObjectStorage.vue";
 import Bucket from "./pages/Bucket.vue";
 import Instance from "./pages/Instance.vue";
+import Usage from "./pages/Usage.vue";
 import { resource, resources } from "./resources.js";
 
 export const pages = [
@@ -46,6 +47,12 @@ export const pages = [
     name: "bucket",
     component: Bucket,
     meta: { title: "Bucket", apis: ["getUserKeys"], hidden: true },
+  },
+  {
+    path: "/usage",
+    name: "usage",
+    component: Usage,
+    meta: { title: "Usage and cost", apis: ["quotaStatement"] },
   },
   {
     path: "/infra/hosts",

@@ -19,10 +19,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 
 from cumulo.common.time import utcnow
 from cumulo.db.engine import Database
@@ -92,8 +92,11 @@ class EventDispatcher:
         with self.db.read() as session:
             if not self.store.get(session, keys.DISPATCH_ENABLED):
                 return False
-        busy = self.fan_out() > 0
-        for claimed in self.claim():
+            # Reads first: the write transactions below take SQLite's one write lock.
+            unsent = session.scalar(_unsent().limit(1)) is not None
+            due = session.scalar(_due(utcnow()).limit(1)) is not None
+        busy = unsent and self.fan_out() > 0
+        for claimed in self.claim() if due else []:
             busy = True
             self.deliver(claimed)
         if time.monotonic() - self._last_housekeeping > HOUSEKEEPING_S:
@@ -106,12 +109,8 @@ class EventDispatcher:
 
     def fan_out(self) -> int:
         with self.db.write() as session:
-            stmt = (
-                select(OutboxEvent)
-                .where(OutboxEvent.fanned_out.is_(False))
-                .order_by(OutboxEvent.id)
-                .limit(BATCH)
-            )
+            stmt = select(OutboxEvent).where(OutboxEvent.id.in_(_unsent().limit(BATCH)))
+            stmt = stmt.order_by(OutboxEvent.id)
             if not self.db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(session.scalars(stmt))
@@ -138,16 +137,7 @@ class EventDispatcher:
         now = utcnow()
         expires = now + LEASE
         with self.db.write() as session:
-            due = (
-                select(OutboxTask.id)
-                .where(
-                    OutboxTask.state == PENDING,
-                    OutboxTask.next_attempt <= now,
-                    or_(OutboxTask.lease_expires.is_(None), OutboxTask.lease_expires < now),
-                )
-                .order_by(OutboxTask.id)
-                .limit(BATCH)
-            )
+            due = _due(now).order_by(OutboxTask.id).limit(BATCH)
             if not self.db.is_sqlite:
                 due = due.with_for_update(skip_locked=True)
             ids = list(session.scalars(due))
@@ -293,6 +283,18 @@ class EventDispatcher:
         self._last_capacity = time.monotonic()
         with self.db.write() as session:
             alerts.check_capacity(session, cpu, mem)
+
+
+def _unsent() -> Select[int]:
+    return select(OutboxEvent.id).where(OutboxEvent.fanned_out.is_(False))
+
+
+def _due(now: datetime) -> Select[int]:
+    return select(OutboxTask.id).where(
+        OutboxTask.state == PENDING,
+        OutboxTask.next_attempt <= now,
+        or_(OutboxTask.lease_expires.is_(None), OutboxTask.lease_expires < now),
+    )
 
 
 def _task(outbox_id: int, sink: str, webhook_id: int | None, now: Any) -> OutboxTask:

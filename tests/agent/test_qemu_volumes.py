@@ -225,7 +225,7 @@ def test_live_snapshot_is_point_in_time_self_contained_and_reverts(
         driver.export_template("t3", store_url, "../escape.qcow2", copy.path, None)
     assert list(store.rglob("*.part")) == []
     # nothing of the backup jobs stays in the VM
-    from cumulo.agent.drivers.qmp import qmp
+    from cumulo.agent.drivers.qemu_volumes import qmp
 
     run = RunDir(driver.vms_dir / a.name)
     assert qmp(run.qmp, "query-jobs") == []

@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -42,7 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cumulo.agent.drivers.base import DriverError, DriverTimeout
-from cumulo.agent.drivers.qmp import QmpError, qmp
+from cumulo.agent.drivers.qmp import QmpError
+from cumulo.agent.drivers.qmp import qmp as _qmp_once
 from cumulo.agent.storage import qcow2
 from cumulo.agentrpc.messages import DiskSpec, to_wire
 
@@ -53,6 +55,10 @@ SERIAL_BYTES = 20  # virtio-blk's ID field (VIRTIO_BLK_ID_BYTES)
 UNPLUG_TIMEOUT_S = 60.0
 EXPORT_TIMEOUT_S = 6 * 3600.0
 _JOB_PREFIX = "snap"
+# Backup jobs this agent process runs now: any other ``snap*`` job in a VM was started by an
+# agent that died mid-export (QEMU runs on without it), and is cancelled by the next export.
+_active_jobs: set[str] = set()
+_active_guard = threading.Lock()
 _TARGET_PREFIX = "bk"
 
 
@@ -74,6 +80,31 @@ def device_id(volume_id: str) -> str:
     return f"cvd{_hex(volume_id)[:28]}"
 
 
+def qmp(
+    path: Path,
+    command: str,
+    arguments: dict[str, Any] | None = None,
+    *,
+    timeout: float = 10.0,
+    busy_s: float = 15.0,
+) -> Any:
+    """One QMP exchange, retried while the monitor is busy with another client.
+
+    QEMU serves one QMP client at a time; a connect while another (the agent's status poll,
+    a stats sample) holds it fails with EAGAIN. Polling a long export must ride that out.
+    """
+    deadline = time.monotonic() + busy_s
+    delay = 0.02
+    while True:
+        try:
+            return _qmp_once(path, command, arguments, timeout=timeout)
+        except QmpError as exc:
+            if not isinstance(exc.__cause__, BlockingIOError) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 # -- one QMP connection that also sees events ----------------------------------------------
 
 
@@ -88,13 +119,28 @@ class QmpSession:
         self.buffer = b""
         self.events: list[dict[str, Any]] = []
         try:
-            self.sock.settimeout(timeout)
-            self.sock.connect(str(path))
+            self._connect(time.monotonic() + 15.0)
             self._reply(time.monotonic() + timeout, "QMP")
             self.execute("qmp_capabilities")
         except (OSError, ValueError) as exc:
             self.sock.close()
             raise QmpError(f"QMP on {path.name}: {exc}") from exc
+
+    def _connect(self, deadline: float) -> None:
+        """Connect, waiting while another client holds the monitor (EAGAIN)."""
+        delay = 0.02
+        while True:
+            try:
+                self.sock.settimeout(self.timeout)
+                self.sock.connect(str(self.path))
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+            self.sock.close()
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def close(self) -> None:
         self.sock.close()
@@ -292,7 +338,7 @@ class QemuVolumes:
         with _staged(target) as tmp:
             if run is not None and block is not None:
                 try:
-                    _live_backup(run, snapshot_id, block, tmp)
+                    _live_backup(run, snapshot_id, path, tmp)
                 except QmpError as exc:
                     raise DriverError(f"snapshot of {path} failed: {exc}") from exc
             else:
@@ -437,19 +483,24 @@ def _still_plugged(session: QmpSession, path: str) -> bool:
     return False
 
 
-def _live_backup(run: RunDir, snapshot_id: str, block: dict[str, Any], tmp: Path) -> None:
+def _live_backup(run: RunDir, snapshot_id: str, path: str, tmp: Path) -> None:
     """blockdev-backup sync=full of the running disk into ``tmp`` (a fresh qcow2)."""
-    inserted = block["inserted"]
-    size = int(inserted.get("image", {}).get("virtual-size", 0))
-    job, target = (
-        f"{_JOB_PREFIX}{_hex(snapshot_id)[:24]}",
-        f"{_TARGET_PREFIX}{_hex(snapshot_id)[:24]}",
-    )
-    _cancel(run, job)  # the same export, started by an agent that died
-    _sweep(run)
-    tmp.unlink(missing_ok=True)
-    qcow2.qemu_img("create", "-q", "-f", "qcow2", str(tmp), str(size))
+    ident = _hex(snapshot_id)[:24]
+    job, target = f"{_JOB_PREFIX}{ident}", f"{_TARGET_PREFIX}{ident}"
+    with _active_guard:
+        if job in _active_jobs:
+            raise DriverError(f"snapshot {snapshot_id} is being exported already")
+        _active_jobs.add(job)
     try:
+        _sweep(run)  # what an export whose agent died left running or concluded
+        # Asked after the sweep: a running backup puts its filter node on top of the disk.
+        block = _block_of(run, path)
+        if block is None:
+            raise DriverError(f"volume {path} was detached during the snapshot")
+        inserted = block["inserted"]
+        size = int(inserted.get("image", {}).get("virtual-size", 0))
+        tmp.unlink(missing_ok=True)
+        qcow2.qemu_img("create", "-q", "-f", "qcow2", str(tmp), str(size))
         with QmpSession(run.qmp) as session:
             session.execute(
                 "blockdev-add",
@@ -463,6 +514,8 @@ def _live_backup(run: RunDir, snapshot_id: str, block: dict[str, Any], tmp: Path
             )  # fmt: skip
         _wait_job(run, job)
     finally:
+        with _active_guard:
+            _active_jobs.discard(job)
         _sweep(run)
 
 
@@ -509,28 +562,29 @@ def _wait_job(run: RunDir, job: str) -> None:
 
 
 def _sweep(run: RunDir) -> None:
-    """Ends what a crashed export left in the VM: its concluded jobs and target nodes.
-
-    Running jobs of other exports are left alone (two volumes of one VM may export at once);
-    a target node is deleted only when no job uses it any more.
-    """
+    """End what crashed exports left in the VM: jobs no live export of this agent owns
+    (cancelled, then dismissed) and their target nodes. Best effort: the VM may stop."""
     try:
-        for job in qmp(run.qmp, "query-jobs"):
-            name = str(job.get("id", ""))
-            if name.startswith(_JOB_PREFIX) and job.get("status") == "concluded":
-                qmp(run.qmp, "job-dismiss", {"id": name})
-        busy = {
-            str(j.get("id", ""))[len(_JOB_PREFIX) :]
+        with _active_guard:
+            active = set(_active_jobs)
+        orphans = [
+            str(j.get("id", ""))
             for j in qmp(run.qmp, "query-jobs")
-            if str(j.get("id", "")).startswith(_JOB_PREFIX)
-        }
+            if str(j.get("id", "")).startswith(_JOB_PREFIX) and j.get("id") not in active
+        ]
+        for job in orphans:
+            _cancel(run, job)
         for node in qmp(run.qmp, "query-named-block-nodes", {"flat": True}):
             name = str(node.get("node-name", ""))
-            owner = name[len(_TARGET_PREFIX) :]
-            if name.startswith(_TARGET_PREFIX) and owner not in busy and node.get("drv") == "qcow2":
+            owner = _JOB_PREFIX + name[len(_TARGET_PREFIX) :]
+            if (
+                name.startswith(_TARGET_PREFIX)
+                and owner not in active
+                and node.get("drv") == "qcow2"
+            ):
                 qmp(run.qmp, "blockdev-del", {"node-name": name})
-    except QmpError:
-        pass  # best effort: the VM may have stopped meanwhile
+    except (QmpError, DriverError):
+        pass
 
 
 # -- the VM's recorded spec --------------------------------------------------------------

@@ -100,6 +100,9 @@ class DirectoryStore:
     def delete(self, path: str) -> None:
         full = self._path(path)
         full.unlink(missing_ok=True)
+        # What a writer that died (a host killed mid-export) staged beside it goes too.
+        for staged in full.parent.glob(f".{full.name}.*.part"):
+            staged.unlink(missing_ok=True)
         if full.parent.exists() and full.parent != self.root.resolve():
             with contextlib.suppress(OSError):  # not empty: another copy lives there
                 full.parent.rmdir()  # the template's own directory, once empty

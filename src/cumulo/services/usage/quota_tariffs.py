@@ -91,7 +91,7 @@ def wire(value: Decimal, places: Decimal = EIGHT) -> float:
     """A JSON number for the wire, as CloudStack's Gson writes BigDecimal. The value is
     rounded to ``places`` first; a float's repr of a value of at most 15 significant digits
     is exactly its decimal text, so nothing is lost on the way."""
-    return float(value.quantize(places, ROUND_HALF_EVEN))
+    return float(value.quantize(places, ROUND_HALF_EVEN)) + 0.0  # + 0.0: never "-0.0"
 
 
 def parse_money(text: str, what: str, *, negative: bool = False) -> Decimal:

@@ -39,6 +39,7 @@ class S3Request:
     body_started: bool = False
     bytes_received: int = 0
     client_ip: str = ""
+    scheme: str = "http"
 
     @property
     def body_withheld(self) -> bool:
@@ -86,6 +87,7 @@ def parse_request(scope: Scope, receive: Receive, domains: list[str]) -> S3Reque
     return S3Request(
         virtual_host=virtual,
         client_ip=str(client[0]),
+        scheme=str(scope.get("scheme", "http")),
         method=scope["method"],
         raw_path=raw_path,
         query=query,

@@ -61,7 +61,7 @@ def _context(ctx: Ctx, extra: Mapping[str, Sequence[str]] | None) -> dict[str, S
     for name in ("referer", "user-agent"):
         if name in h:
             context[f"aws:{name.title().replace('-', '')}"] = [h[name]]
-    for name in HEADER_KEYS:
+    for name in (*HEADER_KEYS, "x-amz-server-side-encryption-customer-algorithm"):
         if name in h:
             context[f"s3:{name}"] = [h[name]]
     for name in ("prefix", "delimiter", "max-keys"):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from cumulo.objectstore.handlers import ssec
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.handlers.conditions import http_date
 from cumulo.objectstore.handlers.object import readable_version
@@ -16,6 +17,7 @@ from cumulo.objectstore.xml import Node, render
 
 async def get_attributes(ctx: Ctx) -> Response:
     bucket, row = await readable_version(ctx)
+    ssec.key_for(ctx, row.headers)  # an encrypted object's attributes need its key
     wanted = {a.strip() for a in ctx.req.headers.get("x-amz-object-attributes", "").split(",")}
     body: list[Node | None] = []
     if "ETag" in wanted:

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from cumulo.objectstore.auth.ssec import CustomerKey
 from cumulo.objectstore.blobs import BlobStore
 from cumulo.objectstore.errors import S3Error
 from cumulo.objectstore.handlers.base import Ctx
+from cumulo.objectstore.handlers.ssec import decrypted, iv_for
 
 MAX_OBJECT_SIZE = 5 * 1024**3
 
@@ -44,9 +46,14 @@ def declared_length(ctx: Ctx) -> int | None:
     return value
 
 
-async def write_body(ctx: Ctx, body: AsyncIterator[bytes] | None = None) -> Written:
+async def write_body(
+    ctx: Ctx, body: AsyncIterator[bytes] | None = None, encrypt: CustomerKey | None = None
+) -> Written:
+    """Stream a body (the request's, or ``body``) into a new blob; with ``encrypt`` the blob
+    holds its SSE-C ciphertext while sizes, MD5 and checksums are of the plaintext."""
     expected = declared_length(ctx)
     writer = ctx.svc.blobs.writer()
+    cipher = encrypt.encryptor(iv_for(writer.blob_id)) if encrypt is not None else None
     await ctx.run(ctx.svc.meta.intend, writer.blob_id)
     # A client body's MD5 comes from the payload check, which computes it anyway.
     md5 = hashlib.md5(usedforsecurity=False) if body is not None else None
@@ -54,7 +61,7 @@ async def write_body(ctx: Ctx, body: AsyncIterator[bytes] | None = None) -> Writ
         async for chunk in body if body is not None else ctx.body():
             if md5 is not None:
                 md5.update(chunk)
-            await writer.write(chunk)
+            await writer.write(cipher.update(chunk) if cipher is not None else chunk)
             if writer.size > MAX_OBJECT_SIZE:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(MAX_OBJECT_SIZE))
         if body is None and expected is not None and writer.size != expected:
@@ -80,14 +87,24 @@ def normalise_checksums(values: Any) -> dict[str, str]:
 
 
 async def read_manifest(
-    blobs: BlobStore, manifest: list[list[Any]], start: int, end: int
+    blobs: BlobStore,
+    manifest: list[list[Any]],
+    start: int,
+    end: int,
+    key: CustomerKey | None = None,
 ) -> AsyncIterator[bytes]:
-    """Bytes ``start`` to ``end`` (exclusive) of an object made of the manifest's blobs."""
+    """Bytes ``start`` to ``end`` (exclusive) of an object made of the manifest's blobs
+    (decrypted with ``key`` when it is SSE-C encrypted)."""
     offset = 0
     for blob_id, size in manifest:
         lo, hi = max(start, offset), min(end, offset + size)
         if lo < hi:
-            async for chunk in blobs.read(blob_id, lo - offset, hi - offset):
+            chunks = (
+                blobs.read(blob_id, lo - offset, hi - offset)
+                if key is None
+                else decrypted(blobs, blob_id, lo - offset, hi - offset, key)
+            )
+            async for chunk in chunks:
                 yield chunk
         offset += size
         if offset >= end:

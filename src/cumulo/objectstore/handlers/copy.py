@@ -16,6 +16,7 @@ from sqlalchemy import Row
 from cumulo.common.time import utcnow
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import ssec
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import read_manifest, write_body
@@ -88,7 +89,8 @@ async def copy_object(ctx: Ctx) -> Response:
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.")
-    if directive == "COPY" and _same_object(ctx, src) and "x-amz-storage-class" not in h:
+    changes = "x-amz-storage-class" in h or ssec.ALGORITHM_HEADER in h
+    if directive == "COPY" and _same_object(ctx, src) and not changes:
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself "
@@ -97,14 +99,20 @@ async def copy_object(ctx: Ctx) -> Response:
         )
     replace = directive == "REPLACE"
     await check_room(ctx, dest, int(src.size), ctx.key)
-    written = await write_body(ctx, read_manifest(ctx.svc.blobs, src.manifest, 0, int(src.size)))
+    src_key = ssec.key_for(ctx, src.headers, copy_source=True)
+    dest_key = ssec.request_key(ctx)
+    source = read_manifest(ctx.svc.blobs, src.manifest, 0, int(src.size), src_key)
+    written = await write_body(ctx, source, encrypt=dest_key)
     tag_directive = h.get("x-amz-tagging-directive", "COPY").upper()
     new = NewVersion(
         size=written.size,
         etag=written.md5,
         content_type=h.get("content-type", "binary/octet-stream") if replace else src.content_type,
         meta=user_meta(h) if replace else src.meta,
-        headers=stored_headers(h) if replace else src.headers,
+        headers={
+            **ssec.without_sse(stored_headers(h) if replace else src.headers),
+            **ssec.stored(dest_key),
+        },
         manifest=[[written.blob_id, written.size]],
         owner_id=owner.owner_id,
         owner_name=owner.display_name,
@@ -120,7 +128,7 @@ async def copy_object(ctx: Ctx) -> Response:
         "CopyObjectResult",
         [Node("LastModified", timestamp(utcnow())), Node("ETag", quote_etag(written.md5))],
     )
-    headers = []
+    headers = ssec.echoed(new.headers)
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
     if versioning:
@@ -149,10 +157,13 @@ async def upload_part_copy(ctx: Ctx) -> Response:
     dest = await ctx.bucket()
     authorize(ctx, dest, "s3:PutObject", ctx.key)
     number = part_number(ctx)
-    await ctx.run(ctx.svc.uploads.get, dest, ctx.key, upload_id(ctx))
+    upload = await ctx.run(ctx.svc.uploads.get, dest, ctx.key, upload_id(ctx))
     src = await _source(ctx)
     start, end = _copy_range(ctx, int(src.size))
-    written = await write_body(ctx, read_manifest(ctx.svc.blobs, src.manifest, start, end))
+    src_key = ssec.key_for(ctx, src.headers, copy_source=True)
+    dest_key = ssec.key_for(ctx, upload.headers)
+    source = read_manifest(ctx.svc.blobs, src.manifest, start, end, src_key)
+    written = await write_body(ctx, source, encrypt=dest_key)
     await ctx.run(
         ctx.svc.uploads.put_part,
         dest,
@@ -165,7 +176,7 @@ async def upload_part_copy(ctx: Ctx) -> Response:
         "CopyPartResult",
         [Node("LastModified", timestamp(utcnow())), Node("ETag", quote_etag(written.md5))],
     )
-    headers = []
+    headers = ssec.echoed(upload.headers)
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
     return xml_response(render(body), headers=headers)

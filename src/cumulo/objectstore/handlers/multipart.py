@@ -8,6 +8,7 @@ from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import ssec
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import declared_length, write_body
@@ -40,7 +41,7 @@ async def initiate(ctx: Ctx) -> Response:
         owner_name=owner.display_name,
         content_type=h.get("content-type", "binary/octet-stream"),
         meta=user_meta(h),
-        headers=stored_headers(h),
+        headers={**stored_headers(h), **ssec.stored(ssec.request_key(ctx))},
         acl=acl.from_headers(h, owner.owner_id, owner.display_name, bucket.owner_id),
         tags=parse_tagging_header(h.get("x-amz-tagging")),
         storage_class=h.get("x-amz-storage-class", "STANDARD"),
@@ -50,7 +51,7 @@ async def initiate(ctx: Ctx) -> Response:
         "InitiateMultipartUploadResult",
         [Node("Bucket", bucket.name), Node("Key", ctx.key), Node("UploadId", upload_id)],
     )
-    return xml_response(render(body))
+    return xml_response(render(body), headers=ssec.echoed(info.headers))
 
 
 def part_number(ctx: Ctx) -> int:
@@ -72,9 +73,10 @@ def upload_id(ctx: Ctx) -> str:
 async def upload_part(ctx: Ctx) -> Response:
     bucket = await _bucket_for(ctx)
     number = part_number(ctx)
-    await ctx.run(ctx.svc.uploads.get, bucket, ctx.key, upload_id(ctx))
+    upload = await ctx.run(ctx.svc.uploads.get, bucket, ctx.key, upload_id(ctx))
+    sse_key = ssec.key_for(ctx, upload.headers)
     await check_room(ctx, bucket, declared_length(ctx), None)
-    written = await write_body(ctx)
+    written = await write_body(ctx, encrypt=sse_key)
     try:
         await ctx.run(
             ctx.svc.uploads.put_part,
@@ -88,6 +90,7 @@ async def upload_part(ctx: Ctx) -> Response:
         await ctx.run(ctx.svc.meta.forget, [written.blob_id])
         raise
     checks = [(f"x-amz-checksum-{k.lower()}", v) for k, v in written.checksums.items()]
+    checks += ssec.echoed(upload.headers)
     return Response(200, [("ETag", quote_etag(written.md5)), *checks])
 
 
@@ -100,6 +103,12 @@ async def complete(ctx: Ctx) -> Response:
         if not number.isdigit():
             raise S3Error("MalformedXML")
         chosen.append((int(number), (part.findtext("ETag") or "").strip()))
+    try:
+        upload = await ctx.run(ctx.svc.uploads.get, bucket, ctx.key, upload_id(ctx))
+    except S3Error:
+        upload = None  # completed already (a retry) or never: the complete call tells
+    if upload is not None:
+        ssec.key_for(ctx, upload.headers)  # an SSE-C upload completes only with its key
     try:
         etag, version_id, _ = await ctx.run(
             ctx.svc.uploads.complete, bucket, ctx.key, upload_id(ctx), chosen
@@ -116,6 +125,7 @@ async def complete(ctx: Ctx) -> Response:
         ],
     )
     headers = [("x-amz-version-id", version_id)] if version_id != "null" else []
+    headers += ssec.echoed(upload.headers) if upload is not None else []
     return xml_response(render(body), headers=headers)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
-from cumulo.objectstore.handlers import public_block
+from cumulo.objectstore.handlers import public_block, ssec
 from cumulo.objectstore.handlers.access import authorize, tag_context
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import declared_length, read_manifest, write_body
@@ -90,14 +90,15 @@ async def put_object(ctx: Ctx) -> Response:
     public_block.check_acl(bucket, new_acl)
     meta, stored = user_meta(h), stored_headers(h)
     tags = parse_tagging_header(h.get("x-amz-tagging"))
+    sse_key = ssec.request_key(ctx)
     await check_room(ctx, bucket, declared_length(ctx), ctx.key)
-    written = await write_body(ctx)
+    written = await write_body(ctx, encrypt=sse_key)
     new = NewVersion(
         size=written.size,
         etag=written.md5,
         content_type=h.get("content-type", "binary/octet-stream"),
         meta=meta,
-        headers=stored,
+        headers={**stored, **ssec.stored(sse_key)},
         manifest=[[written.blob_id, written.size]],
         owner_id=owner.owner_id,
         owner_name=owner.display_name,
@@ -108,6 +109,7 @@ async def put_object(ctx: Ctx) -> Response:
     )
     version_id, versioning = await ctx.run(ctx.svc.meta.put_version, bucket.name, ctx.key, new)
     headers = [("ETag", quote_etag(written.md5)), *_checksum_headers(written.checksums)]
+    headers += ssec.echoed(new.headers)
     if versioning == "Enabled":
         headers.append(("x-amz-version-id", version_id))
     return Response(200, headers)
@@ -155,7 +157,7 @@ def object_headers(ctx: Ctx, bucket: Bucket, row: Row[Any]) -> list[tuple[str, s
         ("Last-Modified", http_date(row.modified)),
         ("Accept-Ranges", "bytes"),
     ]
-    headers += [(k, v) for k, v in row.headers.items()]
+    headers += [(k, v) for k, v in row.headers.items() if k != ssec.FINGERPRINT]
     headers += [(f"x-amz-meta-{k}", v) for k, v in row.meta.items()]
     if bucket.versioning:
         headers.append(("x-amz-version-id", row.version_id))
@@ -205,8 +207,9 @@ async def get_object(ctx: Ctx) -> Response:
         status = 206
         headers.append(("Content-Range", f"bytes {span[0]}-{span[1] - 1}/{size}"))
     start, end = span or (0, size)
+    sse_key = ssec.key_for(ctx, row.headers)
     head = ctx.req.method == "HEAD"
-    stream = None if head else read_manifest(ctx.svc.blobs, row.manifest, start, end)
+    stream = None if head else read_manifest(ctx.svc.blobs, row.manifest, start, end, sse_key)
     response = Response(status, headers, stream=stream, length=end - start, head=head)
     if head:
         response.stream = _empty()

@@ -22,7 +22,9 @@ from cumulo.common.time import utcnow
 from cumulo.objectstore import acl
 from cumulo.objectstore.auth import Credentials
 from cumulo.objectstore.auth.sigv4 import signing_key
+from cumulo.objectstore.auth.ssec import customer_key
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import ssec
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import write_body
@@ -55,7 +57,9 @@ async def post_object(ctx: Ctx) -> Response:
     authorize(ctx, bucket, "s3:PutObject", key)
     owner = ctx.owner()
     low, high = _length_range(fields)
-    written = await write_body(ctx, _limited(reader.stream(), high))
+    # SSE-C from the form's fields (lower-cased names, as headers would be).
+    sse_key = customer_key(fields, secure=ssec.secure(ctx))
+    written = await write_body(ctx, _limited(reader.stream(), high), encrypt=sse_key)
     await reader.drain()
     if written.size < low:
         await ctx.run(ctx.svc.meta.forget, [written.blob_id])
@@ -67,7 +71,7 @@ async def post_object(ctx: Ctx) -> Response:
         etag=written.md5,
         content_type=fields.get("content-type", "binary/octet-stream"),
         meta=user_meta(fields),
-        headers=stored_headers(fields),
+        headers={**stored_headers(fields), **ssec.stored(sse_key)},
         manifest=[[written.blob_id, written.size]],
         owner_id=owner.owner_id,
         owner_name=owner.display_name,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cumulo.common.time import aware, utcnow
 from cumulo.db.engine import Database
 from cumulo.objectstore.errors import S3Error
-from cumulo.objectstore.meta.schema import buckets, garbage, objects
+from cumulo.objectstore.meta.schema import buckets, garbage, objects, parts, uploads
 from cumulo.objectstore.meta.users import check_bucket_count, check_stored
 
 NULL_VERSION = "null"
@@ -128,8 +128,6 @@ class MetaStore:
             raise _exists(False, name) from err
 
     def delete_bucket(self, bucket: Bucket) -> None:
-        from cumulo.objectstore.meta.uploads import abort_all_uploads
-
         with self.db.write() as s:
             has_object = s.scalar(
                 select(objects.c.id).where(objects.c.bucket_id == bucket.id).limit(1)
@@ -261,6 +259,19 @@ class MetaStore:
                 )
             ).one()
         return int(row[0]), int(row[1])
+
+
+def abort_all_uploads(s: Session, bucket_id: int) -> None:
+    ids = list(s.scalars(select(uploads.c.id).where(uploads.c.bucket_id == bucket_id)))
+    for upload_pk in ids:
+        _drop_upload(s, upload_pk)
+
+
+def _drop_upload(s: Session, upload_pk: int) -> None:
+    blobs = list(s.scalars(select(parts.c.blob_id).where(parts.c.upload_id == upload_pk)))
+    _bury(s, blobs, utcnow())
+    s.execute(delete(parts).where(parts.c.upload_id == upload_pk))
+    s.execute(delete(uploads).where(uploads.c.id == upload_pk))
 
 
 def _exists(own: bool, name: str) -> S3Error:

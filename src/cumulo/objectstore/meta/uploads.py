@@ -24,6 +24,7 @@ from cumulo.objectstore.meta.store import (
     NewVersion,
     _bury,
     _count,
+    _drop_upload,
     _locked_bucket,
     _next_version_id,
     _retire,
@@ -45,19 +46,6 @@ class UploadInfo:
     acl: dict[str, Any]
     tags: dict[str, str] | None
     storage_class: str
-
-
-def abort_all_uploads(s: Session, bucket_id: int) -> None:
-    ids = list(s.scalars(select(uploads.c.id).where(uploads.c.bucket_id == bucket_id)))
-    for upload_pk in ids:
-        _drop_upload(s, upload_pk)
-
-
-def _drop_upload(s: Session, upload_pk: int) -> None:
-    blobs = list(s.scalars(select(parts.c.blob_id).where(parts.c.upload_id == upload_pk)))
-    _bury(s, blobs, utcnow())
-    s.execute(delete(parts).where(parts.c.upload_id == upload_pk))
-    s.execute(delete(uploads).where(uploads.c.id == upload_pk))
 
 
 def multipart_etag(part_etags: list[str]) -> str:

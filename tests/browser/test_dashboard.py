@@ -110,6 +110,7 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     assert result["userSeesOperatorMenu"] is False and result["operatorUrlRefused"] is True
     assert result["reachedRunning"] is True and result["stopped"] is True
     assert result["fullReloads"] == 0
+    assert result["liveStream"] is True  # the push stream connected
     assert result["detailNetwork"] >= 1 and result["detailRootVolume"] == 1
     assert result["charts"] == 3
     assert result["sessionSurvivesReload"] is True

@@ -46,6 +46,8 @@ try {
   await page.getByRole("button", { name: "Log in" }).click();
   done.badLoginError = await page.getByRole("alert").innerText();
   await login(page, env.USER_NAME, env.USER_PASSWORD, env.USER_DOMAIN);
+  await page.locator('[data-test="live"]', { hasText: "● live" }).waitFor({ timeout: 15000 });
+  done.liveStream = true;
   await page.screenshot({ path: `${shots}/home-user.png` });
   done.userSeesOperatorMenu = (await page.locator('[data-test="operator-menu"]').count()) > 0;
   await page.goto(`${base}/client/#/infra/hosts`);

@@ -15,6 +15,12 @@ export class ApiError extends Error {
 let sessionKey = "";
 const listeners = new Set();
 
+// The push stream authenticates like the API; EventSource cannot send headers, so the key
+// goes in its query (the session cookie goes along by itself).
+export function sessionKeyForStream() {
+  return sessionKey;
+}
+
 export function onSessionLost(fn) {
   listeners.add(fn);
 }

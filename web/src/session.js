@@ -2,6 +2,7 @@
 // are shown only when the APIs behind them are allowed, as CloudStack's UI does.
 import { reactive } from "vue";
 import * as api from "./api.js";
+import { start as startLive, stop as stopLive } from "./live.js";
 
 export const session = reactive({
   ready: false,
@@ -28,6 +29,7 @@ export async function restore() {
     if (found) {
       await loadApis();
       session.user = found;
+      startLive();
     }
   } catch {
     session.user = null;
@@ -47,15 +49,18 @@ export async function signIn(username, password, domain) {
     domainid: answer.domainid,
     type: answer.type,
   };
+  startLive();
   return answer;
 }
 
 export async function signOut() {
+  stopLive();
   await api.logout().catch(() => {});
   session.user = null;
   session.apis = new Set();
 }
 
 api.onSessionLost(() => {
+  stopLive();
   session.user = null;
 });

@@ -6,11 +6,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.tenants import error, make_tenant, uniq
+from tests.integration.test_agent import (  # noqa: F401 (fixtures)
+    AgentProc,
+    Site,
+    add_kvm_host,
+    agents,
+    kcloud,
+    site,
+    start_agent,
+    wait_state,
+)
 from tests.integration.test_webhooks import Receiver, start_receiver
 from tests.support.cloud import Cloud
 from tests.support.simzone import IMAGE, SimZone, build, http_files
@@ -116,3 +127,26 @@ def test_archive_and_delete_and_bad_input(cloud: Cloud, sim: SimZone) -> None:
     code, _ = error(cloud.signed("deleteAlerts", ids=alert["id"]), "deleteAlerts")
     assert code == 530  # archived alerts are not deleted, as CloudStack
     assert alerts(cloud, id=alert["id"])
+
+
+def test_host_disconnected_then_down_raises_alerts(
+    kcloud: Cloud,  # noqa: F811 (the fixture imported above)
+    site: Site,  # noqa: F811
+    agents: list[AgentProc],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A real agent (sim driver) is killed: the heartbeat monitor's Disconnected and Down
+    transitions each raise an ALERT.COMPUTE.HOST alert naming the host."""
+    host = add_kvm_host(kcloud, site, "10.77.9.21")
+    agent = start_agent(agents, kcloud, tmp_path, host["agenttoken"])
+    wait_state(kcloud, host["id"], "Up", 30)
+    assert not [a for a in alerts(kcloud, type="7") if host["id"] in a["description"]]
+    agent.kill9()
+    wait_state(kcloud, host["id"], "Down", 20)
+    found = wait_alert(
+        kcloud, lambda a: host["id"] in a["description"] and "Down" in a["description"], type="7"
+    )
+    assert found["name"] == "ALERT.COMPUTE.HOST"
+    assert [
+        a for a in alerts(kcloud, type="7") if f"{host['id']}) is Disconnected" in a["description"]
+    ]

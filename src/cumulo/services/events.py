@@ -5,6 +5,10 @@ Event types are CloudStack's (``USER.CREATE``, ``ACCOUNT.DELETE`` …); async co
 as CloudStack's ActionEventUtils does. The completion names the scheduled event as its parent
 (CloudStack's ``startid``), so ``listEvents startid=…`` shows a job's whole story.
 
+Every event also becomes an ActionEvent row of the event bus's outbox (services.eventbus), in
+the same transaction, under the event's own uuid: webhooks, RabbitMQ and the push stream get
+exactly the events that committed.
+
 Who may see or remove which events is decided here, in SQL: a user only their own account's,
 a domain admin the accounts of its domain subtree, the root admin all (CloudStack's
 AuditTrailServiceImpl and searchForEventIdsAndCount).

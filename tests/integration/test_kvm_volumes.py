@@ -196,7 +196,21 @@ def test_volumes_and_snapshots_on_a_real_host(kvm: Kvm) -> None:  # noqa: F811
     assert tfiles and file_has(tfiles[0], "0xab"), tfiles
     assert "backing-filename" not in image_info(tfiles[0])
 
-    # detach both; the VM forgets them (QEMU and its recorded definition)
+    # stop and start: the server passes the attached disks (cold), with the same serials
+    wait(api, api.stopVirtualMachine(id=vm["id"], forced=True))
+    wait_for(lambda: not qemu_pids(state), 30, "QEMU gone after stop")
+    wait(api, api.startVirtualMachine(id=vm["id"]))
+    wait_for(lambda: ready_count(state, name) >= 1, 180, "guest ready after start")
+    sock = state / "vms" / name / "qmp.sock"
+    for vol in (volume, copy):
+        cold = plugged(state, name, vol)
+        assert cold is not None, blocks(state, name)
+        device = str(cold["qdev"]).removesuffix("/virtio-backend")
+        assert qmp(sock, "qom-get", {"path": device, "property": "serial"}) == disk_serial(
+            vol["id"]
+        )
+
+    # detach both (cold-plugged devices now); the VM forgets them
     for vol in (volume, copy):
         detached = result(api, api.detachVolume(id=vol["id"]), "volume")
         assert not detached.get("virtualmachineid")

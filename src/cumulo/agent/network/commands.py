@@ -6,6 +6,7 @@ a QEMU host applies them with ``host_net`` and ``router_ns`` in the driver's nam
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,18 @@ from cumulo.agentrpc.messages import (
 
 NETWORK_COMMANDS = (EnsureSegment, ReleaseSegment, ApplyRouter, DestroyRouter)
 
+# One network change at a time on a host: the agent runs commands in a thread pool, and a
+# reconciler's verify can arrive while a VM start's apply of the same router is running.
+_LOCK = threading.Lock()
+
 
 def run(command: Command, state_dir: Path, netns: str | None = None) -> dict[str, Any]:
     """Carry out one network command on this host; the answer says what was done."""
+    with _LOCK:
+        return _run(command, state_dir, netns)
+
+
+def _run(command: Command, state_dir: Path, netns: str | None) -> dict[str, Any]:
     ip = Ip(netns)
     if isinstance(command, EnsureSegment):
         return ensure_segment(ip, command.vni, command.local_vtep, command.peers)

@@ -38,6 +38,7 @@ from cumulo.agent.network.host_net import Ip, ensure_segment, remove_segment
 from cumulo.agentrpc.netconfig import RouterConfig
 
 NFT_TABLE = "cumulo"
+NETNS_ETC = Path("/etc/netns")  # ``ip netns exec`` binds /etc/netns/<ns>/* over /etc/*
 GUEST_IF, PUBLIC_IF = "eth0", "eth1"
 
 
@@ -145,6 +146,7 @@ class Router:
             self._teardown()  # restartNetwork: built again from scratch
         self.record_vni(cfg.vni)
         self._namespace()
+        self._etc(cfg)
         self._guest_leg(cfg)
         self._public_leg(cfg, public)
         self._nftables(cfg, public)
@@ -165,9 +167,22 @@ class Router:
 
     def _namespace(self) -> None:
         if not self.exists():
+            # Deleted behind our back: its processes may still hold the old namespace alive
+            # (and the veth peers with it); they go before it is made again.
+            for pid_file in sorted(self.run_dir.glob("*.pid")):
+                _stop(pid_file)
             _ip_global("netns", "add", self.ns)
         self.inside.run("link", "set", "lo", "up")
         self._exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+    def _etc(self, cfg: RouterConfig) -> None:
+        """The namespace's own resolv.conf and hosts: processes in it must not wait on the
+        host's resolvers through the public leg (a reverse lookup of the router address
+        resolves from ``hosts``; anything else fails at once on the loopback)."""
+        etc = NETNS_ETC / self.ns
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n{cfg.router_ip} router data-server\n")
 
     def _leg(self, host_end: str, inner: str, bridge: str) -> None:
         """A veth pair: ``host_end`` on ``bridge`` here, ``inner`` in the namespace."""
@@ -253,6 +268,7 @@ class Router:
         self._teardown()
         vni = _applied_vni(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        shutil.rmtree(NETNS_ETC / self.ns, ignore_errors=True)
         removed = remove_segment(self.host, vni) if vni is not None else False
         return {"namespace": self.ns, "segment_removed": removed}
 

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from cumulo.agentrpc.hub import CommandFailed, CommandTimeout, HostRef, HostUnreachable, HubError
@@ -73,14 +73,37 @@ class OperationFailed(CloudError):
 # --- helpers ----------------------------------------------------------------------------
 
 
+# Statements on the start path are built once and run with bound values: building them (and
+# their cache keys) on every deploy cost more than running them.
+_HOST_PLACE = (
+    select(Zone.uuid, Pod.uuid, Cluster.uuid)
+    .select_from(Zone)
+    .outerjoin(Pod, Pod.id == bindparam("p_pod"))
+    .outerjoin(Cluster, Cluster.id == bindparam("p_cluster"))
+    .where(Zone.id == bindparam("p_zone"))
+)
+_CACHED_TEMPLATE = select(TemplatePoolRef.install_path).where(
+    TemplatePoolRef.template_id == bindparam("p_template"),
+    TemplatePoolRef.pool_id == bindparam("p_pool"),
+    TemplatePoolRef.host_id == bindparam("p_host"),
+)
+_DATA_DISKS = (
+    select(Volume)
+    .where(
+        Volume.vm_id == bindparam("p_vm"),
+        Volume.volume_type == "DATADISK",
+        Volume.removed.is_(None),
+        Volume.path.is_not(None),
+    )
+    .order_by(Volume.device_id)
+)
+_HOST_ID_BY_UUID = select(Host.id).where(Host.uuid == bindparam("p_uuid"))
+
+
 def host_ref(session: Session, host: Host) -> HostRef:
     """Who a command is for, with its zone, pod and cluster uuids (one query)."""
     row = session.execute(
-        select(Zone.uuid, Pod.uuid, Cluster.uuid)
-        .select_from(Zone)
-        .outerjoin(Pod, Pod.id == host.pod_id)
-        .outerjoin(Cluster, Cluster.id == host.cluster_id)
-        .where(Zone.id == host.zone_id)
+        _HOST_PLACE, {"p_pod": host.pod_id, "p_cluster": host.cluster_id, "p_zone": host.zone_id}
     ).first()
     zone, pod, cluster = row if row is not None else ("", "", "")
     return HostRef(
@@ -166,33 +189,22 @@ def _data_disks(session: Session, vm: VirtualMachine) -> list[DiskSpec]:
     """The attached data volumes that have a file, so the host plugs them in at start."""
     return [
         DiskSpec(v.uuid, int(v.device_id or 0), v.path, v.size, None, "DATADISK")
-        for v in session.scalars(
-            select(Volume)
-            .where(
-                Volume.vm_id == vm.id,
-                Volume.volume_type == "DATADISK",
-                Volume.removed.is_(None),
-                Volume.path.is_not(None),
-            )
-            .order_by(Volume.device_id)
-        )
+        for v in session.scalars(_DATA_DISKS, {"p_vm": vm.id})
         if v.path
     ]
 
 
-def _build_plan(rt: Runtime, session: Session, vm: VirtualMachine, host: Host) -> StartPlan:
-    root = vms.root_volume(session, vm)
+def _build_plan(
+    rt: Runtime, session: Session, vm: VirtualMachine, host: Host, root: Volume | None
+) -> StartPlan:
     disks: list[DiskSpec] = []
     prepare = None
     pool = session.get(StoragePool, root.pool_id) if root and root.pool_id else None
     template = session.get(Template, vm.template_id)
     if root is not None and pool is not None:
         cached = session.scalar(
-            select(TemplatePoolRef.install_path).where(
-                TemplatePoolRef.template_id == vm.template_id,
-                TemplatePoolRef.pool_id == pool.id,
-                TemplatePoolRef.host_id == host.id,
-            )
+            _CACHED_TEMPLATE,
+            {"p_template": vm.template_id, "p_pool": pool.id, "p_host": host.id},
         )
         if root.state == "Allocated" and cached is None and template is not None:
             prepare = PrepareTemplate(
@@ -248,7 +260,7 @@ def _plan_start(
         if vm.state == State.STARTING and vm.host_id is not None:  # resumed after a crash
             host = session.get(Host, vm.host_id)
             assert host is not None
-            return _build_plan(rt, session, vm, host)
+            return _build_plan(rt, session, vm, host, vms.root_volume(session, vm))
         if vm.state != State.STOPPED:
             raise IllegalState(f"Unable to start the VM: it is in state {vm.state}")
         guest_nics.prepare_start(session, vm, rt.config)  # networks implemented first
@@ -279,7 +291,7 @@ def _plan_start(
             root.path = _volume_path(placement.pool, root)
         transition(session, vm, Event.START, host_id=host.id, pod_id=host.pod_id)
         session.flush()
-        return _build_plan(rt, session, vm, host)
+        return _build_plan(rt, session, vm, host, root)
 
 
 def _with_template(plan: StartPlan, path: str) -> StartPlan:
@@ -337,14 +349,13 @@ def _finish_start(rt: Runtime, plan: StartPlan, template_path: str | None) -> No
                 root.state = "Ready"
                 root.attached = utcnow()
         if plan.template is not None and plan.pool_id is not None and template_path:
-            host = session.scalar(select(Host).where(Host.uuid == plan.host.uuid))
-            template = session.get(Template, vm.template_id)
-            if host is not None and template is not None:
+            host_id = session.scalar(_HOST_ID_BY_UUID, {"p_uuid": plan.host.uuid})
+            if host_id is not None and vm.template_id is not None:
                 session.add(
                     TemplatePoolRef(
-                        template_id=template.id,
+                        template_id=vm.template_id,
                         pool_id=plan.pool_id,
-                        host_id=host.id,
+                        host_id=host_id,
                         install_path=template_path,
                     )
                 )
@@ -395,7 +406,7 @@ def start(rt: Runtime, vm_uuid: str, *, host_uuid: str | None = None) -> None:
             raise OperationFailed(f"Unable to start VM {vm_uuid}: {why}; its state is unknown")
         last_error = why
         with rt.db.read() as session:
-            host = session.scalar(select(Host.id).where(Host.uuid == plan.host.uuid))
+            host = session.scalar(_HOST_ID_BY_UUID, {"p_uuid": plan.host.uuid})
         if host is not None:
             avoid.add(host)
         if host_uuid is not None:

@@ -13,11 +13,13 @@ group's other VMs are placed, a host affinity group pins to the host they are on
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Float, and_, cast, func, literal, or_, select, update
+from sqlalchemy import Float, and_, bindparam, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cumulo.db.models_affinity import AffinityGroup, AffinityGroupVmMap
@@ -57,27 +59,39 @@ class Placement:
     pool: StoragePool | None
 
 
-def _tags_clause(column: object, tags: tuple[str, ...]) -> list[object]:
-    """Every tag must be in the comma-separated list (spaces ignored)."""
+def _tags_clause(column: object, count: int, prefix: str) -> list[object]:
+    """Every tag must be in the comma-separated list (spaces ignored): ``count`` patterns,
+    bound as ``<prefix>0``, ``<prefix>1`` … (see ``_tag_params``)."""
     padded = literal(",") + func.replace(column, " ", "") + literal(",")
-    return [padded.like(f"%,{tag.strip()},%") for tag in tags if tag.strip()]
+    return [padded.like(bindparam(f"{prefix}{i}")) for i in range(count)]
+
+
+def _tag_params(tags: tuple[str, ...], prefix: str) -> dict[str, str]:
+    wanted = [tag.strip() for tag in tags if tag.strip()]
+    return {f"{prefix}{i}": f"%,{tag},%" for i, tag in enumerate(wanted)}
+
+
+# Statements are built once per shape and reused with bound values: building a SQLAlchemy
+# expression and its cache key costs more than running the query on a deploy's hot path.
+_AFFINITY_OTHER = aliased(AffinityGroupVmMap)
+_AFFINITY = (
+    select(AffinityGroup.type, VirtualMachine.host_id)
+    .join(AffinityGroupVmMap, AffinityGroupVmMap.group_id == AffinityGroup.id)
+    .join(_AFFINITY_OTHER, _AFFINITY_OTHER.group_id == AffinityGroup.id)
+    .join(VirtualMachine, VirtualMachine.id == _AFFINITY_OTHER.vm_id)
+    .where(
+        AffinityGroupVmMap.vm_id == bindparam("p_vm"),
+        _AFFINITY_OTHER.vm_id != bindparam("p_vm"),
+        VirtualMachine.host_id.is_not(None),
+        VirtualMachine.state.in_(PLACED_STATES),
+    )
+)
+_TOP_HOST = select(func.max(Host.id))
 
 
 def _affinity(session: Session, vm_id: int) -> tuple[set[int], set[int] | None]:
     """Hosts to exclude (anti-affinity) and hosts to stay on (affinity, None = anywhere)."""
-    other = aliased(AffinityGroupVmMap)
-    rows = session.execute(
-        select(AffinityGroup.type, VirtualMachine.host_id)
-        .join(AffinityGroupVmMap, AffinityGroupVmMap.group_id == AffinityGroup.id)
-        .join(other, other.group_id == AffinityGroup.id)
-        .join(VirtualMachine, VirtualMachine.id == other.vm_id)
-        .where(
-            AffinityGroupVmMap.vm_id == vm_id,
-            other.vm_id != vm_id,
-            VirtualMachine.host_id.is_not(None),
-            VirtualMachine.state.in_(PLACED_STATES),
-        )
-    ).all()
+    rows = session.execute(_AFFINITY, {"p_vm": vm_id}).all()
     excluded = {host for kind, host in rows if kind == "host anti-affinity" and host is not None}
     together = {host for kind, host in rows if kind == "host affinity" and host is not None}
     return excluded, (together or None)
@@ -88,8 +102,23 @@ _CPU_FREE = cast(_CPU.total, Float) * Cluster.cpu_overcommit - _CPU.used - _CPU.
 _MEM_FREE = cast(_MEM.total, Float) * Cluster.memory_overcommit - _MEM.used - _MEM.reserved
 
 
-def _base(session: Session, req: Request) -> Any:
-    """Every host that could take the VM now, unordered."""
+@dataclass(frozen=True)
+class _Shape:
+    """Which optional clauses a candidate query has; one statement is built per shape."""
+
+    hypervisor: bool
+    host_tags: int
+    host_id: bool
+    cluster_id: bool
+    exclude: bool
+    together: bool
+    prefer: str  # "", "only" (the preferred host) or "not" (every other host)
+    order: str  # "ahead", "behind" (random's window) or an algorithm name
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(shape: _Shape) -> Any:
+    """Every host that could take the VM now, in this shape's order (bound parameters)."""
     stmt = (
         select(Host)
         .join(Cluster, Cluster.id == Host.cluster_id)
@@ -98,7 +127,7 @@ def _base(session: Session, req: Request) -> Any:
         .join(_CPU, and_(_CPU.host_id == Host.id, _CPU.type == capacity.CPU))
         .join(_MEM, and_(_MEM.host_id == Host.id, _MEM.type == capacity.MEMORY))
         .where(
-            Host.zone_id == req.zone_id,
+            Host.zone_id == bindparam("p_zone"),
             Host.type == "Routing",
             Host.removed.is_(None),
             Host.status == "Up",
@@ -106,23 +135,66 @@ def _base(session: Session, req: Request) -> Any:
             Cluster.allocation_state == "Enabled",
             Pod.allocation_state == "Enabled",
             Zone.allocation_state == "Enabled",
-            req.cpu_mhz <= _CPU_FREE,
-            req.memory_bytes <= _MEM_FREE,
-            *_tags_clause(Host.host_tags, req.host_tags),  # type: ignore[arg-type]
+            _CPU_FREE >= bindparam("p_cpu"),
+            _MEM_FREE >= bindparam("p_mem"),
+            *_tags_clause(Host.host_tags, shape.host_tags, "p_htag"),  # type: ignore[arg-type]
         )
     )
-    if req.hypervisor:
-        stmt = stmt.where(func.lower(Host.hypervisor_type) == req.hypervisor.lower())
-    if req.host_id is not None:
-        stmt = stmt.where(Host.id == req.host_id)
-    if req.cluster_id is not None:
-        stmt = stmt.where(Host.cluster_id == req.cluster_id)
+    if shape.hypervisor:
+        stmt = stmt.where(func.lower(Host.hypervisor_type) == bindparam("p_hv"))
+    if shape.host_id:
+        stmt = stmt.where(Host.id == bindparam("p_host"))
+    if shape.cluster_id:
+        stmt = stmt.where(Host.cluster_id == bindparam("p_cluster"))
+    if shape.exclude:
+        stmt = stmt.where(Host.id.not_in(bindparam("p_exclude", expanding=True)))
+    if shape.together:
+        stmt = stmt.where(Host.id.in_(bindparam("p_together", expanding=True)))
+    if shape.prefer == "only":
+        return stmt.where(Host.id == bindparam("p_prefer"))
+    if shape.prefer == "not":
+        stmt = stmt.where(Host.id != bindparam("p_prefer"))
+    if shape.order == "ahead":
+        return stmt.where(Host.id >= bindparam("p_first")).order_by(Host.id).limit(CANDIDATES)
+    if shape.order == "behind":
+        return stmt.where(Host.id < bindparam("p_first")).order_by(Host.id).limit(CANDIDATES)
+    return _ordered(stmt, shape.order).limit(CANDIDATES)
+
+
+def _query(session: Session, req: Request) -> tuple[_Shape, dict[str, Any]]:
+    """The shape of the candidate query for ``req`` and its bound values."""
     excluded, together = _affinity(session, req.vm_id)
-    if req.avoid or excluded:
-        stmt = stmt.where(Host.id.not_in(req.avoid | excluded))
+    avoid = req.avoid | excluded
+    params: dict[str, Any] = {
+        "p_zone": req.zone_id,
+        "p_cpu": req.cpu_mhz,
+        "p_mem": req.memory_bytes,
+        "p_account": req.account_id,
+        **_tag_params(req.host_tags, "p_htag"),
+    }
+    if req.hypervisor:
+        params["p_hv"] = req.hypervisor.lower()
+    if req.host_id is not None:
+        params["p_host"] = req.host_id
+    if req.cluster_id is not None:
+        params["p_cluster"] = req.cluster_id
+    if avoid:
+        params["p_exclude"] = sorted(avoid)
     if together is not None:
-        stmt = stmt.where(Host.id.in_(together))
-    return stmt
+        params["p_together"] = sorted(together)
+    if req.prefer_host_id is not None:
+        params["p_prefer"] = req.prefer_host_id
+    shape = _Shape(
+        hypervisor=bool(req.hypervisor),
+        host_tags=len([k for k in params if k.startswith("p_htag")]),
+        host_id=req.host_id is not None,
+        cluster_id=req.cluster_id is not None,
+        exclude=bool(avoid),
+        together=together is not None,
+        prefer="",
+        order=req.algorithm,
+    )
+    return shape, params
 
 
 def candidates(session: Session, req: Request) -> list[Host]:
@@ -133,35 +205,36 @@ def candidates(session: Session, req: Request) -> list[Host]:
     number of hosts; the other algorithms order all candidates and are meant for smaller
     zones or when their placement matters more than the planner's speed.
     """
-    stmt = _base(session, req)
+    shape, params = _query(session, req)
     found: list[Host] = []
     if req.prefer_host_id is not None:
-        found = list(session.scalars(stmt.where(Host.id == req.prefer_host_id)))
-        stmt = stmt.where(Host.id != req.prefer_host_id)
+        only = dataclasses.replace(shape, prefer="only", order="")
+        found = list(session.scalars(_statement(only), params))
+        shape = dataclasses.replace(shape, prefer="not")
     if req.algorithm == "random":
-        top = session.scalar(select(func.max(Host.id))) or 0
-        first = random.randint(1, max(top, 1))
-        ahead = session.scalars(stmt.where(Host.id >= first).order_by(Host.id).limit(CANDIDATES))
-        rest = list(ahead)
+        top = session.scalar(_TOP_HOST) or 0
+        params["p_first"] = random.randint(1, max(top, 1))
+        ahead = dataclasses.replace(shape, order="ahead")
+        rest = list(session.scalars(_statement(ahead), params))
         if len(rest) < CANDIDATES:
-            behind = stmt.where(Host.id < first).order_by(Host.id)
-            rest += list(session.scalars(behind.limit(CANDIDATES - len(rest))))
+            behind = dataclasses.replace(shape, order="behind")
+            rest += list(session.scalars(_statement(behind), params))[: CANDIDATES - len(rest)]
         random.shuffle(rest)
         return found + rest
-    return found + list(session.scalars(_ordered(stmt, req).limit(CANDIDATES)))
+    return found + list(session.scalars(_statement(shape), params))
 
 
-def _ordered(stmt: Any, req: Request) -> Any:
+def _ordered(stmt: Any, algorithm: str) -> Any:
     """Order candidates by the allocation algorithm."""
-    if req.algorithm == "firstfitleastconsumed":
+    if algorithm == "firstfitleastconsumed":
         return stmt.order_by(_MEM_FREE.desc(), Host.id)
-    if req.algorithm == "userdispersing":
+    if algorithm == "userdispersing":
         mine = (
             select(func.count())
             .select_from(VirtualMachine)
             .where(
                 VirtualMachine.host_id == Host.id,
-                VirtualMachine.account_id == req.account_id,
+                VirtualMachine.account_id == bindparam("p_account"),
                 VirtualMachine.state.in_(PLACED_STATES),
             )
             .correlate(Host)
@@ -171,22 +244,28 @@ def _ordered(stmt: Any, req: Request) -> Any:
     return stmt.order_by(Host.id)  # firstfit
 
 
-def pool_candidates(session: Session, req: Request, host: Host) -> list[StoragePool]:
-    """Pools the host reaches with room for the disk: its cluster's, then zone-wide ones."""
-    room = cast(StoragePool.capacity_bytes, Float) * StoragePool.overcommit
-    stmt = (
+_ROOM = cast(StoragePool.capacity_bytes, Float) * StoragePool.overcommit
+
+
+@functools.lru_cache(maxsize=16)
+def _pool_statement(storage_tags: int) -> Any:
+    """Pools a host reaches with room for a disk, best first (bound parameters)."""
+    return (
         select(StoragePool)
         .where(
-            StoragePool.zone_id == host.zone_id,
+            StoragePool.zone_id == bindparam("p_zone"),
             StoragePool.removed.is_(None),
             StoragePool.status == "Up",
             or_(
-                and_(StoragePool.scope == "HOST", StoragePool.host_id == host.id),
-                and_(StoragePool.scope == "CLUSTER", StoragePool.cluster_id == host.cluster_id),
+                and_(StoragePool.scope == "HOST", StoragePool.host_id == bindparam("p_host")),
+                and_(
+                    StoragePool.scope == "CLUSTER",
+                    StoragePool.cluster_id == bindparam("p_cluster"),
+                ),
                 StoragePool.scope == "ZONE",
             ),
-            StoragePool.allocated_bytes + req.disk_bytes <= room,
-            *_tags_clause(StoragePool.tags, req.storage_tags),  # type: ignore[arg-type]
+            StoragePool.allocated_bytes + bindparam("p_size") <= _ROOM,
+            *_tags_clause(StoragePool.tags, storage_tags, "p_stag"),  # type: ignore[arg-type]
         )
         .order_by(
             (StoragePool.scope == "ZONE").asc(),  # local and cluster pools before zone-wide
@@ -194,19 +273,36 @@ def pool_candidates(session: Session, req: Request, host: Host) -> list[StorageP
         )
         .limit(CANDIDATES)
     )
-    return list(session.scalars(stmt))
+
+
+def pool_candidates(session: Session, req: Request, host: Host) -> list[StoragePool]:
+    """Pools the host reaches with room for the disk: its cluster's, then zone-wide ones."""
+    tags = _tag_params(req.storage_tags, "p_stag")
+    params = {
+        "p_zone": host.zone_id,
+        "p_host": host.id,
+        "p_cluster": host.cluster_id,
+        "p_size": req.disk_bytes,
+        **tags,
+    }
+    return list(session.scalars(_pool_statement(len(tags)), params))
+
+
+_RESERVE_POOL = (
+    update(StoragePool)
+    .where(
+        StoragePool.id == bindparam("p_pool"),
+        StoragePool.allocated_bytes + bindparam("p_size") <= _ROOM,
+    )
+    .values(allocated_bytes=StoragePool.allocated_bytes + bindparam("p_size"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def reserve_pool(session: Session, pool_id: int, size: int) -> bool:
     """Take ``size`` bytes of a pool's allocation if it still fits (atomic, like hosts)."""
-    room = cast(StoragePool.capacity_bytes, Float) * StoragePool.overcommit
-    done = session.execute(
-        update(StoragePool)
-        .where(StoragePool.id == pool_id, StoragePool.allocated_bytes + size <= room)
-        .values(allocated_bytes=StoragePool.allocated_bytes + size)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    return bool(done)
+    done = session.execute(_RESERVE_POOL, {"p_pool": pool_id, "p_size": size})
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 def release_pool(session: Session, pool_id: int, size: int) -> None:

@@ -9,8 +9,10 @@ state in the text, as CloudStack's ``InvalidParameterValueException`` does.
 from __future__ import annotations
 
 import enum
+import functools
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from cumulo.common.time import utcnow
@@ -94,6 +96,22 @@ def next_state(current: str, event: Event) -> State:
         ) from None
 
 
+@functools.lru_cache(maxsize=128)
+def _guarded_update(columns: tuple[str, ...]) -> Any:
+    """``UPDATE vm_instances SET <columns> WHERE id = ? AND state = ?``, built once per set of
+    columns (transitions run on every lifecycle step; building the statement cost more than
+    running it)."""
+    return (
+        update(VirtualMachine)
+        .where(
+            VirtualMachine.id == bindparam("p_where_id"),
+            VirtualMachine.state == bindparam("p_where_state"),
+        )
+        .values({column: bindparam(f"p_{column}") for column in columns})
+        .execution_options(synchronize_session=False)
+    )
+
+
 def transition(session: Session, vm: VirtualMachine, event: Event, **changes: object) -> State:
     """Move ``vm`` by ``event`` if it is still in the state we read, with ``changes``.
 
@@ -103,12 +121,9 @@ def transition(session: Session, vm: VirtualMachine, event: Event, **changes: ob
     current = vm.state
     target = next_state(current, event)
     values = {"state": target.value, "state_changed": utcnow(), **changes}
-    done = session.execute(
-        update(VirtualMachine)
-        .where(VirtualMachine.id == vm.id, VirtualMachine.state == current)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    params = {f"p_{key}": value for key, value in values.items()}
+    params.update(p_where_id=vm.id, p_where_state=current)
+    done = session.execute(_guarded_update(tuple(values)), params).rowcount  # type: ignore[attr-defined]
     if not done:
         session.refresh(vm)
         raise IllegalState(

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cumulo.common.ids import new_password
@@ -66,11 +66,27 @@ class DeployRequest:
     details: dict[str, str] = field(default_factory=dict)
 
 
+# The hot lookups are built once and run with bound values: building a SQLAlchemy statement
+# (and its cache key) costs more than running it, and a deploy runs these several times.
+_FIND_ANY = select(VirtualMachine).where(VirtualMachine.uuid == bindparam("p_uuid"))
+_FIND = _FIND_ANY.where(VirtualMachine.removed.is_(None))
+_ROOT = select(Volume).where(
+    Volume.vm_id == bindparam("p_vm"), Volume.volume_type == "ROOT", Volume.removed.is_(None)
+)
+_ZONE = select(Zone).where(Zone.uuid == bindparam("p_uuid"), Zone.removed.is_(None))
+_READY_IN_ZONE = (
+    select(func.count())
+    .select_from(TemplateStoreRef)
+    .where(
+        TemplateStoreRef.template_id == bindparam("p_template"),
+        TemplateStoreRef.zone_id == bindparam("p_zone"),
+        TemplateStoreRef.state == "Ready",
+    )
+)
+
+
 def find(session: Session, uuid: str, *, include_removed: bool = False) -> VirtualMachine:
-    stmt = select(VirtualMachine).where(VirtualMachine.uuid == uuid)
-    if not include_removed:
-        stmt = stmt.where(VirtualMachine.removed.is_(None))
-    vm = session.scalar(stmt)
+    vm = session.scalar(_FIND_ANY if include_removed else _FIND, {"p_uuid": uuid})
     if vm is None:
         raise NotFound(f"Unable to find virtual machine with id {uuid}")
     return vm
@@ -86,15 +102,11 @@ def find_for(session: Session, caller: Caller, uuid: str) -> VirtualMachine:
 
 
 def root_volume(session: Session, vm: VirtualMachine) -> Volume | None:
-    return session.scalar(
-        select(Volume).where(
-            Volume.vm_id == vm.id, Volume.volume_type == "ROOT", Volume.removed.is_(None)
-        )
-    )
+    return session.scalar(_ROOT, {"p_vm": vm.id})
 
 
 def _zone(session: Session, caller: Caller, uuid: str) -> Zone:
-    zone = session.scalar(select(Zone).where(Zone.uuid == uuid, Zone.removed.is_(None)))
+    zone = session.scalar(_ZONE, {"p_uuid": uuid})
     if zone is None:
         raise ParamError(f"Unable to find zone by id {uuid}")
     if zone.allocation_state != "Enabled" and not caller.is_root_admin:
@@ -106,15 +118,7 @@ def _template(session: Session, caller: Caller, zone: Zone, uuid: str) -> Templa
     template = templates.find(session, uuid, is_iso=False)
     if not templates.can_see(session, caller, template):
         raise PermissionDenied(f"Account {caller.account_name} cannot use template {uuid}")
-    ready = session.scalar(
-        select(func.count())
-        .select_from(TemplateStoreRef)
-        .where(
-            TemplateStoreRef.template_id == template.id,
-            TemplateStoreRef.zone_id == zone.id,
-            TemplateStoreRef.state == "Ready",
-        )
-    )
+    ready = session.scalar(_READY_IN_ZONE, {"p_template": template.id, "p_zone": zone.id})
     if not ready:
         raise ParamError(
             f"Template {template.name} is not ready in zone {zone.name}: "

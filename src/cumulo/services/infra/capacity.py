@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, literal, select, update
+from sqlalchemy import Float, bindparam, case, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,42 +32,53 @@ COUNTED_HOST_STATE = "Enabled"
 COUNTED_POOL_STATE = "Up"
 
 
-def _factor(host_id: int, capacity_type: int) -> Any:
+def _factor(capacity_type: int) -> Any:
     """The host's cluster overcommit factor for this type, as a scalar subquery."""
     column = Cluster.cpu_overcommit if capacity_type == CPU else Cluster.memory_overcommit
     return (
         select(column)
         .join(Host, Host.cluster_id == Cluster.id)
-        .where(Host.id == host_id)
+        .where(Host.id == bindparam("p_host"))
         .scalar_subquery()
     )
 
 
+# Built once and run with bound values: a deploy reserves on every placement, and building
+# the expression (and its cache key) each time cost more than the UPDATE itself.
+_ADD = {
+    kind: update(HostCapacity)
+    .where(
+        HostCapacity.host_id == bindparam("p_host"),
+        HostCapacity.type == kind,
+        HostCapacity.used + HostCapacity.reserved + bindparam("p_amount")
+        <= cast(HostCapacity.total, Float) * _factor(kind),
+    )
+    .values(used=HostCapacity.used + bindparam("p_amount"))
+    .execution_options(synchronize_session=False)
+    for kind in (CPU, MEMORY)
+}
+_SUBTRACT = (
+    update(HostCapacity)
+    .where(HostCapacity.host_id == bindparam("p_host"), HostCapacity.type == bindparam("p_type"))
+    .values(
+        used=case(
+            (HostCapacity.used > bindparam("p_amount"), HostCapacity.used - bindparam("p_amount")),
+            else_=literal(0),
+        )
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 def _add(session: Session, host_id: int, capacity_type: int, amount: int) -> bool:
     """Add ``amount`` to one capacity row if it still fits; True when the row was updated."""
-    row = HostCapacity
-    fits = row.used + row.reserved + amount <= cast(row.total, Float) * _factor(
-        host_id, capacity_type
-    )
-    stmt = (
-        update(row)
-        .where(row.host_id == host_id, row.type == capacity_type, fits)
-        .values(used=row.used + amount)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    done = session.execute(_ADD[capacity_type], {"p_host": host_id, "p_amount": amount})
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 def _subtract(session: Session, host_id: int, capacity_type: int, amount: int) -> None:
     """Give ``amount`` back, never below zero (a double release must not go negative)."""
-    row = HostCapacity
-    left = case((row.used > amount, row.used - amount), else_=literal(0))
-    session.execute(
-        update(row)
-        .where(row.host_id == host_id, row.type == capacity_type)
-        .values(used=left)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_SUBTRACT, {"p_host": host_id, "p_type": capacity_type, "p_amount": amount})
 
 
 def reserve(session: Session, host_id: int, cpu_mhz: int, memory_bytes: int) -> bool:

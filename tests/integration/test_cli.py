@@ -405,3 +405,28 @@ def test_status_reports_the_cloud(admin_cli: Cli, cloud: Cloud, cli: Cli) -> Non
     assert (done.returncode == 1) == ("(none)" not in attention)
     cli.ok("profile", "add", "gone", "url=http://127.0.0.1:9/client/api", "apikey=a", "secretkey=b")
     assert cli.run("status").returncode == 3
+
+
+def test_async_wait_is_woken_by_the_push_stream(cloud: Cloud) -> None:
+    from cumulo.cli.apicmd import wait_job
+    from cumulo.cli.client import Client, Credentials
+    from cumulo.cli.jobwatch import JobWatch
+
+    client = Client(Credentials(cloud.endpoint, cloud.admin.api_key, cloud.admin.secret))
+    watch = JobWatch(client).start()
+    try:
+        assert watch.connected.is_set()
+        domain = _domain(cloud)
+        jobid = client.call("deleteDomain", id=domain["id"])["jobid"]
+        result = wait_job(client, "deleteDomain", jobid, False, watch)
+        assert result.get("success") in (True, "true")
+        deadline = time.monotonic() + 10
+        while jobid not in watch.seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jobid in watch.seen  # the stream told us about our job
+    finally:
+        watch.stop()
+    # a client whose stream is refused still waits by polling
+    bad = Client(Credentials(cloud.endpoint, cloud.admin.api_key, "wrong-secret"))
+    refused = JobWatch(bad).start()
+    assert not refused.seen and refused.connected.is_set()  # gave up at once, no hang

@@ -3,7 +3,8 @@
 ``cumulo list virtualmachines state=Running`` and ``cumulo api listVirtualMachines
 state=Running`` are the same call. Parameters are ``key=value`` (map parameters as
 ``tags[0].key=env``, lists comma-separated). Async commands are waited for with a progress
-line on a terminal; ``--async`` prints the job id at once; Ctrl-C stops waiting, never the
+line on a terminal (woken by the push stream the moment the job ends, polling otherwise);
+``--async`` prints the job id at once; Ctrl-C stops waiting, never the
 job. Exit codes scripts can rely on:
 
 - 0: success;
@@ -26,6 +27,7 @@ import httpx
 
 from cumulo.cli import apicache, output
 from cumulo.cli.client import ApiError, Client
+from cumulo.cli.jobwatch import JobWatch
 from cumulo.cli.profiles import Profile, ProfileError, active_profile, profile_file
 
 OK, API_FAILED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
@@ -115,9 +117,14 @@ def call_all_pages(client: Client, api: str, params: dict[str, str]) -> dict[str
     return merged if rows else {}
 
 
-def wait_job(client: Client, api: str, jobid: str, tty: bool) -> dict[str, Any]:
+def wait_job(
+    client: Client, api: str, jobid: str, tty: bool, watch: JobWatch | None = None
+) -> dict[str, Any]:
+    """Poll the job to its end; the push stream (``watch``) wakes the poll when it ends."""
     started = time.monotonic()
     delay = 0.1
+    if watch is not None:
+        watch.watch(jobid)
     for tick in itertools.count():
         job = client.call("queryAsyncJobResult", jobid=jobid)
         status = int(job.get("jobstatus", 0))
@@ -138,7 +145,10 @@ def wait_job(client: Client, api: str, jobid: str, tty: bool) -> dict[str, Any]:
             spin = SPINNER[tick % len(SPINNER)]
             sys.stderr.write(f"\r{spin} {api} job {jobid}: pending ({spent:.0f} s)")
             sys.stderr.flush()
-        time.sleep(delay)
+        if watch is not None and watch.connected.is_set():
+            watch.wait(min(delay * 10, 5.0))
+        else:
+            time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
     raise AssertionError("unreachable")
 
@@ -153,19 +163,25 @@ def execute(words: list[str], opts: Options) -> int:
         params = {**parse_params(rest), **opts.extra}
         check_params(api, params)
         fmt = opts.output or profile.output
-        if opts.all_pages and api.verb == "list":
-            answer = call_all_pages(client, api.name, params)
-        else:
-            answer = client.call(api.name, **params)
-        if api.isasync and "jobid" in answer and not opts.run_async:
-            try:
-                answer = wait_job(client, api.name, str(answer["jobid"]), sys.stderr.isatty())
-            except KeyboardInterrupt:
-                sys.stderr.write(
-                    f"\nstopped waiting; job {answer['jobid']} goes on. Follow it with:\n"
-                    f"  cumulo query asyncjobresult jobid={answer['jobid']}\n"
-                )
-                return INTERRUPTED
+        jobid = "(not yet submitted)"
+        watch = JobWatch(client).start() if api.isasync and not opts.run_async else None
+        try:
+            if opts.all_pages and api.verb == "list":
+                answer = call_all_pages(client, api.name, params)
+            else:
+                answer = client.call(api.name, **params)
+            if api.isasync and "jobid" in answer and not opts.run_async:
+                jobid = str(answer["jobid"])
+                answer = wait_job(client, api.name, jobid, sys.stderr.isatty(), watch)
+        except KeyboardInterrupt:
+            sys.stderr.write(
+                f"\nstopped waiting; job {jobid} goes on. Follow it with:\n"
+                f"  cumulo query asyncjobresult jobid={jobid}\n"
+            )
+            return INTERRUPTED
+        finally:
+            if watch is not None:
+                watch.stop()
         sys.stdout.write(output.render(answer, fmt, opts.filter, tty=tty))
         return OK
     except (UsageError, ProfileError) as err:
@@ -212,6 +228,8 @@ def describe(words: list[str], profile_name: str | None) -> int:
         for p in sorted(api.params, key=lambda p: (not p.required, p.name))
     ]
     sys.stdout.write(
-        output.table(rows, list(rows[0]), 200, False, shorten=False) if rows else "(no parameters)\n"
+        output.table(rows, list(rows[0]), 200, False, shorten=False)
+        if rows
+        else "(no parameters)\n"
     )
     return OK

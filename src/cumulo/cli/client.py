@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -107,6 +108,19 @@ class Client:
         )
         self.sessionkey = str(body["sessionkey"])
         self._save_session()
+
+    def stream_request(self) -> tuple[str, dict[str, str]]:
+        """The push stream's URL and cookies, authenticated as this client's API calls."""
+        base = self.creds.endpoint.rsplit("/client/api", 1)[0]
+        url = f"{base}/client/events/stream"
+        if self.creds.uses_session:
+            if not self.sessionkey:
+                self.login()
+            query = {"sessionkey": self.sessionkey}
+        else:
+            query = self._signed({"response": "json", "command": "streamEvents"})
+        cookies = {c.name: c.value or "" for c in self.http.cookies.jar}
+        return f"{url}?{urlencode(query)}", cookies
 
     def _signed(self, query: dict[str, str]) -> dict[str, str]:
         query["apiKey"] = self.creds.key

@@ -358,6 +358,24 @@ def test_two_hosts_one_network_dhcp_dns_vxlan_snat_rebuild_and_no_leaks(stack: S
     assert out is not None and f"OK from={snat}" in out, out
     # Isolation from the internet side: the guest range is not routed there
     assert ns_get(lab_.internet, f"http://{ips[0]}/", 5) is None
+    # The metadata service on the router answers the VM by its source address
+    meta = ns_get(router_ns, f"http://{ips[1]}/cgi-bin/fetch?{lab_.guest_prefix}.1/latest/"
+                  "meta-data/instance-id")  # fmt: skip
+    assert meta is not None and f"OK {vms[1]['id']}" in meta, meta
+
+    # Port forwarding through the router (nftables DNAT, ingress firewall opened with it),
+    # reached from the internet; removing the firewall rule closes it again
+    snat_id = c("listPublicIpAddresses", ipaddress=snat, listall=True)["publicipaddress"][0]["id"]
+    job(stack.cloud, "createPortForwardingRule", ipaddressid=snat_id, privateport=80,
+        publicport=8080, protocol="tcp", virtualmachineid=vms[0]["id"])  # fmt: skip
+    wait_for(
+        lambda: ns_get(lab_.internet, f"http://{snat}:8080/", 5) == f"hostname={vms[0]['name']}\n",
+        60, "port forward reachable from the internet",
+    )  # fmt: skip
+    (rule,) = c("listFirewallRules", ipaddressid=snat_id, listall=True)["firewallrule"]
+    job(stack.cloud, "deleteFirewallRule", id=rule["id"])
+    wait_for(lambda: ns_get(lab_.internet, f"http://{snat}:8080/", 5) is None, 60,
+             "port forward closed by the firewall")  # fmt: skip
 
     # The router namespace deleted behind the cloud's back: the reconciler rebuilds it
     sh("ip", "netns", "del", router_ns)

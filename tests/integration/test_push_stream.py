@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from cumulo.api.cloudstack.signing import sign_params
-from tests.integration.tenants import Tenant, make_tenant, uniq
+from tests.integration.tenants import PASSWORD, Tenant, make_tenant, uniq
 from tests.support.cloud import Cloud, Keys
 
 PATH = "/client/events/stream"
@@ -180,3 +180,27 @@ def test_unauthenticated_or_badly_signed_stream_is_refused(cloud: Cloud) -> None
     assert httpx.get(url, timeout=10).status_code == 401
     bad = signed_url(cloud, Keys(cloud.admin.api_key, "not-the-secret"))
     assert httpx.get(bad, timeout=10).status_code == 401
+
+
+def test_a_login_session_streams_like_the_dashboard(
+    cloud: Cloud, streams: list[StreamClient]
+) -> None:
+    """Session cookies plus the sessionkey parameter, as the dashboard authenticates its API
+    calls (api.sessionkey.check.locations=CookieAndParameter); a wrong sessionkey with the
+    right cookies is refused."""
+    a = make_tenant(cloud)
+    resp = httpx.post(
+        cloud.endpoint,
+        data={"command": "login", "response": "json", "username": a.username, "password": PASSWORD},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    jsession, key = resp.cookies["JSESSIONID"], resp.cookies["sessionkey"]
+    base = f"http://127.0.0.1:{cloud.port}{PATH}"
+    cookies = {"Cookie": f"JSESSIONID={jsession}; sessionkey={key}"}
+    s = StreamClient(f"{base}?{urlencode({'sessionkey': key})}", cookies)
+    streams.append(s.start())
+    jobid = authorize(a)
+    s.wait_for(completion(jobid))
+    bad = httpx.get(f"{base}?sessionkey=wrong", headers=cookies, timeout=10)
+    assert bad.status_code == 401

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from cumulo.common.time import utcnow
 from cumulo.db.engine import Database
@@ -104,3 +105,23 @@ def test_target_guard_allows_listed_networks() -> None:
     webhooks.check_url("http://127.0.0.1:8080/hook", "127.0.0.0/8")
     webhooks.check_url("https://10.1.2.3/hook", "127.0.0.0/8,10.0.0.0/8")
     webhooks.check_url("http://192.0.2.10/", "0.0.0.0/0,::/0")
+
+
+def test_retention_forgets_old_delivered_rows_and_keeps_pending_ones(db: Database) -> None:
+    _tasks(db, 3)
+    old = utcnow().replace(year=2000)
+    with db.write() as session:
+        rows = list(session.scalars(select(OutboxTask).order_by(OutboxTask.id)))
+        for task in rows:
+            task.created = old
+        rows[0].state, rows[1].state = "Done", "Failed"  # the third stays Pending
+        for event in session.scalars(select(OutboxEvent)):
+            event.created, event.fanned_out = old, True
+        fresh = outbox.publish(session, outbox.ACTION, "VM.STOP", {}, account_id=1)
+        fresh.fanned_out = True
+    EventDispatcher(db, ConfigStore(), 1).housekeeping()
+    with db.read() as session:
+        left = list(session.scalars(select(OutboxTask)))
+        events = {e.type: e for e in session.scalars(select(OutboxEvent))}
+    assert [t.state for t in left] == [PENDING]
+    assert sorted(e.id for e in events.values()) == sorted([left[0].outbox_id, fresh.id])

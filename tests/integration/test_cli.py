@@ -447,3 +447,68 @@ def test_async_wait_is_woken_by_the_push_stream(cloud: Cloud) -> None:
     bad = Client(Credentials(cloud.endpoint, cloud.admin.api_key, "wrong-secret"))
     refused = JobWatch(bad).start()
     assert not refused.seen and refused.connected.is_set()  # gave up at once, no hang
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["up", "--help"], "supervise the management server"),
+        (["server", "--help"], "management server process"),
+        (["agent", "--help"], "dials the management server"),
+        (["s3", "--help"], "admin"),
+        (["s3", "admin", "--help"], "create-user"),
+        (["db", "upgrade", "--help"], "pending database migration"),
+        (["zone", "apply", "--help"], "yaml description"),
+        (["image", "build", "--help"], "bootable guest image"),
+        (["--help"], "cumulo"),
+        (["help"], "exit codes"),
+    ],
+)
+def test_every_operator_command_explains_itself(cli: Cli, argv: list[str], says: str) -> None:
+    done = cli.run(*argv)
+    assert done.returncode == 0, done.stderr
+    assert says.lower() in done.stdout.lower()
+
+
+def test_ctrl_c_stops_waiting_but_not_the_job(tmp_path: Path) -> None:
+    import signal
+
+    from tests.support.cloud import make_cloud
+
+    slow = make_cloud(tmp_path / "slow", CUMULO_JOBS__INJECT_DELAY_SECONDS="3")
+    slow.start()
+    try:
+        cli = Cli(tmp_path, _clean_env(tmp_path))
+        cli.ok(
+            "profile",
+            "add",
+            "slow",
+            f"url={slow.endpoint}",
+            f"apikey={slow.admin.api_key}",
+            f"secretkey={slow.admin.secret}",
+        )
+        domain = _domain(slow)
+        proc = subprocess.Popen(
+            [CUMULO, "delete", "domain", f"id={domain['id']}"],
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # interrupt once the job is submitted (it sleeps 3 s before it runs)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            jobs = slow.call("listAsyncJobs", listall="true").get("asyncjobs", [])
+            if any(j["jobstatus"] == 0 and "Domain" in j["cmd"] for j in jobs):
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (out, err)
+        assert "goes on" in err and "cumulo query asyncjobresult jobid=" in err
+        jobid = err.split("jobid=")[1].split()[0]
+        assert slow.wait_job(jobid, timeout=30)["jobstatus"] == 1  # the job finished anyway
+        assert not slow.call("listDomains", listall="true", name=domain["name"]).get("domain")
+    finally:
+        slow.stop()

@@ -31,7 +31,13 @@ class TokenMissing(Exception):
 
 def register(sub: Any) -> None:
     """Add ``cumulo agent`` to the top-level parser's subparsers."""
-    p = sub.add_parser("agent", help="run the host agent on a hypervisor host")
+    p = sub.add_parser(
+        "agent",
+        help="run the host agent on a hypervisor host",
+        description="Run the host agent on a hypervisor host: it dials the management server "
+        "over a WebSocket with the host's token from addHost, registers the host, and drives "
+        "QEMU (or the simulator). Running VMs survive an agent restart and are re-adopted.",
+    )
     p.add_argument("--server", help="management server URL, e.g. http://10.0.0.1:8080")
     p.add_argument("--token-file", help="file holding the host's token from addHost")
     p.add_argument("--token", help=f"the host's token (prefer --token-file or ${TOKEN_ENV})")

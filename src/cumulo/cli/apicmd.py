@@ -33,6 +33,7 @@ from cumulo.cli.profiles import Profile, ProfileError, active_profile, profile_f
 OK, API_FAILED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_PAGE = 500
 SPINNER = "|/-\\"
+NOT_SUBMITTED = ""
 
 
 class UsageError(Exception):
@@ -163,9 +164,11 @@ def execute(words: list[str], opts: Options) -> int:
         params = {**parse_params(rest), **opts.extra}
         check_params(api, params)
         fmt = opts.output or profile.output
-        jobid = "(not yet submitted)"
-        watch = JobWatch(client).start() if api.isasync and not opts.run_async else None
+        jobid = NOT_SUBMITTED
+        watch: JobWatch | None = None
         try:
+            if api.isasync and not opts.run_async:
+                watch = JobWatch(client).start()
             if opts.all_pages and api.verb == "list":
                 answer = call_all_pages(client, api.name, params)
             else:
@@ -174,10 +177,13 @@ def execute(words: list[str], opts: Options) -> int:
                 jobid = str(answer["jobid"])
                 answer = wait_job(client, api.name, jobid, sys.stderr.isatty(), watch)
         except KeyboardInterrupt:
-            sys.stderr.write(
-                f"\nstopped waiting; job {jobid} goes on. Follow it with:\n"
-                f"  cumulo query asyncjobresult jobid={jobid}\n"
-            )
+            if jobid == NOT_SUBMITTED:
+                sys.stderr.write("\ninterrupted before the command was sent\n")
+            else:
+                sys.stderr.write(
+                    f"\nstopped waiting; job {jobid} goes on. Follow it with:\n"
+                    f"  cumulo query asyncjobresult jobid={jobid}\n"
+                )
             return INTERRUPTED
         finally:
             if watch is not None:

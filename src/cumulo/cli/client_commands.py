@@ -77,6 +77,9 @@ def run(argv: list[str], base: apicmd.Options | None = None) -> int:
     except (apicmd.UsageError, ProfileError) as err:
         print(f"cumulo: {err}", file=sys.stderr)
         return apicmd.USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return apicmd.INTERRUPTED
 
 
 def _dispatch(words: list[str], opts: apicmd.Options) -> int:

@@ -93,6 +93,9 @@ def cmd_server(settings: Settings, _: argparse.Namespace) -> int:
         print(f"cumulo: {err}", file=sys.stderr)
         return 2
     wire_simulator(server.rt)
+    from cumulo.cli.s3_metering import wire_object_storage
+
+    wire_object_storage(settings)  # object storage in the usage ledger (docs/usage.md)
     asyncio.run(server.serve())
     return 0
 
@@ -126,19 +129,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run and administer a Cumulo cloud. API commands: `cumulo help`.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run a whole cloud on this machine").set_defaults(fn=cmd_up)
-    sub.add_parser("server", help="run a management server").set_defaults(fn=cmd_server)
     sub.add_parser(
-        "init", help="migrate the database and create the admin on first run"
+        "up",
+        help="run a whole cloud on this machine",
+        description="Run a whole cloud on this machine: migrate the database, create the admin "
+        "on first run (password shown once), then supervise the management server, the S3 "
+        "service and, when QEMU is installed, a local KVM host with a ready zone 'box'. "
+        "Settings: docs/configuration.md.",
+    ).set_defaults(fn=cmd_up)
+    sub.add_parser(
+        "server",
+        help="run a management server",
+        description="Run one management server process (the CloudStack API, the dashboard, "
+        "agent connections and job workers) on the configured database. Any number can run "
+        "on one PostgreSQL database; run `cumulo db upgrade` first.",
+    ).set_defaults(fn=cmd_server)
+    sub.add_parser(
+        "init",
+        help="migrate the database and create the admin on first run",
+        description="Migrate the database and, on first run, create the admin account with "
+        "a random password and API keys (written 0600 to the data directory).",
     ).set_defaults(fn=cmd_init)
     db = sub.add_parser("db", help="database administration").add_subparsers(
         dest="db_cmd", required=True
     )
-    db.add_parser("upgrade", help="apply every pending migration").set_defaults(fn=cmd_db_upgrade)
+    db.add_parser(
+        "upgrade",
+        help="apply every pending migration",
+        description="Apply every pending database migration (safe to run again; servers "
+        "refuse to start on a database behind their code).",
+    ).set_defaults(fn=cmd_db_upgrade)
     zone = sub.add_parser("zone", help="describe and build zones").add_subparsers(
         dest="zone_cmd", required=True
     )
-    apply = zone.add_parser("apply", help="create what a zone file describes and is missing")
+    apply = zone.add_parser(
+        "apply",
+        help="create what a zone file describes and is missing",
+        description="Create, through the public API, what a zone's YAML description holds and "
+        "the cloud lacks (zone, physical networks, pods, clusters, hosts, storage); running it "
+        "again changes nothing. Format: docs/zones.md.",
+    )
     apply.add_argument("file", help="the zone's YAML description")
     apply.add_argument(
         "--credentials", help="a cs-style ini file (default: CLOUDSTACK_* or <data_dir>/admin.ini)"

@@ -105,12 +105,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint("uuid", name=op.f("uq_webhook_deliveries_uuid")),
     )
-    op.create_index(
-        op.f("ix_webhook_deliveries_webhook_id"), "webhook_deliveries", ["webhook_id"]
-    )
-    op.create_index(
-        op.f("ix_webhook_deliveries_start_date"), "webhook_deliveries", ["start_date"]
-    )
+    op.create_index(op.f("ix_webhook_deliveries_webhook_id"), "webhook_deliveries", ["webhook_id"])
+    op.create_index(op.f("ix_webhook_deliveries_start_date"), "webhook_deliveries", ["start_date"])
     op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), nullable=False),

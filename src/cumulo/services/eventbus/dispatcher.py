@@ -176,7 +176,7 @@ class EventDispatcher:
             self._publish_rabbitmq(claimed)
 
     def _deliver_webhook(self, claimed: Claimed) -> None:
-        if claimed.target is None:  # the webhook was deleted meanwhile
+        if claimed.target is None:  # the webhook was deleted or disabled meanwhile
             self._finish(claimed, DONE, None)
             return
         with self.db.read() as session:
@@ -310,7 +310,8 @@ def _task(outbox_id: int, sink: str, webhook_id: int | None, now: Any) -> Outbox
 
 
 def _target(hook: Webhook | None) -> webhooks.Target | None:
-    if hook is None:
+    """None for a webhook deleted or disabled since the fan-out: its tasks are dropped."""
+    if hook is None or hook.state != "Enabled":
         return None
     return webhooks.Target(
         hook.id, hook.uuid, hook.name, hook.payload_url, hook.secret_key, hook.ssl_verification

@@ -474,18 +474,21 @@ def large_phase(
     if cfg.large_count <= 0:
         return out
     pool.map(prepare_parts, [size] * pool_size(pool), chunksize=1)
-    t0 = time.perf_counter()
-    for i in range(cfg.large_count):
-        put_large(pool, client, target, bucket, f"l/{i}", size)
-    out["put_large_MBps"] = cfg.large_count * size / 1e6 / (time.perf_counter() - t0)
+    # Bounded by count and by time: no new object once the phase's time is used up.
+    t0, done = time.perf_counter(), 0
+    while done < cfg.large_count and time.perf_counter() - t0 < cfg.phase_seconds:
+        put_large(pool, client, target, bucket, f"l/{done}", size)
+        done += 1
+    out["put_large_MBps"] = done * size / 1e6 / (time.perf_counter() - t0)
     if verify:
         status, headers, _, _ = client.request("HEAD", f"/{bucket}/l/0")
         if status != 200 or int(headers.get("content-length", -1)) != size:
             raise RuntimeError(f"HEAD l/0 after multipart: {status} {headers}")
-    t0 = time.perf_counter()
-    for i in range(cfg.large_count):
-        pool.apply(get_large_task, ((target, bucket, f"l/{i}", size),))
-    out["get_large_MBps"] = cfg.large_count * size / 1e6 / (time.perf_counter() - t0)
+    t0, stored, done = time.perf_counter(), done, 0
+    while done < stored and time.perf_counter() - t0 < cfg.phase_seconds:
+        pool.apply(get_large_task, ((target, bucket, f"l/{done}", size),))
+        done += 1
+    out["get_large_MBps"] = done * size / 1e6 / (time.perf_counter() - t0)
     return out
 
 

@@ -119,6 +119,10 @@ class Router:
             return False
         if not _alive(self.run_dir / "dnsmasq.pid"):
             return False
+        http = _optional("router_http")
+        running = getattr(http, "running_pid", None) if http else None
+        if callable(running) and running(self.run_dir, cfg.router_ip) is None:
+            return False
         return self._nft_present()
 
     def _nft_present(self) -> bool:

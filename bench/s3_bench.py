@@ -7,8 +7,8 @@ one at a time so they never compete, and measures:
 - 4 KiB PUT then GET ops/s, many concurrent clients: ``--procs`` processes x ``--threads``
   threads, each thread with its own keep-alive connection and a small hand-rolled SigV4
   client (a boto3 call costs ~1 ms of client CPU; this costs a fraction of that), so the
-  load generator is not what is measured. The same 4 KiB test against a static loopback
-  server that answers 200 at once prints the generator's ceiling on this machine.
+  load generator is not what is measured. The same phases against a static loopback server
+  that answers every request at once print the generator's ceiling on this machine.
 - ``--large-mib`` objects (256 MiB): PUT as a multipart upload (16 MiB parts spread over the
   worker processes), GET as one streamed GetObject read into a reused buffer (MB/s, 10^6 B).
 - the raw disk under the temp dir (fio O_DIRECT sequential read/write, or dd), so the table
@@ -19,7 +19,7 @@ peer other than Cumulo (the goal in issue 8 is Cumulo >= 1.0x in every column). 
 bounded by count (``--small-ops``, ``--large-count``) and by time (``--phase-seconds``).
 
     .venv/bin/python bench/s3_bench.py --quick                 # tiny sizes: does it all work?
-    .venv/bin/python bench/s3_bench.py --peers seaweedfs,rclone --reps 3
+    .venv/bin/python bench/s3_bench.py --peers seaweedfs,rclone --reps 3   # + Cumulo
     make bench-s3 BENCH_S3_ARGS="--reps 3"                     # installs the peers first
 """
 
@@ -58,7 +58,8 @@ SMALL = 4096
 PART = 16 * 2**20
 COLUMNS = ("put4k_ops", "get4k_ops", "put_large_MBps", "get_large_MBps")
 T = TypeVar("T")
-ALL_PEERS = ("radosgw", "swift", "seaweedfs", "rclone", "cumulo")
+PEERS = ("radosgw", "swift", "seaweedfs", "rclone")
+ALL_PEERS = (*PEERS, "cumulo")
 
 
 # --- a minimal SigV4 client (one keep-alive connection per thread) --------------------------
@@ -735,8 +736,11 @@ def table(
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
-        "--peers", default=",".join(ALL_PEERS), help="comma list of " + ",".join(ALL_PEERS)
+        "--peers",
+        default=",".join(PEERS),
+        help=f"comma list, any of {','.join(PEERS)} (Cumulo runs last unless --no-cumulo)",
     )
+    p.add_argument("--no-cumulo", action="store_true", help="measure the peers only")
     p.add_argument("--small-ops", type=int, default=5000, help="4 KiB objects per rep")
     p.add_argument("--large-mib", type=int, default=256, help="size of each large object")
     p.add_argument("--large-count", type=int, default=3, help="large objects per rep")
@@ -748,12 +752,17 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
     p.add_argument("--quick", action="store_true", help="tiny sizes: check the script works")
     args = p.parse_args(argv)
-    if args.quick:
-        args.small_ops, args.large_mib, args.large_count, args.reps = 400, 40, 1, 1
-        args.phase_seconds, args.disk_mib = min(args.phase_seconds, 60), 256
-    unknown = set(args.peers.split(",")) - set(ALL_PEERS)
+    if args.quick:  # tiny defaults; sizes given explicitly still win
+        p.set_defaults(small_ops=400, large_mib=40, large_count=1, reps=1, phase_seconds=60)
+        p.set_defaults(disk_mib=256)
+        args = p.parse_args(argv)
+    names = [n for n in args.peers.split(",") if n]
+    unknown = set(names) - set(ALL_PEERS)
     if unknown:
         p.error(f"unknown peers {sorted(unknown)}; choose from {','.join(ALL_PEERS)}")
+    if not args.no_cumulo and "cumulo" not in names:
+        names.append("cumulo")
+    args.names = [n for n in names if not (args.no_cumulo and n == "cumulo")]
     cfg = Settings(
         args.small_ops,
         args.large_mib,
@@ -783,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raw disk ({disk['tool']}): write {disk['write']} MB/s, read {disk['read']} MB/s")
         ceil = ceiling(pool, cfg, statics)
         print("load generator ceiling: " + json.dumps({k: round(v) for k, v in ceil.items()}))
-        for name in args.peers.split(","):
+        for name in args.names:
             got = run_peer(pool, name, root, cfg)
             if got is not None:
                 eps[name], results[name] = got

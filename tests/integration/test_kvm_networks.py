@@ -377,6 +377,23 @@ def test_two_hosts_one_network_dhcp_dns_vxlan_snat_rebuild_and_no_leaks(stack: S
     wait_for(lambda: ns_get(lab_.internet, f"http://{snat}:8080/", 5) is None, 60,
              "port forward closed by the firewall")  # fmt: skip
 
+    # Load balancing (haproxy in the router) over both VMs, on an address associated now
+    lb_ip = job(stack.cloud, "associateIpAddress", networkid=network["id"])["ipaddress"]
+    lb = job(stack.cloud, "createLoadBalancerRule", publicipid=lb_ip["id"], name=uniq("lb"),
+             algorithm="roundrobin", privateport=80, publicport=8081)["loadbalancer"]  # fmt: skip
+    job(stack.cloud, "assignToLoadBalancerRule", id=lb["id"],
+        virtualmachineids=",".join(vm["id"] for vm in vms))  # fmt: skip
+    seen: set[str] = set()
+
+    def both_answer() -> bool:
+        got = ns_get(lab_.internet, f"http://{lb_ip['ipaddress']}:8081/", 5)
+        if got:
+            seen.add(got.strip())
+        return len(seen) == 2
+
+    wait_for(both_answer, 90, "both backends answer through the load balancer")
+    assert seen == {f"hostname={vm['name']}" for vm in vms}
+
     # The router namespace deleted behind the cloud's back: the reconciler rebuilds it
     sh("ip", "netns", "del", router_ns)
     wait_for(lambda: router_ns in _router_namespaces(), 60, "router namespace rebuilt")

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from cumulo.agent.images.tiny import TinyImage, build_tiny
+from tests.integration.tenants import make_tenant
 from tests.integration.test_agent import AgentProc, NetCloud, Site, add_kvm_host, wait_for
 from tests.integration.test_kvm_vms import qemu_pids, serial
 from tests.support.cloud import Cloud, make_cloud
@@ -109,7 +110,7 @@ def lab() -> Iterator[Lab]:
     )  # fmt: skip
     added: list[str] = []
     try:
-        for net in (f"10.241.{octet}.0/24", PUBLIC_NET):
+        for net in (f"10.241.{octet}.0/24", f"10.242.{octet}.0/24", PUBLIC_NET):
             if _blackhole(net):
                 added.append(net)
         sh("ip", "link", "add", lab.underlay, "type", "bridge")
@@ -436,3 +437,70 @@ def _leftovers(ns: str) -> set[str]:
     names = {line.split(":")[1].strip().split("@")[0] for line in
              sh("ip", "-n", ns, "-o", "link", "show").splitlines()}  # fmt: skip
     return {n for n in names if n.startswith(("brvx", "vxlan", "crg", "crp", "ct"))}
+
+
+def _no_links_left(stack: Stack) -> None:
+    for ns, _ in stack.lab.hosts:
+        wait_for(lambda n=ns: _leftovers(n) == set(), 60, f"no guest links left on {ns}")
+        assert sh("ip", "netns", "exec", ns, "nft", "list", "tables").strip() == ""
+
+
+def test_two_tenants_networks_are_isolated_and_routers_outlive_agent_restarts(
+    stack: Stack,
+) -> None:
+    c, lab_ = stack.cloud.call, stack.lab
+    name = "DefaultIsolatedNetworkOfferingWithSourceNatService"
+    offering = c("listNetworkOfferings", name=name)["networkoffering"][0]
+    other = make_tenant(stack.cloud)
+    nets = [
+        c("createNetwork", name=uniq("ka"), displaytext="a", zoneid=stack.zone["id"],
+          networkofferingid=offering["id"], gateway=f"10.241.{lab_.octet}.1",
+          netmask="255.255.255.0")["network"],
+        other.call("createNetwork", name=uniq("kb"), displaytext="b", zoneid=stack.zone["id"],
+                   networkofferingid=offering["id"], gateway=f"10.242.{lab_.octet}.1",
+                   netmask="255.255.255.0")["network"],
+    ]  # fmt: skip
+    spaces = [f"cr-{n['id']}" for n in nets]
+    stack.router_namespaces.extend(spaces)
+    a = job(stack.cloud, "deployVirtualMachine", zoneid=stack.zone["id"],
+            templateid=stack.template["id"], serviceofferingid=stack.offering["id"],
+            networkids=nets[0]["id"], hostid=stack.hosts[0]["id"])["virtualmachine"]  # fmt: skip
+    b = other.call("deployVirtualMachine", zoneid=stack.zone["id"],
+                   templateid=stack.template["id"], serviceofferingid=stack.offering["id"],
+                   networkids=nets[1]["id"])  # fmt: skip
+    done = stack.cloud.wait_job(b["jobid"], timeout=240)
+    assert done["jobstatus"] == 1, done.get("jobresult")
+    b = c("listVirtualMachines", id=b["id"], listall=True)["virtualmachine"][0]
+    ips = [a["nic"][0]["ipaddress"], b["nic"][0]["ipaddress"]]
+    for vm, ip in zip((a, b), ips, strict=True):
+        state = stack.states[[h["id"] for h in stack.hosts].index(vm["hostid"])]
+        wait_for(lambda v=vm, s=state: guest_ip(s, v["instancename"]) is not None, 180,
+                 "GUEST-READY with a lease")  # fmt: skip
+        assert guest_ip(state, vm["instancename"]) == ip
+    for space, ip, vm in zip(spaces, ips, (a, b), strict=True):
+        assert ns_get(space, f"http://{ip}/") == f"hostname={vm['name']}\n"
+    # neither guest nor router reaches the other tenant's guest
+    for space, (src, dst) in zip(spaces, ((ips[0], ips[1]), (ips[1], ips[0])), strict=True):
+        out = ns_get(space, f"http://{src}/cgi-bin/fetch?{dst}")
+        assert out is not None and out.startswith("FAIL"), out
+        assert ns_get(space, f"http://{dst}/", 5) is None
+
+    # agents killed and started again: the routers run on, nothing is rebuilt needlessly
+    before = sorted(_dnsmasq_pids(stack.states))
+    assert len(before) == 2
+    for agent in stack.agents:
+        agent.kill9()
+        agent.start()
+    for host in stack.hosts:
+        wait_for(lambda h=host: _host_up(stack.cloud, h["id"]), 60, "host Up again")
+    for space, ip, vm in zip(spaces, ips, (a, b), strict=True):
+        assert ns_get(space, f"http://{ip}/") == f"hostname={vm['name']}\n"
+    assert sorted(_dnsmasq_pids(stack.states)) == before
+
+    for vm in (a, b):
+        job(stack.cloud, "destroyVirtualMachine", id=vm["id"], expunge=True)
+    for network in nets:
+        job(stack.cloud, "deleteNetwork", id=network["id"])
+    wait_for(lambda: not set(spaces) & _router_namespaces(), 60, "router namespaces removed")
+    wait_for(lambda: not _pids(stack.states), 30, "no process left")
+    _no_links_left(stack)

@@ -22,13 +22,14 @@ fails afterwards, the rollback takes the increment with it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -317,19 +318,40 @@ def _ensure_rows_many(
 def _locked_many(
     session: Session, owners: list[tuple[str, int]], rtypes: list[ResourceType]
 ) -> dict[tuple[str, int, int], ResourceCount]:
-    """Every count row of these owners and types, locked in one statement in id order."""
-    _ensure_rows_many(session, owners, rtypes)
+    """Every count row of these owners and types, locked in one statement in id order.
+
+    The rows usually exist (every deploy after an owner's first): they are read first, and
+    only when some are missing are they created (conflicts ignored) and read again.
+    """
+    stmt = _counts_statement(len(owners))
+    params: dict[str, Any] = {"p_types": [int(r) for r in rtypes]}
+    for n, (owner_type, owner_id) in enumerate(owners):
+        params[f"p_type{n}"], params[f"p_id{n}"] = owner_type, owner_id
+    rows = {(r.owner_type, r.owner_id, r.resource_type): r for r in session.scalars(stmt, params)}
+    if len(rows) < len(owners) * len(rtypes):
+        _ensure_rows_many(session, owners, rtypes)
+        found = session.scalars(stmt, params)
+        rows = {(r.owner_type, r.owner_id, r.resource_type): r for r in found}
+    return rows
+
+
+@functools.lru_cache(maxsize=32)
+def _counts_statement(owners: int) -> Any:
+    """The locked read of ``owners`` owners' count rows (bound values; built once per size)."""
     mine = or_(
-        *[(ResourceCount.owner_type == t) & (ResourceCount.owner_id == i) for t, i in owners]
+        *[
+            (ResourceCount.owner_type == bindparam(f"p_type{n}"))
+            & (ResourceCount.owner_id == bindparam(f"p_id{n}"))
+            for n in range(owners)
+        ]
     )
-    rows = session.scalars(
+    return (
         select(ResourceCount)
-        .where(ResourceCount.resource_type.in_([int(r) for r in rtypes]), mine)
+        .where(ResourceCount.resource_type.in_(bindparam("p_types", expanding=True)), mine)
         .order_by(ResourceCount.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return {(r.owner_type, r.owner_id, r.resource_type): r for r in rows}
 
 
 def _explicit_many(

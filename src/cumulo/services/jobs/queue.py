@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cumulo.common.time import utcnow
@@ -73,14 +73,31 @@ def _claimable(now: Any) -> Any:
     )
 
 
+# Built once: every worker wake-up claims, and building this statement (with its aliased
+# subquery) cost more than running it.
+_CLAIM = (
+    select(AsyncJob)
+    .where(_claimable(bindparam("p_now", type_=AsyncJob.lease_expires.type)))
+    .order_by(AsyncJob.id)
+    .limit(1)
+)
+_CLAIM_LOCKED = _CLAIM.with_for_update(skip_locked=True, of=AsyncJob)
+_FINISH = (
+    select(AsyncJob)
+    .where(
+        AsyncJob.id == bindparam("p_id"),
+        AsyncJob.owner_id == bindparam("p_owner"),
+        AsyncJob.status == IN_PROGRESS,
+    )
+    .with_for_update()
+)
+
+
 def claim(db: Database, server_id: int, lease_seconds: float, max_attempts: int) -> Claimed | None:
     """Take the oldest runnable job; one claimed too often comes back marked ``abandoned``."""
     now = utcnow()
     with db.write() as session:
-        stmt = select(AsyncJob).where(_claimable(now)).order_by(AsyncJob.id).limit(1)
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True, of=AsyncJob)
-        job = session.scalar(stmt)
+        job = session.scalar(_CLAIM if db.is_sqlite else _CLAIM_LOCKED, {"p_now": now})
         if job is None:
             return None
         abandoned = job.attempts >= max_attempts
@@ -137,13 +154,7 @@ def finish(
     server claiming the job after our read, before our write, would find its claim overwritten
     and both would believe they ran it.
     """
-    job = session.scalar(
-        select(AsyncJob)
-        .where(
-            AsyncJob.id == job_id, AsyncJob.owner_id == server_id, AsyncJob.status == IN_PROGRESS
-        )
-        .with_for_update()
-    )
+    job = session.scalar(_FINISH, {"p_id": job_id, "p_owner": server_id})
     if job is None:
         return None
     _finish(job, status, code, result)

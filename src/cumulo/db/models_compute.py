@@ -24,6 +24,8 @@ class VirtualMachine(Base):
         Index("ix_vm_instances_account_state", "account_id", "state"),
         Index("ix_vm_instances_host_state", "host_id", "state"),
         Index("ix_vm_instances_state_changed", "state", "state_changed"),
+        # listVirtualMachines pages (live VMs in id order) and counts from this index alone.
+        Index("ix_vm_instances_removed_id_state", "removed", "id", "state"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = _uuid_col()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, cast, false, or_, select
+from sqlalchemy import Select, String, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cumulo.common.time import to_wire
@@ -115,6 +115,30 @@ def page_select(vf: VmFilter, scope: ListScope) -> Select[Any]:
     return stmt.order_by(vm.id)
 
 
+def page_ids(
+    session: Session, stmt: Select[Any], page: int | None, pagesize: int | None
+) -> tuple[list[int], int]:
+    """One page of ``page_select`` and the count of all matches, as two plain queries.
+
+    A count riding along as a window column (``count(*) OVER ()``) makes the database
+    materialise and sort every match before returning the first row: 0.4 s at 100,000 VMs on
+    SQLite. The page alone walks ``ix_vm_instances_removed_id_state`` in id order and stops
+    after the page; the count reads the same index without touching the table. A page that
+    ends short already tells the total, so the count is only run when it cannot be known.
+    """
+    paged = stmt
+    if pagesize is not None:
+        paged = stmt.limit(pagesize).offset(((page or 1) - 1) * pagesize)
+    ids = [int(i) for i in session.scalars(paged)]
+    skipped = ((page or 1) - 1) * pagesize if pagesize is not None else 0
+    if ids and (pagesize is None or len(ids) < pagesize):
+        return ids, skipped + len(ids)
+    if not ids and skipped == 0:
+        return [], 0
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    return ids, int(total or 0)
+
+
 def _by_ids(stmt: Select[Any], vf: VmFilter) -> Select[Any]:
     vm = VirtualMachine
     pairs: list[tuple[Any, Any, str | None]] = [
@@ -153,7 +177,8 @@ class _VmRow:
         return self._row[f"vm_{name}"]
 
 
-def _details_select(ids: Sequence[int]) -> Select[Any]:
+def _details_base(where: Any) -> Select[Any]:
+    """The page's VM columns with the names they refer to (zone, template, owner ...)."""
     vm = VirtualMachine
     iso = aliased(Template)
     stmt: Select[Any] = (
@@ -197,20 +222,42 @@ def _details_select(ids: Sequence[int]) -> Select[Any]:
         .outerjoin(Pod, Pod.id == vm.pod_id)
         .outerjoin(GuestOsType, GuestOsType.id == vm.guest_os_id)
         .outerjoin(UserData, UserData.id == vm.user_data_id)
-        .where(vm.id.in_(list(ids)) if ids else false())
+        .where(where)
     )
     return stmt
+
+
+# The render statements are built once and run with the page's ids bound (an expanding IN):
+# building these joins and their cache keys cost more than running them for a small page.
+_IDS: Any = bindparam("p_ids", expanding=True)
+_DETAILS = _details_base(VirtualMachine.id.in_(_IDS))
+_NICS = (
+    select(Nic, Network)
+    .outerjoin(Network, Network.id == Nic.network_id)
+    .where(Nic.vm_id.in_(_IDS), Nic.removed.is_(None))
+    .order_by(Nic.device_id)
+)
+_SECURITY_GROUPS = (
+    select(SecurityGroupMember.vm_id, SecurityGroup)
+    .join(SecurityGroup, SecurityGroup.id == SecurityGroupMember.group_id)
+    .where(SecurityGroupMember.vm_id.in_(_IDS))
+    .order_by(SecurityGroup.name)
+)
+_AFFINITY_GROUPS = (
+    select(AffinityGroupVmMap.vm_id, AffinityGroup)
+    .join(AffinityGroup, AffinityGroup.id == AffinityGroupVmMap.group_id)
+    .where(AffinityGroupVmMap.vm_id.in_(_IDS))
+    .order_by(AffinityGroup.name)
+)
+_ROOTS = select(Volume).where(
+    Volume.vm_id.in_(_IDS), Volume.volume_type == "ROOT", Volume.removed.is_(None)
+)
 
 
 def _nics(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """``nic[]`` as CloudStack's NicResponse: address, network and its broadcast URI."""
     out: dict[int, list[dict[str, Any]]] = {}
-    rows = session.execute(
-        select(Nic, Network)
-        .outerjoin(Network, Network.id == Nic.network_id)
-        .where(Nic.vm_id.in_(list(ids)), Nic.removed.is_(None))
-        .order_by(Nic.device_id)
-    )
+    rows = session.execute(_NICS, {"p_ids": list(ids)})
     for nic, network in rows:
         item: dict[str, Any] = {
             "id": nic.uuid,
@@ -241,12 +288,7 @@ def _nics(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]
 
 def _security_groups(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
-    rows = session.execute(
-        select(SecurityGroupMember.vm_id, SecurityGroup)
-        .join(SecurityGroup, SecurityGroup.id == SecurityGroupMember.group_id)
-        .where(SecurityGroupMember.vm_id.in_(list(ids)))
-        .order_by(SecurityGroup.name)
-    )
+    rows = session.execute(_SECURITY_GROUPS, {"p_ids": list(ids)})
     for vm_id, group in rows:
         item = {"id": group.uuid, "name": group.name}
         if group.description:
@@ -257,12 +299,7 @@ def _security_groups(session: Session, ids: Sequence[int]) -> dict[int, list[dic
 
 def _groups(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
-    rows = session.execute(
-        select(AffinityGroupVmMap.vm_id, AffinityGroup)
-        .join(AffinityGroup, AffinityGroup.id == AffinityGroupVmMap.group_id)
-        .where(AffinityGroupVmMap.vm_id.in_(list(ids)))
-        .order_by(AffinityGroup.name)
-    )
+    rows = session.execute(_AFFINITY_GROUPS, {"p_ids": list(ids)})
     for vm_id, group in rows:
         item = {"id": group.uuid, "name": group.name, "type": group.type}
         if group.description:
@@ -273,13 +310,7 @@ def _groups(session: Session, ids: Sequence[int]) -> dict[int, list[dict[str, An
 
 def _roots(session: Session, ids: Sequence[int]) -> dict[int, Volume]:
     return {
-        v.vm_id: v
-        for v in session.scalars(
-            select(Volume).where(
-                Volume.vm_id.in_(list(ids)), Volume.volume_type == "ROOT", Volume.removed.is_(None)
-            )
-        )
-        if v.vm_id is not None
+        v.vm_id: v for v in session.scalars(_ROOTS, {"p_ids": list(ids)}) if v.vm_id is not None
     }
 
 
@@ -287,7 +318,7 @@ def render(session: Session, caller: Caller, ids: Sequence[int]) -> list[dict[st
     """The ``virtualmachine`` objects of ``ids``, in that order."""
     if not ids:
         return []
-    rows = {r.vm_id: r for r in session.execute(_details_select(ids))}
+    rows = {r.vm_id: r for r in session.execute(_DETAILS, {"p_ids": list(ids)})}
     nics, groups = _nics(session, ids), _groups(session, ids)
     sgs = _security_groups(session, ids)
     tag_map, roots = tags.tags_for(session, TAG_TYPE, ids), _roots(session, ids)

@@ -655,5 +655,6 @@ def list_virtual_machines(
         tags=tags,
         show_destroyed=show_destroyed and (id is not None or bool(ids) or state is not None),
     )
-    page, total = ctx.page(views.page_select(vf, ctx.scope))
+    stmt = views.page_select(vf, ctx.scope)
+    page, total = views.page_ids(ctx.session, stmt, ctx.paging.page, ctx.paging.pagesize)
     return Listing(views.render(ctx.session, ctx.caller, page), total)

@@ -448,7 +448,11 @@ def one_rep(pool: Pool, ep: s3peers.Endpoint, cfg: Settings, rep: int) -> dict[s
     target = Target(host, port, ep.access_key, ep.secret_key)
     client = _client(target)
     bucket = f"bench-{rep}-{int(time.time())}"
-    status, _, data, _ = client.request("PUT", f"/{bucket}")
+    for _ in range(20):  # a server just started may still answer 503 for a moment
+        status, _, data, _ = client.request("PUT", f"/{bucket}")
+        if status != 503:
+            break
+        time.sleep(0.5)
     check(status, data, f"CreateBucket {bucket}")
     out: dict[str, float] = {}
     # Untimed warm-up: connections, a new bucket's first allocations (SeaweedFS grows volumes

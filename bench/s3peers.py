@@ -351,12 +351,13 @@ def start_swift(root: Path, procs: Procs) -> Endpoint:
     (etc / "proxy-server.conf").write_text(
         SWIFT_PROXY.format(port=ports["proxy"], etc=etc, memcached=ports["memcached"])
     )
-    # The servers drop privileges to `swift`: it must reach and own the device tree.
-    for path in [root, *root.parents]:
-        if path == Path("/"):
-            break
+    # The servers drop privileges to `swift`: it must reach and own the device tree. Only the
+    # bench's own directories are opened up; an ancestor it cannot pass is reported instead.
+    for path in (root.parent, root):
+        path.chmod(path.stat().st_mode | 0o005)
+    for path in root.parent.parents:
         if path.stat().st_mode & 0o001 == 0:
-            path.chmod(path.stat().st_mode | 0o005)
+            raise PeerUnavailable(f"user swift cannot reach {path}: set TMPDIR elsewhere")
     run(["chown", "-R", "swift:swift", str(srv), str(etc)])
     mc_user = "memcache" if _has_user("memcache") else "nobody"
     mc_port = str(ports["memcached"])
@@ -368,6 +369,10 @@ def start_swift(root: Path, procs: Procs) -> Endpoint:
     procs.spawn("swift-proxy", [proxy, str(etc / "proxy-server.conf")])
     url = f"http://127.0.0.1:{ports['proxy']}"
     wait_http(url + "/healthcheck", procs, 60, ok=lambda s: s == 200)
+    # The proxy's healthcheck does not look behind it: wait for every backend to listen too,
+    # or the first requests get 503 "Please reduce your request rate".
+    for kind in ("object", "container", "account"):
+        wait_http(f"http://127.0.0.1:{ports[kind]}/", procs, 60)
     version = _dpkg_version("swift")
     return Endpoint(
         "swift",

@@ -85,7 +85,7 @@ def _run_browser(
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result from the browser: {done.stdout[-2000:]} {done.stderr[-2000:]}"
@@ -117,6 +117,14 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     assert result["storageKeys"] == []  # nothing, let alone a secret, in web storage
     assert result["pageErrors"] == []
     assert result["adminSeesOperatorMenu"] is True and result["hostDisabled"] is True
+    visited = set(result["pagesVisited"])  # type: ignore[arg-type]
+    assert {"Hosts", "Virtual routers", "Alerts", "Webhooks", "Usage and cost"} <= visited
+    assert len(visited) >= 30
+    # this server runs no S3 service: the object browser says so plainly, every other page works
+    failures = list(result["pageFailures"])  # type: ignore[call-overload]
+    assert all("does not answer" in f for f in failures if f.startswith("Object storage"))
+    assert [f for f in failures if not f.startswith("Object storage")] == []
+    assert result["opsPageErrors"] == []
 
     # the cloud's side of what the browser did
     vms = cloud.call("listVirtualMachines", user.keys, name=vm_name)["virtualmachine"]

@@ -93,6 +93,12 @@ def test_buckets_uploads_downloads_and_share_links(stack: S3Server, tmp_path: Pa
     assert hashlib.sha256(body).hexdigest() == seen["largeSha"]
     assert listed["large.bin"]["ETag"].strip('"').endswith("-3")  # multipart: 3 parts
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rule = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]
+    assert rule["Expiration"]["Days"] == 30
+    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 7
+    cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]
+    assert cors["AllowedOrigins"] == ["https://app.example"]
+    assert sorted(cors["AllowedMethods"]) == ["GET", "PUT"]
 
 
 def test_only_the_dashboard_origin_gets_cors(stack: S3Server) -> None:

@@ -175,6 +175,26 @@ try {
   done.hostDisabled = true;
   await ops.screenshot({ path: `${shots}/hosts.png` });
 
+  // every page the operator's menu offers opens without an API error
+  const opsErrors = [];
+  ops.on("pageerror", (err) => opsErrors.push(String(err)));
+  const titles = await ops.locator("nav.side a").allInnerTexts();
+  done.pagesVisited = [];
+  done.pageFailures = [];
+  for (const title of titles) {
+    try {
+      await ops.locator("nav.side a", { hasText: title }).first().click({ timeout: 10000 });
+      await ops.locator("main h1").first().waitFor({ timeout: 15000 });
+      await ops.waitForTimeout(400); // the page's first API answers
+      const failed = await ops.locator("main .error").allInnerTexts();
+      if (failed.length) done.pageFailures.push(`${title}: ${failed.join(" | ")}`);
+    } catch (err) {
+      done.pageFailures.push(`${title}: ${String(err).split("\n")[0]}`);
+    }
+    done.pagesVisited.push(title);
+  }
+  done.opsPageErrors = opsErrors;
+
   // a narrow screen still shows the menu and the table
   await ops.setViewportSize({ width: 420, height: 800 });
   await ops.screenshot({ path: `${shots}/hosts-narrow.png` });

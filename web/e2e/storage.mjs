@@ -46,6 +46,20 @@ try {
   await bucketRow.getByRole("button", { name: "Enable versioning" }).click();
   await bucketRow.locator('[data-col="versioning"]', { hasText: "Enabled" }).waitFor();
   done.versioning = "Enabled";
+  await bucketRow.getByRole("button", { name: "Lifecycle" }).click();
+  let dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Delete objects after (days)").fill("30");
+  await dialog.getByLabel("Abort unfinished uploads after (days)").fill("7");
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await bucketRow.getByRole("button", { name: "CORS" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Allowed origins").fill("https://app.example");
+  await dialog.getByLabel("Allow GET").check();
+  await dialog.getByLabel("Allow PUT").check();
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await dialog.waitFor({ state: "detached" });
+  done.configured = true;
   await page.screenshot({ path: `${shots}/buckets.png` });
 
   await bucketRow.getByRole("link", { name: env.BUCKET }).click();

@@ -198,6 +198,34 @@ export const resources = [
     actions: [{ label: "Delete", api: "deleteAffinityGroup", danger: true, confirm: true }],
   },
   {
+    kind: "webhooks", title: "Webhooks", list: "listWebhooks",
+    columns: ["name", "state", "payloadurl", "scope", "sslverification", "account"],
+    labels: { payloadurl: "Payload URL", sslverification: "SSL verification" },
+    create: { api: "createWebhook", label: "Create webhook", fields: [
+      { name: "name", label: "Name", required: true },
+      { name: "payloadurl", label: "Payload URL", required: true, placeholder: "https://…" },
+      { name: "description", label: "Description" },
+      { name: "secretkey", label: "Secret key (signs X-CS-Signature)", type: "password" },
+      { name: "sslverification", label: "Verify TLS certificates", type: "checkbox" }] },
+    actions: [
+      { label: "Disable", api: "updateWebhook", params: () => ({ state: "Disabled" }),
+        when: (r) => r.state === "Enabled" },
+      { label: "Enable", api: "updateWebhook", params: () => ({ state: "Enabled" }),
+        when: (r) => r.state !== "Enabled" },
+      { label: "Delete", api: "deleteWebhook", danger: true, confirm: true },
+    ],
+  },
+  {
+    kind: "webhookdeliveries", title: "Webhook deliveries", list: "listWebhookDeliveries",
+    columns: ["webhookname", "eventtype", "success", "response", "startdate", "enddate"],
+    labels: { webhookname: "Webhook", eventtype: "Event" },
+    rowName: (r) => r.id,
+    actions: [
+      { label: "Send again", api: "executeWebhookDelivery" },
+      { label: "Delete", api: "deleteWebhookDelivery", danger: true, confirm: true },
+    ],
+  },
+  {
     kind: "events", title: "Events", list: "listEvents",
     columns: ["created", "type", "level", "description", "username", "state"],
     rowName: (r) => r.id,
@@ -213,6 +241,38 @@ export const resources = [
       { label: "Enable", api: "updateZone", params: () => ({ allocationstate: "Enabled" }),
         when: (r) => r.allocationstate !== "Enabled" },
     ],
+  },
+  {
+    kind: "routers", title: "Virtual routers", list: "listRouters", operator: true,
+    columns: ["name", "state", "guestnetworkname", "guestipaddress", "publicip", "hostname", "zonename", "account"],
+    labels: { guestnetworkname: "Network", guestipaddress: "Guest IP", publicip: "Public IP", hostname: "Host" },
+    actions: [
+      { label: "Reboot", api: "rebootRouter", confirm: true, when: (r) => r.state === "Running" },
+      { label: "Stop", api: "stopRouter", confirm: true, when: (r) => r.state === "Running" },
+      { label: "Start", api: "startRouter", when: (r) => r.state === "Stopped" },
+      { label: "Destroy", api: "destroyRouter", danger: true, confirm: true },
+    ],
+  },
+  {
+    kind: "alerts", title: "Alerts", list: "listAlerts", operator: true, needs: ["archiveAlerts"],
+    columns: ["sent", "name", "type", "description"],
+    rowName: (r) => r.id,
+    actions: [
+      { label: "Archive", api: "archiveAlerts", idParam: "ids" },
+      { label: "Delete", api: "deleteAlerts", idParam: "ids", danger: true, confirm: true },
+    ],
+  },
+  {
+    kind: "rolepermissions", title: "Role permissions", list: "listRolePermissions", operator: true,
+    columns: ["rolename", "rule", "permission", "description"],
+    labels: { rolename: "Role" },
+    rowName: (r) => `${r.rolename}:${r.rule}`,
+    create: { api: "createRolePermission", label: "Add rule", fields: [
+      { name: "roleid", label: "Role", type: "select", required: true, source: { api: "listRoles" } },
+      { name: "rule", label: "API name or pattern (list*)", required: true },
+      { name: "permission", label: "Permission", type: "select", required: true, options: ["allow", "deny"] },
+      { name: "description", label: "Description" }] },
+    actions: [{ label: "Delete", api: "deleteRolePermission", danger: true, confirm: true }],
   },
   { kind: "pods", title: "Pods", list: "listPods", operator: true,
     columns: ["name", "allocationstate", "gateway", "netmask", "zonename"] },

@@ -108,7 +108,12 @@ function first(node, tag) {
 
 async function request(method, bucket, key, { query = {}, headers = {}, body } = {}) {
   const signed = await signedHeaders(method, bucket, key, query, headers);
-  const resp = await fetch(signed.href, { method, headers: signed.headers, body });
+  let resp;
+  try {
+    resp = await fetch(signed.href, { method, headers: signed.headers, body });
+  } catch {
+    throw new S3Error(0, "ServiceUnavailable", `the object storage service at ${creds.endpoint} does not answer`);
+  }
   if (!resp.ok) {
     const text = await resp.text();
     const doc = text ? parse(text) : null;
@@ -145,6 +150,53 @@ export async function setVersioning(bucket, enabled) {
 export async function getVersioning(bucket) {
   const doc = parse(await (await request("GET", bucket, undefined, { query: { versioning: "" } })).text());
   return first(doc, "Status") || "Off";
+}
+
+// Configuration bodies need an integrity header (S3 wants Content-MD5 or a checksum); WebCrypto
+// has SHA-256, so the body carries x-amz-checksum-sha256.
+async function configure_(bucket, sub, xml) {
+  const digest = await crypto.subtle.digest("SHA-256", enc.encode(xml));
+  const b64 = btoa(String.fromCharCode(...new Uint8Array(digest)));
+  await request("PUT", bucket, undefined, {
+    query: { [sub]: "" },
+    headers: { "content-type": "application/xml", "x-amz-checksum-sha256": b64, "x-amz-sdk-checksum-algorithm": "SHA256" },
+    body: xml,
+  });
+}
+
+function esc(text) {
+  return String(text).replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// CORS: one rule for the given origins and methods (every header allowed, ETag exposed).
+export async function setCors(bucket, origins, methods, maxAge) {
+  const rule = [
+    ...origins.map((o) => `<AllowedOrigin>${esc(o)}</AllowedOrigin>`),
+    ...methods.map((m) => `<AllowedMethod>${esc(m)}</AllowedMethod>`),
+    "<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>",
+    maxAge ? `<MaxAgeSeconds>${Number(maxAge)}</MaxAgeSeconds>` : "",
+  ].join("");
+  await configure_(bucket, "cors", `<CORSConfiguration><CORSRule>${rule}</CORSRule></CORSConfiguration>`);
+}
+
+export async function deleteCors(bucket) {
+  await request("DELETE", bucket, undefined, { query: { cors: "" } });
+}
+
+// Lifecycle: expire current objects, noncurrent versions and stale multipart uploads after
+// the given numbers of days (empty: not that part), for the whole bucket or a prefix.
+export async function setLifecycle(bucket, { prefix = "", days, noncurrentDays, abortDays }) {
+  const parts = [
+    `<ID>dashboard</ID><Filter><Prefix>${esc(prefix)}</Prefix></Filter><Status>Enabled</Status>`,
+    days ? `<Expiration><Days>${Number(days)}</Days></Expiration>` : "",
+    noncurrentDays ? `<NoncurrentVersionExpiration><NoncurrentDays>${Number(noncurrentDays)}</NoncurrentDays></NoncurrentVersionExpiration>` : "",
+    abortDays ? `<AbortIncompleteMultipartUpload><DaysAfterInitiation>${Number(abortDays)}</DaysAfterInitiation></AbortIncompleteMultipartUpload>` : "",
+  ].join("");
+  await configure_(bucket, "lifecycle", `<LifecycleConfiguration><Rule>${parts}</Rule></LifecycleConfiguration>`);
+}
+
+export async function deleteLifecycle(bucket) {
+  await request("DELETE", bucket, undefined, { query: { lifecycle: "" } });
 }
 
 export async function setAcl(bucket, canned) {

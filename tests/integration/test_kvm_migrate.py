@@ -447,7 +447,7 @@ def test_the_disk_steps_flatten_copy_once_and_refuse_what_they_must(tmp_path: Pa
     from cumulo.agent.drivers.base import DriverError
     from cumulo.agent.drivers.qemu import QemuDriver
     from cumulo.agent.drivers.qemu_migration import fetch_disk, stage_disk
-    from cumulo.agentrpc.messages import FetchDisk, StageDisk
+    from cumulo.agentrpc.messages import FetchDisk, StageDisk, command_from_wire, to_wire
 
     base, clone = tmp_path / "base.qcow2", tmp_path / "pool-a" / "vol.qcow2"
     clone.parent.mkdir()
@@ -460,6 +460,7 @@ def test_the_disk_steps_flatten_copy_once_and_refuse_what_they_must(tmp_path: Pa
     url = f"file://{store}"
     staged_at = store / "migrations" / "vm" / "vol.qcow2"
     command = StageDisk("r1", "i-9-9-VM", str(clone), url, "migrations/vm/vol.qcow2")
+    assert command_from_wire(to_wire(command)) == command, "the command crosses the wire"
     assert stage_disk(driver, command)["size"] == 8 * 1024 * 1024
     info = json.loads(
         subprocess.run(

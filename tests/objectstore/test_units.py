@@ -126,8 +126,8 @@ def test_schema_v3_adds_users_and_limits_to_a_v2_database(tmp_path: Path) -> Non
         conn.execute(text("DROP TABLE s3_users"))
         conn.execute(text("DROP TABLE s3_limits"))
         conn.execute(text("INSERT INTO s3_schema_version (id, version) VALUES (1, 2)"))
-    assert upgrade(engine) == HEAD == 3
+    assert upgrade(engine) == HEAD >= 3
     with engine.begin() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM s3_users")).scalar() == 0
         assert conn.execute(text("SELECT COUNT(*) FROM s3_limits")).scalar() == 0
-        assert current_version(conn) == 3
+        assert current_version(conn) == HEAD

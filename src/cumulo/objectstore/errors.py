@@ -93,6 +93,16 @@ ERRORS: dict[str, tuple[int, str]] = {
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),
     "QuotaExceeded": (403, "The quota has been exceeded."),
     "TooManyBuckets": (400, "You have attempted to create more buckets than allowed."),
+    "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
+    "InvalidRetentionPeriod": (400, "The retention period must be a positive integer."),
+    "ObjectLockConfigurationNotFoundError": (
+        404,
+        "Object Lock configuration does not exist for this bucket",
+    ),
+    "NoSuchObjectLockConfiguration": (
+        404,
+        "The specified object does not have a ObjectLock configuration",
+    ),
     # The admin API's (radosgw's admin-ops names).
     "NoSuchUser": (404, "The specified user does not exist."),
     "NoSuchResource": (404, "The specified admin resource does not exist."),

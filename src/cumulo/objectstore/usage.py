@@ -62,6 +62,7 @@ class UsageMeter:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._pending: dict[Slot, list[int]] = defaultdict(lambda: [0, 0, 0])
 
     def record(
@@ -75,16 +76,20 @@ class UsageMeter:
             slot[2] += bytes_out
 
     def flush(self) -> int:
-        with self._lock:
-            pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
-        if not pending:
-            return 0
-        try:
-            self._write(pending)
-        except Exception:
-            self._merge_back(pending)
-            raise
-        return len(pending)
+        """Write what is pending. Flushes are serialised, so when one returns every count
+        recorded before it was called is committed (a usage report flushes first and then
+        reads: a periodic flush still writing would otherwise hide its counts)."""
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
+            if not pending:
+                return 0
+            try:
+                self._write(pending)
+            except Exception:
+                self._merge_back(pending)
+                raise
+            return len(pending)
 
     def _merge_back(self, pending: dict[Slot, list[int]]) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from cumulo.objectstore.handlers import (
     cors,
     delete_multi,
     listing,
+    lock,
     multipart,
     object,
     post,
@@ -39,13 +40,10 @@ UNSUPPORTED = frozenset(
         "logging",
         "metrics",
         "notification",
-        "object-lock",
         "ownershipControls",
         "replication",
         "requestPayment",
         "restore",
-        "retention",
-        "legal-hold",
         "select",
         "torrent",
         "website",
@@ -77,6 +75,7 @@ BUCKET_SUB: dict[str, dict[str, Handler]] = {
     "versions": {"GET": listing.list_versions},
     "delete": {"POST": delete_multi.delete_objects},
     "policyStatus": {"GET": public_block.get_policy_status},
+    "object-lock": {"GET": lock.get_configuration, "PUT": lock.put_configuration},
     "publicAccessBlock": {
         "GET": public_block.get_block,
         "PUT": public_block.put_block,
@@ -90,6 +89,8 @@ BUCKET_PLAIN: dict[str, Handler] = {
 }
 OBJECT_SUB: dict[str, dict[str, Handler]] = {
     "torrent": {"GET": object.no_torrent},
+    "retention": {"GET": lock.get_retention, "PUT": lock.put_retention},
+    "legal-hold": {"GET": lock.get_legal_hold, "PUT": lock.put_legal_hold},
     "attributes": {"GET": attributes.get_attributes},
     "acl": {"GET": config.get_object_acl, "PUT": config.put_object_acl},
     "tagging": {

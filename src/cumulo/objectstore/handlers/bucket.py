@@ -90,6 +90,12 @@ async def create_bucket(ctx: Ctx) -> Response:
     await ctx.run(
         ctx.svc.meta.create_bucket, name, owner.owner_id, owner.display_name, region, bucket_acl
     )
+    if ctx.req.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true":
+        # Object lock needs versioning, which then can never be suspended.
+        created = await ctx.bucket()
+        await ctx.run(
+            ctx.svc.meta.set_bucket_field, created, versioning="Enabled", object_lock={"rule": None}
+        )
     return Response(200, [("Location", f"/{name}")])
 
 

@@ -45,6 +45,12 @@ async def put_versioning(ctx: Ctx) -> Response:
     status = (parse(await ctx.small_body()).findtext("Status") or "").strip()
     if status not in ("Enabled", "Suspended"):
         raise S3Error("MalformedXML")
+    if status == "Suspended" and bucket.object_lock is not None:
+        raise S3Error(
+            "InvalidBucketState",
+            "An Object Lock configuration is present on this bucket, so the versioning state "
+            "cannot be changed.",
+        )
     await ctx.run(ctx.svc.meta.set_bucket_field, bucket, versioning=status)
     return Response(200)
 

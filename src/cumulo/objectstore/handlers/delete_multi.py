@@ -7,7 +7,10 @@ check verifies whichever came.
 
 from __future__ import annotations
 
+from functools import partial
+
 from cumulo.objectstore.errors import S3Error
+from cumulo.objectstore.handlers import lock
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
@@ -35,11 +38,14 @@ async def delete_objects(ctx: Ctx) -> Response:
     if not targets or len(targets) > MAX_KEYS:
         raise S3Error("MalformedXML")
     results: list[Node] = []
+    protect = partial(lock.check_delete, bypass=lock.bypassing(ctx))
     for key, version in targets:
         try:
             action = "s3:DeleteObjectVersion" if version is not None else "s3:DeleteObject"
             authorize(ctx, bucket, action, key)
-            marker, vid = await ctx.run(ctx.svc.meta.delete_object, bucket.name, key, version)
+            marker, vid = await ctx.run(
+                ctx.svc.meta.delete_object, bucket.name, key, version, protect
+            )
         except S3Error as err:
             results.append(_error(key, version, err))
             continue

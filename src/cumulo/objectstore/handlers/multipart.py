@@ -8,7 +8,7 @@ from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
-from cumulo.objectstore.handlers import ssec
+from cumulo.objectstore.handlers import lock, ssec
 from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import declared_length, write_body
@@ -41,7 +41,11 @@ async def initiate(ctx: Ctx) -> Response:
         owner_name=owner.display_name,
         content_type=h.get("content-type", "binary/octet-stream"),
         meta=user_meta(h),
-        headers={**stored_headers(h), **ssec.stored(ssec.request_key(ctx))},
+        headers={
+            **stored_headers(h),
+            **ssec.stored(ssec.request_key(ctx)),
+            **lock.for_new_version(ctx, bucket),
+        },
         acl=acl.from_headers(h, owner.owner_id, owner.display_name, bucket.owner_id),
         tags=parse_tagging_header(h.get("x-amz-tagging")),
         storage_class=h.get("x-amz-storage-class", "STANDARD"),

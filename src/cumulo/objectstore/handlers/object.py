@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Row
 
 from cumulo.objectstore import acl
 from cumulo.objectstore.errors import S3Error
-from cumulo.objectstore.handlers import public_block, ssec
+from cumulo.objectstore.handlers import lock, public_block, ssec
 from cumulo.objectstore.handlers.access import authorize, tag_context
 from cumulo.objectstore.handlers.base import Ctx, quote_etag
 from cumulo.objectstore.handlers.blobio import declared_length, read_manifest, write_body
@@ -98,7 +99,7 @@ async def put_object(ctx: Ctx) -> Response:
         etag=written.md5,
         content_type=h.get("content-type", "binary/octet-stream"),
         meta=meta,
-        headers={**stored, **ssec.stored(sse_key)},
+        headers={**stored, **ssec.stored(sse_key), **lock.for_new_version(ctx, bucket)},
         manifest=[[written.blob_id, written.size]],
         owner_id=owner.owner_id,
         owner_name=owner.display_name,
@@ -226,7 +227,10 @@ async def delete_object(ctx: Ctx) -> Response:
     version_id = ctx.req.arg("versionId")
     action = "s3:DeleteObjectVersion" if version_id is not None else "s3:DeleteObject"
     authorize(ctx, bucket, action, ctx.key)
-    marker, vid = await ctx.run(ctx.svc.meta.delete_object, bucket.name, ctx.key, version_id)
+    protect = partial(lock.check_delete, bypass=lock.bypassing(ctx))
+    marker, vid = await ctx.run(
+        ctx.svc.meta.delete_object, bucket.name, ctx.key, version_id, protect
+    )
     headers = []
     if marker:
         headers.append(("x-amz-delete-marker", "true"))

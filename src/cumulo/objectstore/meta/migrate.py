@@ -35,10 +35,18 @@ def _v3_users_and_limits(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.users, schema.limits], checkfirst=True)
 
 
+def _v4_object_lock(conn: Connection) -> None:
+    """Version 4: buckets keep an object lock configuration."""
+    columns = {c["name"] for c in inspect(conn).get_columns(schema.buckets.name)}
+    if "object_lock" not in columns:
+        conn.execute(text("ALTER TABLE s3_buckets ADD COLUMN object_lock JSON"))
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_public_access_block,
     _v3_users_and_limits,
+    _v4_object_lock,
 ]
 HEAD = len(STEPS)
 

@@ -60,6 +60,8 @@ buckets = Table(
     Column("tags", JSON),
     # PublicAccessBlockConfiguration as {"BlockPublicAcls": bool, ...} (schema version 2).
     Column("public_access_block", JSON),
+    # Object lock: None (never enabled) or {"rule": default retention or None} (version 4).
+    Column("object_lock", JSON),
     # Usage counters of current and noncurrent versions, kept in the writing transaction.
     Column("object_count", BigInteger, nullable=False, default=0),
     Column("byte_count", BigInteger, nullable=False, default=0),

@@ -8,7 +8,7 @@ Blobs that stop being referenced go to ``s3_garbage`` in the same transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ class Bucket:
     policy: str | None = None
     cors: str | None = None
     public_access_block: dict[str, bool] | None = None
+    object_lock: dict[str, Any] | None = None
 
 
 @dataclass
@@ -79,6 +80,7 @@ def _bucket(row: Row[Any]) -> Bucket:
         policy=row.policy,
         cors=row.cors,
         public_access_block=row.public_access_block,
+        object_lock=row.object_lock,
     )
 
 
@@ -197,12 +199,28 @@ class MetaStore:
             s.execute(update(objects).where(objects.c.id == row.id).values(**values))
 
     def delete_object(
-        self, bucket_name: str, key: str, version_id: str | None
+        self,
+        bucket_name: str,
+        key: str,
+        version_id: str | None,
+        protect: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[bool, str | None]:
-        """DeleteObject; returns (the result is or was a delete marker, its version id)."""
+        """DeleteObject; returns (the result is or was a delete marker, its version id).
+        ``protect`` sees the stored headers of a version about to be deleted, in the same
+        transaction, and raises to keep it (object lock)."""
         with self.db.write() as s:
             bucket = _locked_bucket(s, bucket_name)
             if version_id is not None:
+                if protect is not None:
+                    found = s.scalar(
+                        select(objects.c.headers).where(
+                            objects.c.bucket_id == bucket.id,
+                            objects.c.key == key,
+                            objects.c.version_id == version_id,
+                        )
+                    )
+                    if found is not None:
+                        protect(dict(found))
                 return _delete_exact(s, bucket, key, version_id)
             if bucket.versioning == "":
                 _delete_rows(s, bucket.id, [objects.c.key == key])

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.browser.test_dashboard import ARTIFACTS, CHROMIUM, WEB
 from tests.browser.test_dashboard import pytestmark as browser_marks
@@ -64,6 +65,9 @@ def test_buckets_uploads_downloads_and_share_links(stack: S3Server, tmp_path: Pa
         "USER_DOMAIN": domain["path"],
         "BUCKET": bucket,
         "WORK": str(tmp_path),
+        "ADMIN_PASSWORD": cloud.admin_password,
+        "S3USER_KEEP": uniq("s3only"),
+        "S3USER_DISABLE": uniq("s3gone"),
     }
     done = subprocess.run(
         ["node", str(WEB / "e2e" / "storage.mjs")],
@@ -99,6 +103,20 @@ def test_buckets_uploads_downloads_and_share_links(stack: S3Server, tmp_path: Pa
     cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]
     assert cors["AllowedOrigins"] == ["https://app.example"]
     assert sorted(cors["AllowedMethods"]) == ["GET", "PUT"]
+
+    # the S3-only users the operator made: one works (with its bucket limit), one is disabled
+    kept, disabled = seen["s3users"]
+    assert kept["keyId"].startswith("CU") and len(kept["secret"]) >= 20
+    only = stack.client(Keys(kept["keyId"], kept["secret"]))
+    assert only.list_buckets()["Buckets"] == []
+    for n in range(2):
+        only.create_bucket(Bucket=f"{bucket}-k{n}")
+    with pytest.raises(ClientError) as too_many:
+        only.create_bucket(Bucket=f"{bucket}-k2")
+    assert too_many.value.response["Error"]["Code"] == "TooManyBuckets"
+    with pytest.raises(ClientError) as refused:
+        stack.client(Keys(disabled["keyId"], disabled["secret"])).list_buckets()
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_only_the_dashboard_origin_gets_cors(stack: S3Server) -> None:

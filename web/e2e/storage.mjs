@@ -2,7 +2,8 @@
 // versioning, uploads (one large enough for multipart), a download compared byte for byte,
 // a share link opened by a browser with no session, folders, deletes and the S3 error for
 // deleting a non-empty bucket. env: BASE_URL, CHROMIUM, ARTIFACTS, USER_NAME, USER_PASSWORD,
-// USER_DOMAIN, BUCKET, WORK (a directory for the files).
+// USER_DOMAIN, BUCKET, WORK (a directory for the files), ADMIN_PASSWORD, S3USER_KEEP,
+// S3USER_DISABLE.
 import { chromium } from "playwright-core";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -103,6 +104,36 @@ try {
   await page.locator(`tr[data-row="${env.BUCKET}"]`).getByRole("button", { name: "Delete" }).click();
   done.deleteNonEmptyError = await page.getByRole("alert").innerText();
   done.pageErrors = errors;
+
+  // the operator: S3-only users through the admin API
+  const opsCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ops = await opsCtx.newPage();
+  ops.on("pageerror", (err) => errors.push(String(err)));
+  await ops.goto(`${env.BASE_URL}/client/`);
+  await ops.getByLabel("User name").fill("admin");
+  await ops.getByLabel("Password").fill(env.ADMIN_PASSWORD);
+  await ops.getByLabel("Domain").fill("/");
+  await ops.getByRole("button", { name: "Log in" }).click();
+  await ops.getByRole("link", { name: "S3 users" }).click();
+  done.s3users = [];
+  for (const name of [env.S3USER_KEEP, env.S3USER_DISABLE]) {
+    await ops.getByRole("button", { name: "Create S3 user" }).click();
+    const d = ops.getByRole("dialog");
+    await d.getByLabel("Name").fill(name);
+    await d.getByLabel("Email").fill(`${name}@example.com`);
+    await d.getByLabel("Max buckets").fill("2");
+    await d.getByRole("button", { name: "OK" }).click();
+    const secret = await d.locator('[data-test="shown-once"]').inputValue();
+    await d.getByRole("button", { name: "Done" }).click();
+    const userRow = ops.locator(`tr[data-row="${name}"]`);
+    await userRow.waitFor();
+    const keyId = await userRow.locator("td").nth(3).innerText();
+    done.s3users.push({ name, keyId, secret });
+  }
+  const gone = ops.locator(`tr[data-row="${env.S3USER_DISABLE}"]`);
+  await gone.getByRole("button", { name: "Disable" }).click();
+  await gone.locator('[data-col="status"]', { hasText: "disabled" }).waitFor();
+  await ops.screenshot({ path: `${shots}/s3users.png` });
 } catch (err) {
   done.error = String(err && err.stack ? err.stack : err);
   if (page) await page.screenshot({ path: `${shots}/storage-failure.png` }).catch(() => {});

@@ -14,6 +14,7 @@ import ObjectStorage from "./pages/ObjectStorage.vue";
 import Bucket from "./pages/Bucket.vue";
 import Instance from "./pages/Instance.vue";
 import Usage from "./pages/Usage.vue";
+import S3Users from "./pages/S3Users.vue";
 import { resource, resources } from "./resources.js";
 
 export const pages = [
@@ -59,6 +60,13 @@ export const pages = [
     name: "hosts",
     component: Hosts,
     meta: { title: "Hosts", apis: ["listHosts", "updateHost"], operator: true },
+  },
+  {
+    path: "/infra/s3users",
+    name: "s3users",
+    component: S3Users,
+    // the S3 admin API answers root admins only: listCapacity is a root-admin command
+    meta: { title: "S3 users", apis: ["getUserKeys", "listCapacity"], operator: true },
   },
 ];
 

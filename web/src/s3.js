@@ -303,3 +303,14 @@ export async function upload(bucket, key, file, onProgress = () => {}) {
     throw err;
   }
 }
+
+// The S3 service's admin API (/_admin/…, JSON), signed like any S3 request by an admin.
+export async function admin(method, path, { query = {}, body } = {}) {
+  const [, ...rest] = path.split("/");
+  const headers = body ? { "content-type": "application/json" } : {};
+  const resp = await request(method, "_admin", rest.join("/"), {
+    query, headers, body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await resp.text();
+  return text ? JSON.parse(text) : {};
+}

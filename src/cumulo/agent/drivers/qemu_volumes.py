@@ -509,11 +509,12 @@ def _live_backup(run: RunDir, snapshot_id: str, path: str, tmp: Path) -> None:
                 {"driver": "qcow2", "node-name": target,
                  "file": {"driver": "file", "filename": str(tmp)}},
             )  # fmt: skip
-            session.execute(
-                "blockdev-backup",
-                {"job-id": job, "device": inserted["node-name"], "target": target,
-                 "sync": "full", "auto-dismiss": False},
-            )  # fmt: skip
+            with quiesced(run.qga):  # the point in time is the job's start: thaw right after
+                session.execute(
+                    "blockdev-backup",
+                    {"job-id": job, "device": inserted["node-name"], "target": target,
+                     "sync": "full", "auto-dismiss": False},
+                )  # fmt: skip
         _wait_job(run, job)
     finally:
         with _active_guard:
@@ -587,6 +588,78 @@ def _sweep(run: RunDir) -> None:
                 qmp(run.qmp, "blockdev-del", {"node-name": name})
     except (QmpError, DriverError):
         pass
+
+
+# -- the guest agent: quiesce when one answers --------------------------------------------
+
+
+GA_SYNC_TIMEOUT_S = 1.0
+GA_FREEZE_TIMEOUT_S = 10.0
+
+
+@contextlib.contextmanager
+def quiesced(qga: Path) -> Iterator[bool]:
+    """Freeze the guest's file systems (qemu-guest-agent ``guest-fsfreeze-freeze``) for the
+    duration, when an agent answers a ``guest-sync-delimited`` within a second; else the
+    snapshot is crash-consistent only (yields False). Thawed on the way out, always.
+
+    The sync comes first so that nothing but a sync ever waits in the channel of a guest
+    whose agent is not running: a late-starting agent must never find a stale freeze.
+    """
+    sock = _ga_connect(qga)
+    try:
+        frozen = False
+        if sock is not None:
+            frozen = _ga_call(sock, "guest-fsfreeze-freeze", GA_FREEZE_TIMEOUT_S) is not None
+        yield frozen
+    finally:
+        if sock is not None:  # thaw even when the freeze's answer was lost
+            _ga_call(sock, "guest-fsfreeze-thaw", GA_FREEZE_TIMEOUT_S)
+            sock.close()
+
+
+def _ga_connect(qga: Path) -> socket.socket | None:
+    """A connection to the guest agent that answered a sync, or None."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(GA_SYNC_TIMEOUT_S)
+        sock.connect(str(qga))
+        token = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
+        # 0xFF resets the agent's parser; the reply starts with 0xFF too (QGA protocol).
+        sock.sendall(b"\xff" + json.dumps(
+            {"execute": "guest-sync-delimited", "arguments": {"id": token}}
+        ).encode() + b"\n")  # fmt: skip
+        data = b""
+        deadline = time.monotonic() + GA_SYNC_TIMEOUT_S
+        while time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            line = data.rsplit(b"\xff", 1)[-1]
+            if b"\n" in line and json.loads(line.split(b"\n")[0]).get("return") == token:
+                return sock
+    except (OSError, ValueError):
+        pass
+    sock.close()
+    return None
+
+
+def _ga_call(sock: socket.socket, command: str, timeout: float) -> Any:
+    """One guest agent command on a synced connection; None when it fails or times out."""
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
+        data = b""
+        while b"\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        reply = json.loads(data.split(b"\n")[0])
+    except (OSError, ValueError):
+        return None
+    return reply.get("return") if isinstance(reply, dict) else None
 
 
 # -- the VM's recorded spec --------------------------------------------------------------

@@ -74,6 +74,7 @@ class SyncPlan:
     sends: list[tuple[HostRef, Command]] = field(default_factory=list)
     teardown: bool = False
     forget: bool = False  # the network is gone: remove the row after the teardown
+    simulated: bool = False  # only simulated hosts: placement recorded, nothing rendered
 
 
 def host_ref(session: Session, host: Host) -> HostRef:
@@ -201,6 +202,8 @@ def plan_sync(
         chosen = hint_host_id
     else:
         chosen = next((h for h in sorted(hosts) if _usable(hosts[h])), min(hosts))
+    if all(host.hypervisor_type == "Simulator" for host in hosts.values()):
+        return _simulated(session, network, router, hosts, chosen, plan)
     vtep = {h: host.private_ip or "" for h, host in hosts.items()}
     peers = tuple(sorted(set(vtep.values()) - {""}))
     config = router_config.render(session, network.uuid, rt.box)
@@ -254,6 +257,34 @@ def plan_sync(
     return plan
 
 
+def _simulated(
+    session: Session,
+    network: Network,
+    router: Router | None,
+    hosts: dict[int, Host],
+    chosen: int | None,
+    plan: SyncPlan,
+) -> SyncPlan:
+    """Simulated hosts apply nothing: the placement is recorded without rendering the
+    config (which grows with the network's VMs) or sending a command."""
+    settled = (
+        router is not None
+        and router.host_id == chosen
+        and sorted(router.segment_hosts or []) == sorted(hosts)
+        and router.state == ("Stopped" if chosen is None else "Running")
+    )
+    if settled:
+        return plan  # nothing to record
+    plan.simulated = True
+    plan.router_id = router.id if router is not None else None
+    plan.router_host_id = chosen
+    plan.router_host = host_ref(session, hosts[chosen]) if chosen is not None else None
+    plan.vni = network.segment_id
+    plan.segment_host_ids = sorted(hosts)
+    plan.config_hash = None
+    return plan
+
+
 def _send_all(rt: Runtime, plan: SyncPlan) -> str | None:
     """Send the plan's commands; the first error's text, or None."""
     error = None
@@ -298,7 +329,7 @@ def _record(rt: Runtime, network_uuid: str, plan: SyncPlan, error: str | None) -
             router.config_hash = None  # unknown: the next round pushes again
             return
         router.config_hash = plan.config_hash
-        if plan.apply is not None:
+        if plan.apply is not None or (plan.simulated and plan.router_host_id is not None):
             router.applied_generation = plan.generation
             router.state = "Running"
 
@@ -322,7 +353,7 @@ def sync(
         if hint_host_uuid is not None:
             hint = session.scalar(select(Host.id).where(Host.uuid == hint_host_uuid))
         plan = plan_sync(rt, session, network, hint_host_id=hint, verify=verify)
-    if not plan.sends and plan.apply is None and not plan.teardown:
+    if not plan.sends and plan.apply is None and not plan.teardown and not plan.simulated:
         return
     error = _send_all(rt, plan)
     _record(rt, network_uuid, plan, error)

@@ -342,7 +342,7 @@ def test_bad_input_writes_nothing(session: Session) -> None:
 
     for bad in (
         dict(usage_type=999, value=Decimal(1)),
-        dict(usage_type=100, value=Decimal(1)),  # reserved for object storage, not metered yet
+        dict(usage_type=119, value=Decimal(1)),  # reserved for object storage, not metered yet
         dict(usage_type=1, value=Decimal(-1)),
         dict(usage_type=1, value=Decimal(1), start=at(10), end=at(9)),
     ):

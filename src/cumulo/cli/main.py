@@ -93,6 +93,9 @@ def cmd_server(settings: Settings, _: argparse.Namespace) -> int:
         print(f"cumulo: {err}", file=sys.stderr)
         return 2
     wire_simulator(server.rt)
+    from cumulo.cli.s3_metering import wire_object_storage
+
+    wire_object_storage(settings)  # object storage in the usage ledger (docs/usage.md)
     asyncio.run(server.serve())
     return 0
 

@@ -33,6 +33,7 @@ from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_images import Template
 from cumulo.db.models_usage import UsageEvent, UsageJob, UsageRecord
 from cumulo.services.errors import ParamError
+from cumulo.services.usage import object_storage
 from cumulo.services.usage import types as ut
 from cumulo.services.usage.intervals import RESOURCE_TYPES, Interval, intervals, overlap_seconds
 
@@ -77,6 +78,7 @@ def run(session: Session, start: datetime, end: datetime, job_uuid: str | None =
         raise ParamError("The start date must be before the end date")
     if end > utcnow():
         raise ParamError("Usage can only be generated for a period that has ended")
+    object_storage.sample(session)  # bucket sizes now, before any period is read
     pieces = _cut_overlapping(session, start, end)
     for piece_start, piece_end in pieces:
         _aggregate_period(session, piece_start, piece_end, None)
@@ -126,6 +128,10 @@ def _aggregate_period(
         rows = [_record(b, start, end, names) for b in batch]
         session.connection().execute(insert(RECORDS), rows)
         count += len(batch)
+    s3_rows = object_storage.records(session, start, end)
+    if s3_rows:
+        session.connection().execute(insert(RECORDS), s3_rows)
+    count += len(s3_rows)
     job = session.scalar(
         select(UsageJob).where(UsageJob.start_date == start, UsageJob.end_date == end)
     )

@@ -71,6 +71,10 @@ QUOTA_UNITS: dict[int, str] = {
     29: GB_MONTH,
     30: NETWORK_MONTH,
     31: VPC_MONTH,
+    100: IOPS,  # requests: count x tariff
+    101: IOPS,
+    102: GB,  # transfer: bytes / GiB x tariff
+    103: GB,
 }
 # Usage type ids 100-119 are reserved for Cumulo's object-storage usage (bytes stored per
 # bucket, requests by class, bytes in and out), which the S3 side meters. Whoever adds one adds

@@ -32,7 +32,7 @@ from cumulo.services.config import ConfigKey, define
 from cumulo.services.identity import auth
 from cumulo.services.jobs import queue
 from cumulo.services.runtime import Runtime
-from cumulo.services.usage import quota
+from cumulo.services.usage import object_storage, quota
 from cumulo.services.usage.aggregate import SCHEDULED
 
 log = logging.getLogger(__name__)
@@ -195,10 +195,22 @@ def schedule_quota(rt: Runtime) -> bool:
         return False
 
 
+def sample_object_storage(rt: Runtime) -> None:
+    """Bucket sizes into the ledger's history, once a tick (``usage.object_storage``)."""
+    if object_storage.registered() is None:
+        return
+    try:
+        with rt.db.write() as session:
+            object_storage.sample(session)
+    except Exception:
+        log.exception("object storage usage sampling failed")
+
+
 def loop(rt: Runtime, stop: threading.Event, notify: Callable[[], None]) -> None:
     """The management server's usage thread: a tick a minute until the server stops."""
     while not stop.wait(TICK_SECONDS):
         try:
+            sample_object_storage(rt)
             aggregating = bool(schedule(rt))
             if schedule_quota(rt) or aggregating:
                 notify()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 RUNNING_VM, ALLOCATED_VM, IP_ADDRESS = 1, 2, 3
 VOLUME, TEMPLATE, ISO, SNAPSHOT, VM_SNAPSHOT = 6, 7, 8, 9, 25
+BUCKET = 29
+# Cumulo's own object-storage types (ids 100-119 are reserved for them; docs/usage.md).
+S3_REQUESTS_WRITE, S3_REQUESTS_READ, S3_BYTES_IN, S3_BYTES_OUT = 100, 101, 102, 103
 
 USAGE_TYPES: dict[int, tuple[str, str]] = {
     1: ("RUNNING_VM", "Running Vm Usage"),
@@ -31,4 +34,8 @@ USAGE_TYPES: dict[int, tuple[str, str]] = {
     29: ("BUCKET", "Bucket storage usage"),
     30: ("NETWORK", "Network usage"),
     31: ("VPC", "VPC usage"),
+    100: ("S3_REQUESTS_WRITE", "Object storage PUT, COPY, POST and LIST requests"),
+    101: ("S3_REQUESTS_READ", "Object storage GET and other requests"),
+    102: ("S3_BYTES_IN", "Object storage bytes received"),
+    103: ("S3_BYTES_OUT", "Object storage bytes sent"),
 }

@@ -76,10 +76,9 @@ QUOTA_UNITS: dict[int, str] = {
     102: GB,  # transfer: bytes / GiB x tariff
     103: GB,
 }
-# Usage type ids 100-119 are reserved for Cumulo's object-storage usage (bytes stored per
-# bucket, requests by class, bytes in and out), which the S3 side meters. Whoever adds one adds
-# it to ``types.USAGE_TYPES`` and its unit here (GB*Month for storage, GB for transfer, a
-# per-request unit charged like IOPS); until then a tariff for such an id is refused (431).
+# Usage type ids 100-119 are reserved for Cumulo's object-storage usage; 100-103 are metered
+# (services/usage/object_storage.py), bucket bytes use BUCKET (29). Whoever adds another adds
+# it to ``types.USAGE_TYPES`` and its unit here; until then a tariff for such an id is refused.
 OBJECT_STORAGE_TYPES = range(100, 120)
 
 

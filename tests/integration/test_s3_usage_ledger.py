@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -26,7 +27,9 @@ STORAGE, WRITES, READS, BYTES_IN, BYTES_OUT = 29, 100, 101, 102, 103
 
 @dataclass
 class Tenant:
+    name: str
     account_id: str
+    domain_id: str
     keys: Keys
     s3: Any
 
@@ -65,7 +68,7 @@ def tenant(server: S3Server) -> Tenant:
     user = cloud.call("listUsers", username=name, listall="true")["user"][0]
     body = cloud.call("registerUserKeys", id=user["id"])["userkeys"]
     keys = Keys(body["apikey"], body["secretkey"])
-    return Tenant(user["accountid"], keys, server.client(keys))
+    return Tenant(name, user["accountid"], user["domainid"], keys, server.client(keys))
 
 
 def length(response: dict[str, Any]) -> int:
@@ -189,6 +192,30 @@ def test_object_storage_usage_in_the_ledger(s3_server: S3Server) -> None:
     assert float(merged[WRITES]["rawusage"]) == 5
     assert float(merged[BYTES_OUT]["rawusage"]) == seen
     assert records(s3_server, hour, p1, accountid=alice.account_id) == []
+
+    # The quota statement charges them: 0.5 per class-A request, 2 per GiB received.
+    for usage_type, value in ((WRITES, "0.5"), (BYTES_IN, "2")):
+        s3_server.cloud.call(
+            "quotaTariffCreate",
+            name=f"s3-{usage_type}-{uuid.uuid4().hex[:8]}",
+            usagetype=usage_type,
+            value=value,
+            startdate=fmt(hour),
+            enddate=(p2 + timedelta(days=1)).strftime("%Y-%m-%d"),
+        )
+    s3_server.cloud.call("quotaUpdate")
+    body = s3_server.cloud.call(
+        "quotaStatement",
+        account=alice.name,
+        domainid=alice.domain_id,
+        startdate=hour.strftime("%Y-%m-%d"),
+        enddate=p2.strftime("%Y-%m-%d"),
+    )["statement"]
+    quota = {int(i["type"]): Decimal(str(i["quota"])) for i in body["quotausage"]}
+    units = {int(i["type"]): i["unit"] for i in body["quotausage"]}
+    assert quota[WRITES] == Decimal("2.5") and units[WRITES] == "IOPS"
+    expected_in = (Decimal(sent) / 1024**3 * 2).quantize(Decimal("0.00000001"))
+    assert quota[BYTES_IN] == expected_in and units[BYTES_IN] == "GB"
 
 
 def test_usage_types_listed(s3_server: S3Server) -> None:

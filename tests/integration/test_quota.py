@@ -341,7 +341,7 @@ def test_bad_input_is_refused_and_nothing_is_written(cloud: Cloud, month: Month)
     base = {"name": name, "usagetype": "1", "value": "1"}
     for change in (
         {"usagetype": "999"},  # no such usage type
-        {"usagetype": "100"},  # reserved for object storage, not metered yet
+        {"usagetype": "119"},  # reserved for object storage, not metered yet
         {"value": "-1"},
         {"value": "one"},
         {"startdate": "2026-03-10", "enddate": "2026-03-09"},

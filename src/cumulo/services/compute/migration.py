@@ -70,6 +70,7 @@ from cumulo.services.config import AGENT_WAIT
 from cumulo.services.errors import InsufficientCapacity, ParamError
 from cumulo.services.infra import capacity
 from cumulo.services.network import nics as guest_nics
+from cumulo.services.network import routers as network_routers
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import imagestore
 from cumulo.services.storage.snapshots import zone_store
@@ -400,6 +401,8 @@ def _stop_and_copy(rt: Runtime, plan: MigratePlan, copy: CopyPlan) -> tuple[bool
                           move.target_path)  # fmt: skip
         why = why or _call(rt, plan.target, fetch, plan.timeout)
     if not why:
+        why = _segments_on(rt, plan, plan.target)
+    if not why:
         why = _call(rt, plan.target, StartVm(new_uuid(), copy.target_spec), plan.timeout)
         if why and _power(rt, plan.target, name, plan.timeout) == PowerState.RUNNING:
             why = ""  # the answer was lost, the start was not
@@ -412,6 +415,16 @@ def _stop_and_copy(rt: Runtime, plan: MigratePlan, copy: CopyPlan) -> tuple[bool
         return True, ""
     log.warning("stop-and-copy failed; back to the source", extra={"vm": plan.vm_uuid, "why": why})
     return _roll_back(rt, plan, copy, why)
+
+
+def _segments_on(rt: Runtime, plan: MigratePlan, host: HostRef) -> str:
+    """The VM's guest networks (bridge, VXLAN, its router's DHCP entry) on ``host`` before it
+    boots there, as a start does; the reason when a host could not make them."""
+    try:
+        network_routers.before_vm_start(rt, plan.vm_uuid, host.uuid)
+    except HubError as err:
+        return f"its networks could not be set up on host {host.name}: {err}"
+    return ""
 
 
 def _roll_back(rt: Runtime, plan: MigratePlan, copy: CopyPlan, why: str) -> tuple[bool | None, str]:
@@ -506,6 +519,8 @@ def migrate(rt: Runtime, vm_uuid: str, target_uuid: str) -> None:
     else:
         moved, why = _send(rt, plan)
     _finish(rt, plan, moved, why)
+    if moved:
+        network_routers.after_vm_change(rt, vm_uuid)  # the source may release its segments
     if moved is None:
         raise OperationFailed(f"Unable to migrate VM {vm_uuid}: {why}; its state is unknown")
     if not moved:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from cumulo.common.ids import new_uuid
 from cumulo.common.time import utcnow
@@ -84,11 +85,56 @@ def publish(
     return row
 
 
+class _PathCache:
+    """Domain paths by id, per process: every event names its domain's path, and a deploy
+    writes several events in more than one transaction, each of which read the domain row.
+
+    A rename rewrites paths and a delete removes a domain: both are noticed in this process
+    (bulk UPDATE/DELETE on domains, or a flushed Domain change) and clear the cache when the
+    transaction ends. A read that raced with such a change is not stored (the generation
+    moved on). Another server's rename is seen here after at most ``TTL`` seconds."""
+
+    TTL = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: dict[int, tuple[str, float]] = {}
+        self.generation = 0
+
+    def get(self, domain_id: int) -> str | None:
+        hit = self._paths.get(domain_id)
+        if hit is None or time.monotonic() - hit[1] > self.TTL:
+            return None
+        return hit[0]
+
+    def put(self, domain_id: int, path: str, generation: int) -> None:
+        with self._lock:
+            if generation == self.generation:
+                self._paths[domain_id] = (path, time.monotonic())
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._paths.clear()
+
+
+PATHS = _PathCache()
+DOMAINS_CHANGED = "eventbus_domains_changed"
+
+
 def domain_path_of(session: Session, domain_id: int | None) -> str | None:
     if domain_id is None:
         return None
+    path = PATHS.get(domain_id)
+    if path is not None:
+        return path
+    generation = PATHS.generation
     domain = session.get(Domain, domain_id)
-    return domain.path if domain is not None else None
+    if domain is None:
+        return None
+    if domain.removed is None and not session.info.get(DOMAINS_CHANGED):
+        PATHS.put(domain_id, domain.path, generation)
+    return domain.path
 
 
 # --- noticing changes ------------------------------------------------------------------------
@@ -193,13 +239,30 @@ def _before_flush(session: Session, _ctx: UOWTransaction, _instances: Any) -> No
     """Queries made here (domain paths, open alerts) must not flush: we are flushing."""
     with session.no_autoflush:
         for obj in list(session.dirty):
-            if isinstance(obj, AsyncJob):
+            if isinstance(obj, Domain):
+                _domains_changed(session)
+            elif isinstance(obj, AsyncJob):
                 _job_done(session, obj)
             elif type(obj) in STATEFUL:
                 _state_changed(session, obj, STATEFUL[type(obj)])
         for obj in list(session.new):
             if isinstance(obj, UsageEvent):
                 _usage(session, obj)
+        if any(isinstance(obj, Domain) for obj in session.deleted):
+            _domains_changed(session)
+
+
+def _domains_changed(session: Session) -> None:
+    """Domain paths may change in this transaction: forget them now and again when it ends
+    (a read by another thread in between may have stored the old path)."""
+    session.info[DOMAINS_CHANGED] = True
+    PATHS.clear()
+
+
+def _bulk_domain_change(state: ORMExecuteState) -> None:
+    """A bulk UPDATE or DELETE on domains (a rename rewrites a whole subtree's paths)."""
+    if (state.is_update or state.is_delete) and any(m.class_ is Domain for m in state.all_mappers):
+        _domains_changed(state.session)
 
 
 # --- waking local waiters after commit ---------------------------------------------------------
@@ -236,6 +299,8 @@ LOCAL_WAKE = threading.Event()  # the dispatcher's: new rows to fan out
 
 
 def _after_commit(session: Session) -> None:
+    if session.info.pop(DOMAINS_CHANGED, False):
+        PATHS.clear()
     if session.info.pop(WROTE, False):
         LOCAL_WAKE.set()
         NOTIFIER.notify()
@@ -243,8 +308,11 @@ def _after_commit(session: Session) -> None:
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(WROTE, None)
+    if session.info.pop(DOMAINS_CHANGED, False):
+        PATHS.clear()
 
 
 sa_event.listen(Session, "before_flush", _before_flush)
+sa_event.listen(Session, "do_orm_execute", _bulk_domain_change)
 sa_event.listen(Session, "after_commit", _after_commit)
 sa_event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))

@@ -19,6 +19,7 @@ from cumulo.api.cloudstack import envelope
 from cumulo.api.cloudstack.registry import CommandSpec, lookup
 from cumulo.api.cloudstack.results import Ctx
 from cumulo.services import events
+from cumulo.services.access import Caller
 from cumulo.services.errors import CloudError, InternalError
 from cumulo.services.identity import auth
 from cumulo.services.jobs import queue
@@ -85,7 +86,7 @@ class JobRunner:
             result = spec.runner(ctx, **job.params)
             body = envelope.body_for(result, spec.response)
             if not self._record(
-                session, job, queue.SUCCEEDED, 0, body, spec.event, spec.description
+                session, job, queue.SUCCEEDED, 0, body, spec.event, spec.description, caller
             ):
                 raise TakenOver(job.uuid)
         log.info("job finished", extra={"cmd": job.cmd, "jobstatus": queue.SUCCEEDED})
@@ -110,13 +111,16 @@ class JobRunner:
         body: dict[str, Any],
         event: str | None,
         description: str,
+        caller: Caller | None = None,
     ) -> bool:
-        """Finish the job row and write its completion event; False if we no longer own it."""
+        """Finish the job row and write its completion event; False if we no longer own it.
+        ``caller`` is the submitter already read in this transaction (a success), else read."""
         row = queue.finish(session, job.id, self.rt.server_id, status, code, body)
         if row is None:
             return False
         if event:
-            caller = auth.caller_by_user_id(session, job.user_id, allow_disabled=True)
+            if caller is None:
+                caller = auth.caller_by_user_id(session, job.user_id, allow_disabled=True)
             if caller is not None:
                 events.record(
                     session,

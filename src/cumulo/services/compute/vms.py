@@ -276,7 +276,7 @@ def create(
 ) -> VirtualMachine:
     """The VM row, its root volume and its counts, all checked; nothing runs yet."""
     if owner.state != "enabled" and not caller.is_root_admin:
-        raise PermissionDenied(f"The owner of the VM, account {owner.name}, is disabled")
+        raise PermissionDenied(f"The owner of the VM, account {owner.name}, is {owner.state}")
     zone = _zone(session, caller, req.zone_uuid)
     offering = _offering(session, caller, zone, req.offering_uuid)
     template = _template(session, caller, zone, req.template_uuid)

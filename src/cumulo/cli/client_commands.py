@@ -105,7 +105,7 @@ def _dispatch(words: list[str], opts: apicmd.Options) -> int:
     if head == "shell":
         from cumulo.cli.shell import Shell
 
-        return Shell(opts).loop()
+        return Shell(opts, run).loop()
     if head == "status":
         return status.run(opts)
     return apicmd.execute(words, opts)

@@ -13,15 +13,20 @@ import os
 import readline
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from cumulo.cli import apicache, apicmd, completion, output
 from cumulo.cli.profiles import OUTPUTS, ProfileError, active_profile, config_dir
 
+Runner = Callable[[list[str], apicmd.Options], int]
+
 
 class Shell:
-    def __init__(self, opts: apicmd.Options) -> None:
+    def __init__(self, opts: apicmd.Options, run: Runner) -> None:
+        """``run`` executes one command line as ``cumulo`` would (client_commands.run)."""
         self.opts = opts
+        self.run = run
         self.catalogue: apicache.Catalogue | None = None
         self.matches: list[str] = []
 
@@ -69,9 +74,7 @@ class Shell:
             self.opts.profile = words[2]
             self._load()
             return 0
-        from cumulo.cli.client_commands import run
-
-        code = run(words, base=self.opts)
+        code = self.run(words, self.opts)
         if words[0] == "sync":
             self._load()
         return code

@@ -365,6 +365,7 @@ def destroy(session: Session, network: Network) -> None:
         select(PublicIpAddress).where(PublicIpAddress.network_id == network.id)
     ).all():
         release_public_ip(session, ip)
+    usage.record_rules_removed(session, NetworkRule.network_id == network.id)
     rule_ids = select(NetworkRule.id).where(NetworkRule.network_id == network.id)
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id.in_(rule_ids)))
     session.execute(delete(NetworkRule).where(NetworkRule.network_id == network.id))
@@ -376,6 +377,7 @@ def destroy(session: Session, network: Network) -> None:
 
 def release_public_ip(session: Session, ip: PublicIpAddress) -> None:
     """The address's rules go with it; the owner's public IP count goes down."""
+    usage.record_rules_removed(session, NetworkRule.public_ip_id == ip.id)
     rule_ids = select(NetworkRule.id).where(NetworkRule.public_ip_id == ip.id)
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id.in_(rule_ids)))
     session.execute(delete(NetworkRule).where(NetworkRule.public_ip_id == ip.id))

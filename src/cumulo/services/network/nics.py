@@ -30,6 +30,7 @@ from cumulo.services.config import ConfigStore
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.network import ipam, networks
 from cumulo.services.network import offerings as offering_svc
+from cumulo.services.usage import events as usage
 
 
 def mac_for(nic_id: int) -> str:
@@ -167,6 +168,9 @@ def release(session: Session, vm: VirtualMachine) -> None:
     session.flush()
     for network in session.scalars(select(Network).where(Network.id.in_(used))):
         shutdown_if_idle(session, network)
+    usage.record_rules_removed(
+        session, NetworkRule.vm_id == vm.id, NetworkRule.purpose == "PortForwarding"
+    )
     session.execute(
         delete(NetworkRule).where(
             NetworkRule.vm_id == vm.id, NetworkRule.purpose == "PortForwarding"
@@ -232,6 +236,9 @@ def remove_from_vm(session: Session, vm: VirtualMachine, nic: Nic) -> None:
     """The NIC's address goes back; rules that sent traffic to it go with it."""
     ipam.release_guest_ips(session, nic.id)
     if nic.network_id is not None:
+        usage.record_rules_removed(
+            session, NetworkRule.vm_id == vm.id, NetworkRule.network_id == nic.network_id
+        )
         session.execute(
             delete(NetworkRule).where(
                 NetworkRule.vm_id == vm.id, NetworkRule.network_id == nic.network_id

@@ -20,6 +20,7 @@ from cumulo.db.models_network import LoadBalancerMember, Network, NetworkRule, P
 from cumulo.services.errors import NotFound, ParamError
 from cumulo.services.network import public_ips
 from cumulo.services.network.errors import RuleConflict
+from cumulo.services.usage import events as usage
 
 FIREWALL_PROTOCOLS = ("tcp", "udp", "icmp", "all")
 FORWARD_PROTOCOLS = ("tcp", "udp")
@@ -234,6 +235,7 @@ def create_port_forward(session: Session, ip: PublicIpAddress, spec: ForwardSpec
     if spec.open_firewall:
         _open_firewall(session, ip, RuleSpec(proto, spec.public, source_cidrs=spec.source_cidrs))
     session.flush()
+    usage.record_rule(session, rule, created=True)
     return rule
 
 
@@ -268,6 +270,7 @@ def create_load_balancer(session: Session, ip: PublicIpAddress, spec: BalancerSp
     if spec.open_firewall:
         _open_firewall(session, ip, RuleSpec(proto, public, source_cidrs=spec.source_cidrs))
     session.flush()
+    usage.record_rule(session, rule, created=True)
     return rule
 
 
@@ -318,6 +321,7 @@ def remove(session: Session, rule: NetworkRule, vms: list[VirtualMachine]) -> No
 
 
 def delete_rule(session: Session, rule: NetworkRule) -> None:
+    usage.record_rule(session, rule, created=False)
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id == rule.id))
     session.delete(rule)
     session.flush()

@@ -282,6 +282,10 @@ def describe(usage_type: int, a: Any) -> str:
         return f"Volume {name} usage time (Size: {a.size})"
     if usage_type == ut.IP_ADDRESS:
         return f"IPAddress: {name}"
+    if usage_type == ut.PORT_FORWARDING_RULE:
+        return f"Port Forwarding Rule: {name} usage time"
+    if usage_type == ut.LOAD_BALANCER_POLICY:
+        return f"Load Balancing Policy: {name} usage time"
     label = ut.USAGE_TYPES[usage_type][1]
     return f"{label}: {name} (Size: {a.size})"
 

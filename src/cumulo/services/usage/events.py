@@ -14,10 +14,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from cumulo.common.time import utcnow
 from cumulo.db.models_compute import VirtualMachine, Volume
+from cumulo.db.models_network import Network, NetworkRule
 from cumulo.db.models_usage import UsageEvent
 
 VM_CREATE, VM_START, VM_STOP, VM_DESTROY, VM_UPGRADE = (
@@ -38,13 +40,15 @@ ISO_CREATE, ISO_DELETE = "ISO.CREATE", "ISO.DELETE"
 SNAPSHOT_CREATE, SNAPSHOT_DELETE = "SNAPSHOT.CREATE", "SNAPSHOT.DELETE"
 VMSNAPSHOT_CREATE, VMSNAPSHOT_DELETE = "VMSNAPSHOT.CREATE", "VMSNAPSHOT.DELETE"
 IP_ASSIGN, IP_RELEASE = "NET.IPASSIGN", "NET.IPRELEASE"
+RULE_ADD, RULE_DELETE = "NET.RULEADD", "NET.RULEDELETE"  # port forwarding (CloudStack's names)
+LB_CREATE, LB_DELETE = "LB.CREATE", "LB.DELETE"
 
 USAGE_EVENT_TYPES = (
     VM_CREATE, VM_START, VM_STOP, VM_DESTROY, VM_UPGRADE,
     VOLUME_CREATE, VOLUME_DELETE, VOLUME_RESIZE, VOLUME_UPLOAD,
     TEMPLATE_CREATE, TEMPLATE_DELETE, ISO_CREATE, ISO_DELETE,
     SNAPSHOT_CREATE, SNAPSHOT_DELETE, VMSNAPSHOT_CREATE, VMSNAPSHOT_DELETE,
-    IP_ASSIGN, IP_RELEASE,
+    IP_ASSIGN, IP_RELEASE, RULE_ADD, RULE_DELETE, LB_CREATE, LB_DELETE,
 )  # fmt: skip
 
 
@@ -157,6 +161,43 @@ def record_owned(
 def record_snapshot(session: Session, type: str, snap: Any) -> UsageEvent:
     """A volume snapshot on secondary storage, billed by the volume size it was taken of."""
     return record_owned(session, type, snap, "Snapshot", zone_id=snap.zone_id, size=snap.size)
+
+
+# Billable rule purposes: the usage resource type and the events opening and closing it.
+RULE_USAGE: dict[str, tuple[str, str, str]] = {
+    "PortForwarding": ("PortForwardingRule", RULE_ADD, RULE_DELETE),
+    "LoadBalancing": ("LoadBalancer", LB_CREATE, LB_DELETE),
+}
+
+
+def record_rule(session: Session, rule: NetworkRule, *, created: bool) -> None:
+    """A port-forwarding or load-balancer rule created or removed (other purposes — firewall,
+    egress — are not billed and record nothing)."""
+    spec = RULE_USAGE.get(rule.purpose)
+    if spec is None:
+        return
+    rtype, opened, closed = spec
+    network = session.get(Network, rule.network_id)
+    record(
+        session,
+        opened if created else closed,
+        account_id=rule.account_id,
+        domain_id=rule.domain_id,
+        zone_id=network.zone_id if network is not None else None,
+        resource_type=rtype,
+        resource_id=rule.id,
+        resource_uuid=rule.uuid,
+        resource_name=rule.name,
+    )
+
+
+def record_rules_removed(session: Session, *where: ColumnElement[bool]) -> None:
+    """Close the usage of every billable rule matching ``where``: called just before a bulk
+    delete (a network's or an address's cleanup, a VM's expunge), so every removal path
+    closes its intervals in the same transaction as the delete."""
+    stmt = select(NetworkRule).where(NetworkRule.purpose.in_(RULE_USAGE), *where)
+    for rule in session.scalars(stmt).all():
+        record_rule(session, rule, created=False)
 
 
 # --- the VM state machine's hook ---------------------------------------------------------

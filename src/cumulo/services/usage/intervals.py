@@ -46,6 +46,8 @@ RULES: tuple[Rule, ...] = (
     _rule(ut.SNAPSHOT, "Snapshot", "SNAPSHOT.CREATE", "SNAPSHOT.DELETE"),
     _rule(ut.VM_SNAPSHOT, "VMSnapshot", "VMSNAPSHOT.CREATE", "VMSNAPSHOT.DELETE"),
     _rule(ut.IP_ADDRESS, "PublicIpAddress", "NET.IPASSIGN", "NET.IPRELEASE"),
+    _rule(ut.PORT_FORWARDING_RULE, "PortForwardingRule", "NET.RULEADD", "NET.RULEDELETE"),
+    _rule(ut.LOAD_BALANCER_POLICY, "LoadBalancer", "LB.CREATE", "LB.DELETE"),
 )
 assert all(t in ev.USAGE_EVENT_TYPES for r in RULES for t in r.opens | r.closes | r.changes)
 RESOURCE_TYPES = tuple(sorted({r.resource_type for r in RULES}))

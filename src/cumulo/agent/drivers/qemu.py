@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.agent.drivers.base import DriverError, DriverTimeout
+from cumulo.agent.drivers.qemu_rundir import RunDir, live_pid, opt, pid_alive, write_json
 from cumulo.agent.drivers.qemu_volumes import QemuVolumes, disk_serial
 from cumulo.agent.drivers.qmp import QmpError, qmp
 from cumulo.agent.storage import qcow2, templates
@@ -53,20 +54,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _HOSTNAME = re.compile(r"[^A-Za-z0-9.-]")
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes including the NUL
-
-
-class RunDir:
-    """The files of one VM; their names are the driver's only memory across restarts."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.spec = root / "vm.json"
-        self.pid = root / "qemu.pid"
-        self.qmp = root / "qmp.sock"
-        self.vnc = root / "vnc.sock"
-        self.qga = root / "qga.sock"  # the guest agent's channel (qemu-guest-agent)
-        self.serial = root / "serial.log"
-        self.log = root / "qemu.log"
 
 
 class QemuDriver(QemuVolumes):
@@ -135,7 +122,7 @@ class QemuDriver(QemuVolumes):
             run.root.mkdir(parents=True, exist_ok=True)
             taps = [tap_name(spec.name, nic.device_id) for nic in _sorted_nics(spec)]
             # Recorded before anything is made, so a crash mid-start leaks no tap.
-            _write_json(run.spec, {"spec": to_wire(spec), "taps": taps, "netns": self.netns})
+            write_json(run.spec, {"spec": to_wire(spec), "taps": taps, "netns": self.netns})
             try:
                 for disk in spec.disks:
                     _ensure_disk(disk)
@@ -159,7 +146,7 @@ class QemuDriver(QemuVolumes):
                 with contextlib.suppress(QmpError):
                     qmp(run.qmp, "system_powerdown")
                 _wait_exit(pid, timeout_s)
-            if pid is not None and _pid_alive(pid):
+            if pid is not None and pid_alive(pid):
                 self._kill(run)
             self._clear_runtime(run)
             return VmStatus(name, PowerState.STOPPED)
@@ -306,13 +293,13 @@ class QemuDriver(QemuVolumes):
             "-m", str(spec.memory_mib),
             "-nodefaults", "-no-user-config",
             "-vga", "std", "-display", "none",
-            "-vnc", f"unix:{_opt(run.vnc)}",
-            "-serial", f"file:{_opt(run.serial)}",
-            "-qmp", f"unix:{_opt(run.qmp)},server=on,wait=off",
+            "-vnc", f"unix:{opt(run.vnc)}",
+            "-serial", f"file:{opt(run.serial)}",
+            "-qmp", f"unix:{opt(run.qmp)},server=on,wait=off",
             "-pidfile", str(run.pid),
             "-daemonize", "-S",
         ]  # fmt: skip
-        argv += ["-chardev", f"socket,id=qga0,path={_opt(run.qga)},server=on,wait=off",
+        argv += ["-chardev", f"socket,id=qga0,path={opt(run.qga)},server=on,wait=off",
                  "-device", "virtio-serial-pci",
                  "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"]  # fmt: skip
         hostname = _HOSTNAME.sub("", spec.hostname or spec.name)
@@ -437,22 +424,17 @@ class QemuDriver(QemuVolumes):
 # -- pieces of the QEMU command line ------------------------------------------------------
 
 
-def _opt(value: object) -> str:
-    """QEMU option values escape a comma by doubling it."""
-    return str(value).replace(",", ",,")
-
-
 def _disk_args(disks: tuple[DiskSpec, ...], *, boot_from_disk: bool) -> list[str]:
     args: list[str] = []
     boot_index = 0
     for disk in sorted(disks, key=lambda d: d.device_id):
         drive_id = f"disk{disk.device_id}"
         if disk.kind == "ISO":
-            args += ["-drive", f"file={_opt(disk.path)},if=none,id={drive_id},media=cdrom,"
+            args += ["-drive", f"file={opt(disk.path)},if=none,id={drive_id},media=cdrom,"
                      "readonly=on,format=raw",
                      "-device", f"ide-cd,drive={drive_id}"]  # fmt: skip
             continue
-        args += ["-drive", f"file={_opt(disk.path)},if=none,id={drive_id},format=qcow2,"
+        args += ["-drive", f"file={opt(disk.path)},if=none,id={drive_id},format=qcow2,"
                  "discard=unmap"]  # fmt: skip
         device = f"virtio-blk-pci,drive={drive_id}"
         if disk.kind == "DATADISK":  # the same serial hot-plug gives it (qemu_volumes)
@@ -511,30 +493,9 @@ def tap_name(vm: str, device_id: int) -> str:
 # -- processes -----------------------------------------------------------------------------
 
 
-def live_pid(run: RunDir) -> int | None:
-    """The VM's QEMU pid when it is alive and really is that VM's QEMU (pids get reused)."""
-    try:
-        pid = int(run.pid.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    if _opt(run.qmp).encode() not in cmdline or not _pid_alive(pid):
-        return None
-    return pid
-
-
-def _pid_alive(pid: int) -> bool:
-    """Alive and not a zombie: a killed QEMU may linger unreaped under a non-reaping init."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
 def _wait_exit(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -588,12 +549,6 @@ def _nic_taps(run: RunDir) -> list[tuple[str, str]]:
         for n in spec.get("nics", [])
     ]
     return [(nic_id, tap) for nic_id, tap in pairs if tap in taps]
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def _tail(path: Path, limit: int = 600) -> str:
@@ -664,7 +619,7 @@ def probe_accelerator(
     ready = boot_until_marker(argv, READY_MARKER, timeout_s) is not None
     accelerator = "kvm" if ready else "tcg"
     Path(state_dir).mkdir(parents=True, exist_ok=True)
-    _write_json(cache, {"key": key, "accelerator": accelerator, "probed_at": time.time()})
+    write_json(cache, {"key": key, "accelerator": accelerator, "probed_at": time.time()})
     return accelerator
 
 
@@ -706,3 +661,6 @@ def boot_until_marker(argv: list[str], marker: bytes, timeout_s: float) -> float
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+_opt = opt  # the name tests/agent/test_qemu_argv.py knows

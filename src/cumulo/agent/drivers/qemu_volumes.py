@@ -43,13 +43,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cumulo.agent.drivers.base import DriverError, DriverTimeout
+from cumulo.agent.drivers.qemu_rundir import RunDir, live_pid, write_json
 from cumulo.agent.drivers.qmp import QmpError
 from cumulo.agent.drivers.qmp import qmp as _qmp_once
 from cumulo.agent.storage import qcow2
 from cumulo.agentrpc.messages import DiskSpec, to_wire
-
-if TYPE_CHECKING:
-    from cumulo.agent.drivers.qemu import RunDir
 
 SERIAL_BYTES = 20  # virtio-blk's ID field (VIRTIO_BLK_ID_BYTES)
 UNPLUG_TIMEOUT_S = 60.0
@@ -388,8 +386,6 @@ class QemuVolumes:
 
 
 def _live(run: RunDir) -> bool:
-    from cumulo.agent.drivers.qemu import live_pid  # qemu.py imports this module
-
     return live_pid(run) is not None
 
 
@@ -667,7 +663,6 @@ def _ga_call(sock: socket.socket, command: str, timeout: float) -> Any:
 
 def _remember(run: RunDir, volume_id: str, disk: DiskSpec | None) -> None:
     """Record (or forget) the disk in ``vm.json`` so the VM's definition includes it."""
-    from cumulo.agent.drivers.qemu import _write_json
 
     try:
         recorded = json.loads(run.spec.read_text())
@@ -679,7 +674,7 @@ def _remember(run: RunDir, volume_id: str, disk: DiskSpec | None) -> None:
         disks.append(to_wire(disk))
     spec["disks"] = sorted(disks, key=lambda d: int(d.get("device_id", 0)))
     recorded["spec"] = spec
-    _write_json(run.spec, recorded)
+    write_json(run.spec, recorded)
 
 
 # -- files -----------------------------------------------------------------------------------

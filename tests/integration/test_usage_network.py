@@ -121,3 +121,8 @@ def test_rules_are_metered_until_deleted_directly_or_with_their_address(
         ]
     }
     assert lb_ids == {lb["id"]}
+    # The VM's NIC on the network (type 13): billed to the VM by the network's offering.
+    nic_rec = usage(admin, period, 13, vm["id"])
+    assert 3 / 3600 <= hours(nic_rec) < 300 / 3600
+    assert nic_rec[0]["offeringid"] == offering["networkoffering"][0]["id"]
+    assert nic_rec[0]["virtualmachineid"] == vm["id"]

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cumulo.db.models import Account
+from cumulo.db.models_network import NetworkOffering
 from cumulo.db.models_usage import UsageRecord
 from cumulo.services.usage import aggregate
 from cumulo.services.usage import events as ev
@@ -84,3 +85,49 @@ def test_a_rule_still_open_is_clipped_to_the_period(session: Session) -> None:
     assert [(r[0], r[2]) for r in records(session, D, D + DAY)] == [
         (ut.PORT_FORWARDING_RULE, int(3.5 * 3600))
     ]
+
+
+def test_a_nic_is_billed_to_its_vm_by_its_network_offering(session: Session) -> None:
+    acct = session.scalar(select(Account).order_by(Account.id))
+    offering = session.scalar(select(NetworkOffering).order_by(NetworkOffering.id))
+    assert acct is not None and offering is not None
+    vm_uuid = "50000000-0000-0000-0000-000000000003"
+    for type_, when in ((ev.OFFERING_ASSIGN, at(22)), (ev.OFFERING_REMOVE, at(27))):
+        ev.record(
+            session, type_, account_id=acct.id, domain_id=acct.domain_id, zone_id=1,
+            resource_type="NicOffering", resource_id=3, resource_uuid=vm_uuid,
+            resource_name="vm-3", offering_id=offering.id, at=when,
+        )  # fmt: skip
+    aggregate.run(session, D, D + DAY)
+    aggregate.run(session, D + DAY, D + 2 * DAY)
+    day1 = session.scalars(select(UsageRecord).where(UsageRecord.start_date == D)).all()
+    assert [(r.usage_type, r.seconds) for r in day1] == [(ut.NETWORK_OFFERING, 2 * 3600)]
+    rec = day1[0]
+    assert (rec.usage_uuid, rec.vm_uuid, rec.vm_name) == (vm_uuid, vm_uuid, "vm-3")
+    assert rec.offering_uuid == offering.uuid
+    assert rec.description == "Network offering usage for VM vm-3"
+    day2 = session.scalars(select(UsageRecord).where(UsageRecord.start_date == D + DAY)).all()
+    assert [(r.usage_type, r.seconds) for r in day2] == [(ut.NETWORK_OFFERING, 3 * 3600)]
+
+
+def test_a_security_group_membership_is_billed_while_the_vm_is_in_it(session: Session) -> None:
+    acct = session.scalar(select(Account).order_by(Account.id))
+    assert acct is not None
+    group_uuid = "60000000-0000-0000-0000-000000000004"
+    for type_, when in ((ev.SG_ASSIGN, at(-1)), (ev.SG_REMOVE, at(12.75))):
+        ev.record(
+            session, type_, account_id=acct.id, domain_id=acct.domain_id, zone_id=1,
+            resource_type="SecurityGroupMember", resource_id=4, resource_uuid=group_uuid,
+            resource_name="default", at=when,
+        )  # fmt: skip
+    aggregate.run(session, D, D + DAY)
+    assert records(session, D, D + DAY) == [
+        (
+            ut.SECURITY_GROUP,
+            group_uuid,
+            int(12.75 * 3600),
+            12.75,
+            "Security Group: default usage time",
+        )
+    ]
+    assert aggregate.run(session, D + DAY, D + 2 * DAY) == 0

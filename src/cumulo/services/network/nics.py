@@ -123,6 +123,7 @@ def add_nic(
     session.flush()
     nic.mac = mac_for(nic.id)
     nic.ip4 = ipam.allocate_guest_ip(session, network, nic.id, ip)
+    usage.record_nic(session, usage.OFFERING_ASSIGN, vm, nic)
     return nic
 
 
@@ -163,6 +164,7 @@ def release(session: Session, vm: VirtualMachine) -> None:
     used: set[int] = set()
     for nic in session.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.removed.is_(None))):
         ipam.release_guest_ips(session, nic.id)
+        usage.record_nic(session, usage.OFFERING_REMOVE, vm, nic)
         nic.removed = now
         used.add(nic.network_id or 0)
     session.flush()
@@ -177,6 +179,7 @@ def release(session: Session, vm: VirtualMachine) -> None:
         )
     )
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.vm_id == vm.id))
+    usage.record_security_groups(session, usage.SG_REMOVE, vm)
     session.execute(delete(SecurityGroupMember).where(SecurityGroupMember.vm_id == vm.id))
     for ip in session.scalars(
         select(PublicIpAddress).where(PublicIpAddress.static_nat_vm_id == vm.id)
@@ -258,6 +261,7 @@ def remove_from_vm(session: Session, vm: VirtualMachine, nic: Nic) -> None:
         ):
             ip.static_nat_vm_id = None
             ip.static_nat_ip = None
+    usage.record_nic(session, usage.OFFERING_REMOVE, vm, nic)
     nic.removed = utcnow()
     session.flush()
     network = session.get(Network, nic.network_id) if nic.network_id else None

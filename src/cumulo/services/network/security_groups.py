@@ -28,6 +28,7 @@ from cumulo.db.models_network import (
 from cumulo.services.errors import NotFound, ParamError, ResourceInUse
 from cumulo.services.identity.accounts import find_account_by_name
 from cumulo.services.network import rules
+from cumulo.services.usage import events as usage
 
 DEFAULT = "default"
 PROTOCOLS = ("tcp", "udp", "icmp", "all")
@@ -288,4 +289,5 @@ def attach_at_deploy(
         groups = [ensure_default(session, owner)]
     session.add_all(SecurityGroupMember(group_id=g.id, vm_id=vm.id) for g in groups)
     session.flush()
+    usage.record_security_groups(session, usage.SG_ASSIGN, vm)
     return groups

@@ -31,6 +31,7 @@ from cumulo.common.time import aware, utcnow
 from cumulo.db.models_catalog import DiskOffering, ServiceOffering
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_images import Template
+from cumulo.db.models_network import NetworkOffering
 from cumulo.db.models_usage import UsageEvent, UsageJob, UsageRecord
 from cumulo.services.errors import ParamError
 from cumulo.services.usage import object_storage
@@ -218,6 +219,7 @@ class _Names:
 
         self.service = _uuids(session, ServiceOffering, ids("VirtualMachine", "offering_id"))
         self.disk = _uuids(session, DiskOffering, ids("Volume", "offering_id"))
+        self.network = _uuids(session, NetworkOffering, ids("NicOffering", "offering_id"))
         templates = ids("VirtualMachine", "template_id") | ids("Volume", "template_id")
         self.template = _uuids(session, Template, templates)
         vm_ids = ids("VirtualMachine", "resource_id")
@@ -246,6 +248,8 @@ def _record(b: Bucket, start: datetime, end: datetime, names: _Names) -> dict[st
     is_vm = a.resource_type == "VirtualMachine"
     offerings = names.service if is_vm else names.disk
     vm = names.vms.get(a.resource_id) if is_vm else None
+    if a.resource_type == "NicOffering":  # usage id = the VM, offering = the network's
+        is_vm, offerings = True, names.network
     return dict(
         uuid=new_uuid(),
         account_id=a.account_id,
@@ -286,6 +290,10 @@ def describe(usage_type: int, a: Any) -> str:
         return f"Port Forwarding Rule: {name} usage time"
     if usage_type == ut.LOAD_BALANCER_POLICY:
         return f"Load Balancing Policy: {name} usage time"
+    if usage_type == ut.NETWORK_OFFERING:
+        return f"Network offering usage for VM {name}"
+    if usage_type == ut.SECURITY_GROUP:
+        return f"Security Group: {name} usage time"
     label = ut.USAGE_TYPES[usage_type][1]
     return f"{label}: {name} (Size: {a.size})"
 

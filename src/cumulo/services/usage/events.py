@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from cumulo.common.time import utcnow
-from cumulo.db.models_compute import VirtualMachine, Volume
-from cumulo.db.models_network import Network, NetworkRule
+from cumulo.db.models_compute import Nic, VirtualMachine, Volume
+from cumulo.db.models_network import Network, NetworkRule, SecurityGroup, SecurityGroupMember
 from cumulo.db.models_usage import UsageEvent
 
 VM_CREATE, VM_START, VM_STOP, VM_DESTROY, VM_UPGRADE = (
@@ -42,6 +42,8 @@ VMSNAPSHOT_CREATE, VMSNAPSHOT_DELETE = "VMSNAPSHOT.CREATE", "VMSNAPSHOT.DELETE"
 IP_ASSIGN, IP_RELEASE = "NET.IPASSIGN", "NET.IPRELEASE"
 RULE_ADD, RULE_DELETE = "NET.RULEADD", "NET.RULEDELETE"  # port forwarding (CloudStack's names)
 LB_CREATE, LB_DELETE = "LB.CREATE", "LB.DELETE"
+OFFERING_ASSIGN, OFFERING_REMOVE = "NETWORK.OFFERING.ASSIGN", "NETWORK.OFFERING.REMOVE"
+SG_ASSIGN, SG_REMOVE = "SG.ASSIGN", "SG.REMOVE"
 
 USAGE_EVENT_TYPES = (
     VM_CREATE, VM_START, VM_STOP, VM_DESTROY, VM_UPGRADE,
@@ -49,6 +51,7 @@ USAGE_EVENT_TYPES = (
     TEMPLATE_CREATE, TEMPLATE_DELETE, ISO_CREATE, ISO_DELETE,
     SNAPSHOT_CREATE, SNAPSHOT_DELETE, VMSNAPSHOT_CREATE, VMSNAPSHOT_DELETE,
     IP_ASSIGN, IP_RELEASE, RULE_ADD, RULE_DELETE, LB_CREATE, LB_DELETE,
+    OFFERING_ASSIGN, OFFERING_REMOVE, SG_ASSIGN, SG_REMOVE,
 )  # fmt: skip
 
 
@@ -198,6 +201,48 @@ def record_rules_removed(session: Session, *where: ColumnElement[bool]) -> None:
     stmt = select(NetworkRule).where(NetworkRule.purpose.in_(RULE_USAGE), *where)
     for rule in session.scalars(stmt).all():
         record_rule(session, rule, created=False)
+
+
+def record_nic(session: Session, type: str, vm: VirtualMachine, nic: Nic) -> None:
+    """A VM's NIC on a network of an offering (type 13): one interval per NIC, billed to the
+    VM (its record's usage id) by the network's offering (the record's offering id)."""
+    network = session.get(Network, nic.network_id) if nic.network_id is not None else None
+    if network is None:
+        return
+    record(
+        session,
+        type,
+        account_id=vm.account_id,
+        domain_id=vm.domain_id,
+        zone_id=vm.zone_id,
+        resource_type="NicOffering",
+        resource_id=nic.id,
+        resource_uuid=vm.uuid,
+        resource_name=vm.name,
+        offering_id=network.offering_id,
+    )
+
+
+def record_security_groups(session: Session, type: str, vm: VirtualMachine) -> None:
+    """Every security group membership of ``vm`` (type 10) joined or left: one interval per
+    (group, VM) membership row, billed to the group (the record's usage id)."""
+    rows = session.execute(
+        select(SecurityGroupMember.id, SecurityGroup)
+        .join(SecurityGroup, SecurityGroup.id == SecurityGroupMember.group_id)
+        .where(SecurityGroupMember.vm_id == vm.id)
+    ).all()
+    for member_id, group in rows:
+        record(
+            session,
+            type,
+            account_id=vm.account_id,
+            domain_id=vm.domain_id,
+            zone_id=vm.zone_id,
+            resource_type="SecurityGroupMember",
+            resource_id=member_id,
+            resource_uuid=group.uuid,
+            resource_name=group.name,
+        )
 
 
 # --- the VM state machine's hook ---------------------------------------------------------

@@ -48,6 +48,8 @@ RULES: tuple[Rule, ...] = (
     _rule(ut.IP_ADDRESS, "PublicIpAddress", "NET.IPASSIGN", "NET.IPRELEASE"),
     _rule(ut.PORT_FORWARDING_RULE, "PortForwardingRule", "NET.RULEADD", "NET.RULEDELETE"),
     _rule(ut.LOAD_BALANCER_POLICY, "LoadBalancer", "LB.CREATE", "LB.DELETE"),
+    _rule(ut.NETWORK_OFFERING, "NicOffering", "NETWORK.OFFERING.ASSIGN", "NETWORK.OFFERING.REMOVE"),
+    _rule(ut.SECURITY_GROUP, "SecurityGroupMember", "SG.ASSIGN", "SG.REMOVE"),
 )
 assert all(t in ev.USAGE_EVENT_TYPES for r in RULES for t in r.opens | r.closes | r.changes)
 RESOURCE_TYPES = tuple(sorted({r.resource_type for r in RULES}))

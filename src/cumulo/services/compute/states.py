@@ -14,10 +14,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cumulo.common.time import utcnow
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.services.errors import ParamError
+from cumulo.services.eventbus import outbox
 from cumulo.services.usage import events as usage
 
 
@@ -129,8 +131,11 @@ def transition(session: Session, vm: VirtualMachine, event: Event, **changes: ob
         raise IllegalState(
             f"Unable to {event.value.replace('-', ' ')} the VM: it is now in state {vm.state}"
         )
+    # The row already holds these values: set them as loaded, so the flush does not write
+    # the row a second time, and publish the state change the flush hook would have seen.
     for key, value in values.items():
-        setattr(vm, key, value)
+        set_committed_value(vm, key, value)
+    outbox.state_changed(session, vm, "VirtualMachine", current, target.value)
     # Usage events (VM.START, VM.STOP, VM.DESTROY …) commit with the change: every path
     # through the state machine (jobs, reconciler, HA) is metered, none twice.
     usage.vm_transition(session, vm, event.value, current, target.value)

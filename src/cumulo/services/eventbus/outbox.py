@@ -190,13 +190,19 @@ def _state_changed(session: Session, obj: Any, kind: str) -> None:
     change = _changed(obj, "state")
     if change is None or change[0] is None:
         return
+    state_changed(session, obj, kind, change[0], change[1])
+
+
+def state_changed(session: Session, obj: Any, kind: str, old: str, new: str) -> None:
+    """The StateChange event of ``obj``: for a change written with a plain UPDATE, which the
+    flush hook cannot see (the VM state machine's guarded UPDATE)."""
     now = utcnow()
     payload = {
         "resource": kind,
         "id": obj.uuid,
         "name": getattr(obj, "name", None),
-        "old-state": change[0],
-        "new-state": change[1],
+        "old-state": old,
+        "new-state": new,
         "status": "postStateTransitionEvent",
         "eventDateTime": cs_date(now),
         "changed": precise(now),

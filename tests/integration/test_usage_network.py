@@ -39,9 +39,10 @@ def usage(cs: Any, period: dict[str, str], type: int, usageid: str) -> list[dict
     return found
 
 
-def hours(records: list[dict[str, Any]]) -> float:
+def secs(records: list[dict[str, Any]]) -> int:
+    """Whole seconds of the one record (``rawusage`` is hours rounded to 6 digits)."""
     assert len(records) == 1, records
-    return float(records[0]["rawusage"])
+    return round(float(records[0]["rawusage"]) * 3600)
 
 
 def test_rules_are_metered_until_deleted_directly_or_with_their_address(
@@ -97,10 +98,10 @@ def test_rules_are_metered_until_deleted_directly_or_with_their_address(
     gone_rec = usage(admin, period, 12, gone_pf["id"])
     # Closed intervals: about 2 s each; the kept rule is still open at the period's end (over
     # 4.4 s after it was made, less up to a second of truncating `now` to whole seconds).
-    assert 2 / 3600 <= hours(lb_rec) < 60 / 3600
-    assert 2 / 3600 <= hours(gone_rec) < 60 / 3600
-    assert hours(kept_rec) >= 3 / 3600 and hours(kept_rec) > hours(gone_rec)
-    assert hours(kept_rec) < 120 / 3600
+    assert 2 <= secs(lb_rec) < 60
+    assert 2 <= secs(gone_rec) < 60
+    assert secs(kept_rec) >= 3 and secs(kept_rec) > secs(gone_rec)
+    assert secs(kept_rec) < 120
     for rec in lb_rec + kept_rec + gone_rec:
         assert rec["accountid"] == tenant.account_id and rec["account"] == tenant.name
         assert rec["domainid"] == tenant.domain_id and rec["zoneid"] == net.sim.zone["id"]
@@ -123,6 +124,6 @@ def test_rules_are_metered_until_deleted_directly_or_with_their_address(
     assert lb_ids == {lb["id"]}
     # The VM's NIC on the network (type 13): billed to the VM by the network's offering.
     nic_rec = usage(admin, period, 13, vm["id"])
-    assert 3 / 3600 <= hours(nic_rec) < 300 / 3600
+    assert 3 <= secs(nic_rec) < 300
     assert nic_rec[0]["offeringid"] == offering["networkoffering"][0]["id"]
     assert nic_rec[0]["virtualmachineid"] == vm["id"]

@@ -183,7 +183,7 @@ try {
   done.pageFailures = [];
   for (const title of titles) {
     try {
-      await ops.locator("nav.side a", { hasText: title }).first().click({ timeout: 10000 });
+      await ops.locator("nav.side").getByRole("link", { name: title, exact: true }).first().click({ timeout: 10000 });
       await ops.locator("main h1").first().waitFor({ timeout: 15000 });
       await ops.waitForTimeout(400); // the page's first API answers
       const failed = await ops.locator("main .error").allInnerTexts();

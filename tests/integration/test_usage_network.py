@@ -127,3 +127,54 @@ def test_rules_are_metered_until_deleted_directly_or_with_their_address(
     assert 3 <= secs(nic_rec) < 300
     assert nic_rec[0]["offeringid"] == offering["networkoffering"][0]["id"]
     assert nic_rec[0]["virtualmachineid"] == vm["id"]
+
+
+def last_hour() -> dict[str, str]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return {
+        "startdate": (now - timedelta(hours=1)).strftime(FORMAT),
+        "enddate": now.strftime(FORMAT),
+    }
+
+
+def test_expunge_and_delete_network_close_every_interval(cloud: Cloud, net: NetZone) -> None:
+    """A VM expunged (its PF rule, NIC) and then its network deleted (an LB rule on the
+    network's address): billed up to then, nothing in the next period."""
+    tenant = make_tenant(cloud, make_domain(cloud)["id"])
+    cs = client(cloud, tenant.keys)
+    offering = cs.listNetworkOfferings(name="DefaultIsolatedNetworkOfferingWithSourceNatService")
+    network = cs.createNetwork(
+        name=uniq("net"),
+        networkofferingid=offering["networkoffering"][0]["id"],
+        zoneid=net.sim.zone["id"],
+        gateway="10.72.0.1",
+        netmask="255.255.255.0",
+    )["network"]
+    deployed = net.sim.deploy(tenant.keys, networkids=network["id"], name=uniq("vm"))
+    assert deployed["jobstatus"] == 1, deployed
+    vm = deployed["jobresult"]["virtualmachine"]
+    ip = cs.associateIpAddress(networkid=network["id"], fetch_result=True)["ipaddress"]
+    pf = cs.createPortForwardingRule(
+        ipaddressid=ip["id"], protocol="tcp", publicport=2222, privateport=22,
+        virtualmachineid=vm["id"], fetch_result=True,
+    )["portforwardingrule"]  # fmt: skip
+    lb = cs.createLoadBalancerRule(
+        name=uniq("lb"), publicipid=ip["id"], publicport=80, privateport=8080,
+        algorithm="roundrobin", fetch_result=True,
+    )["loadbalancer"]  # fmt: skip
+    time.sleep(1.2)
+    admin = client(cloud, cloud.admin)
+    admin.destroyVirtualMachine(id=vm["id"], expunge=True, fetch_result=True)
+    cs.deleteNetwork(id=network["id"], fetch_result=True)
+    assert cs.listNetworks(id=network["id"]).get("network", []) == []
+    time.sleep(1.2)
+    first = last_hour()
+    admin.generateUsageRecords(**first)
+    time.sleep(2.2)
+    # The next period, from where the first ended: closed intervals bill nothing in it.
+    later = {"startdate": first["enddate"], "enddate": last_hour()["enddate"]}
+    assert later["startdate"] < later["enddate"]
+    admin.generateUsageRecords(**later)
+    for type_, usageid in ((12, pf["id"]), (11, lb["id"]), (13, vm["id"])):
+        assert 1 <= secs(usage(admin, first, type_, usageid)) < 60, type_
+        assert usage(admin, later, type_, usageid) == [], type_

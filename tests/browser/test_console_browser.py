@@ -7,15 +7,12 @@ canvas, then that the same (single-use) URL no longer opens.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.test_dashboard import ARTIFACTS, CHROMIUM, WEB
+from tests.browser import ARTIFACTS, run_script
 from tests.browser.test_dashboard import pytestmark as browser_marks
 from tests.integration.test_agent import AgentProc
 from tests.integration.test_kvm_vms import (  # noqa: F401  (fixtures)
@@ -30,26 +27,7 @@ pytestmark = [*browser_marks, pytest.mark.vm, pytest.mark.net, pytest.mark.slow]
 
 
 def _open(url: str, shot: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "CONSOLE_URL": url,
-        "CHROMIUM": CHROMIUM,
-        "ARTIFACTS": str(ARTIFACTS),
-        "SHOT": shot,
-    }
-    done = subprocess.run(
-        ["node", str(WEB / "e2e" / "console.mjs")],
-        cwd=WEB,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no result from the browser: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    result: dict[str, Any] = json.loads(lines[-1])
-    assert done.returncode == 0 and "error" not in result, result.get("error", done.stderr)
-    return result
+    return run_script("console.mjs", {"CONSOLE_URL": url, "SHOT": shot}, timeout=180)
 
 
 def test_console_canvas_receives_frames(

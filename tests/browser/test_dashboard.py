@@ -9,16 +9,13 @@ build/artifacts/dashboard/ (linked from docs/dashboard.md).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, CHROMIUM, ROOT, WEB, run_script
 from tests.integration.tenants import PASSWORD, Tenant, make_domain, make_tenant
 from tests.support.cloud import Cloud
 from tests.support.netzone import add_networking
@@ -26,11 +23,7 @@ from tests.support.simzone import IMAGE, SimZone, build, http_files, uniq
 
 NET_OFFERING = "DefaultIsolatedNetworkOfferingWithSourceNatService"
 
-ROOT = Path(__file__).resolve().parents[2]
-WEB = ROOT / "web"
 DIST = ROOT / "src" / "cumulo" / "dashboard" / "dist" / "index.html"
-ARTIFACTS = ROOT / "build" / "artifacts" / "dashboard"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.browser,
@@ -65,10 +58,7 @@ def _run_browser(
 ) -> dict[str, object]:
     domain = cloud.call("listDomains", id=user.domain_id)["domain"][0]
     env = {
-        **os.environ,
         "BASE_URL": f"http://127.0.0.1:{cloud.port}",
-        "CHROMIUM": CHROMIUM,
-        "ARTIFACTS": str(ARTIFACTS),
         "USER_NAME": user.username,
         "USER_PASSWORD": PASSWORD,
         "USER_DOMAIN": domain["path"],
@@ -79,19 +69,7 @@ def _run_browser(
         "NET_OFFERING": NET_OFFERING,
         **names,
     }
-    done = subprocess.run(
-        ["node", str(WEB / "e2e" / "dashboard.mjs")],
-        cwd=WEB,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=480,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no result from the browser: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    result: dict[str, object] = json.loads(lines[-1])
-    assert done.returncode == 0 and "error" not in result, result.get("error", done.stderr)
-    return result
+    return run_script("dashboard.mjs", env, timeout=480)
 
 
 def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tenant) -> None:

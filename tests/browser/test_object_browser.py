@@ -8,16 +8,13 @@ checks the store afterwards with the keys the browser generated.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.browser.test_dashboard import ARTIFACTS, CHROMIUM, WEB
+from tests.browser import run_script
 from tests.browser.test_dashboard import pytestmark as browser_marks
 from tests.integration.tenants import PASSWORD, make_domain, uniq
 from tests.objectstore.conftest import S3Server
@@ -56,10 +53,7 @@ def test_buckets_uploads_downloads_and_share_links(stack: S3Server, tmp_path: Pa
     )["account"]
     bucket = uniq("web").lower()
     env = {
-        **os.environ,
         "BASE_URL": f"http://127.0.0.1:{cloud.port}",
-        "CHROMIUM": CHROMIUM,
-        "ARTIFACTS": str(ARTIFACTS),
         "USER_NAME": username,
         "USER_PASSWORD": PASSWORD,
         "USER_DOMAIN": domain["path"],
@@ -69,18 +63,7 @@ def test_buckets_uploads_downloads_and_share_links(stack: S3Server, tmp_path: Pa
         "S3USER_KEEP": uniq("s3only"),
         "S3USER_DISABLE": uniq("s3gone"),
     }
-    done = subprocess.run(
-        ["node", str(WEB / "e2e" / "storage.mjs")],
-        cwd=WEB,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no result: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    seen = json.loads(lines[-1])
-    assert done.returncode == 0 and "error" not in seen, seen.get("error", done.stderr)
+    seen = run_script("storage.mjs", env, timeout=300)
 
     assert seen["downloadSha"] == seen["smallSha"] and seen["downloadName"] == "small.bin"
     assert seen["shareStatus"] == 200 and seen["shareSha"] == seen["largeSha"]

@@ -50,7 +50,7 @@ try {
   done.liveStream = true;
   await page.screenshot({ path: `${shots}/home-user.png` });
   done.userSeesOperatorMenu = (await page.locator('[data-test="operator-menu"]').count()) > 0;
-  await page.goto(`${base}/client/#/infra/hosts`);
+  await page.goto(`${base}/client/#/r/hosts`);
   await page.getByRole("heading", { name: "Not allowed" }).waitFor();
   done.operatorUrlRefused = true;
   await page.screenshot({ path: `${shots}/forbidden.png` });

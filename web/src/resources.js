@@ -232,6 +232,22 @@ export const resources = [
   },
   // ---- for operators --------------------------------------------------------------------
   {
+    kind: "hosts", title: "Hosts", list: "listHosts", operator: true, needs: ["updateHost"],
+    params: { type: "Routing" },
+    columns: ["name", "state", "resourcestate", "hypervisor", "clustername", "zonename", "cpuallocated", "memoryallocated"],
+    labels: { cpuallocated: "CPU allocated", memoryallocated: "Memory allocated" },
+    actions: [
+      { label: "Disable", api: "updateHost", params: () => ({ allocationstate: "Disable" }),
+        when: (r) => r.resourcestate === "Enabled" },
+      { label: "Enable", api: "updateHost", params: () => ({ allocationstate: "Enable" }),
+        when: (r) => r.resourcestate === "Disabled" },
+      { label: "Maintenance", api: "prepareHostForMaintenance", confirm: true,
+        when: (r) => r.resourcestate === "Enabled" },
+      { label: "End maintenance", api: "cancelHostMaintenance",
+        when: (r) => ["Maintenance", "PrepareForMaintenance", "ErrorInMaintenance"].includes(r.resourcestate) },
+    ],
+  },
+  {
     kind: "zones", needs: ["updateZone"], title: "Zones", list: "listZones", operator: true,
     columns: ["name", "allocationstate", "networktype", "dns1"],
     labels: { allocationstate: "Allocation" },

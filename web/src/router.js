@@ -7,7 +7,6 @@ import Login from "./pages/Login.vue";
 import Home from "./pages/Home.vue";
 import Instances from "./pages/Instances.vue";
 import Deploy from "./pages/Deploy.vue";
-import Hosts from "./pages/Hosts.vue";
 import Forbidden from "./pages/Forbidden.vue";
 import ResourcePage from "./pages/ResourcePage.vue";
 import ObjectStorage from "./pages/ObjectStorage.vue";
@@ -54,12 +53,6 @@ export const pages = [
     name: "usage",
     component: Usage,
     meta: { title: "Usage and cost", apis: ["quotaStatement"] },
-  },
-  {
-    path: "/infra/hosts",
-    name: "hosts",
-    component: Hosts,
-    meta: { title: "Hosts", apis: ["listHosts", "updateHost"], operator: true },
   },
   {
     path: "/infra/s3users",

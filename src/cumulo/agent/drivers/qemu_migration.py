@@ -16,20 +16,17 @@ These functions are those two disk steps; both are idempotent and crash-safe:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 from cumulo.agent.drivers.base import DriverError
 from cumulo.agent.drivers.qemu import QemuDriver
 from cumulo.agent.storage import qcow2
+from cumulo.agent.storage.staging import staged, store_file
 from cumulo.agentrpc.messages import FetchDisk, PowerState, StageDisk
 
 COPY_TIMEOUT_S = 3600.0  # a large disk on a slow store; the server's own wait is shorter
@@ -47,7 +44,7 @@ def stage_disk(driver: QemuDriver, command: StageDisk) -> dict[str, int]:
         source = Path(command.path)
         if not source.is_file():
             raise DriverError(f"disk {command.path} is not on this host")
-        with _staged(target) as tmp:
+        with staged(target) as tmp:
             _qemu_img("convert", "-q", "-O", "qcow2", str(source), str(tmp))
     return {"size": qcow2.virtual_size(target), "physical_size": target.stat().st_size}
 
@@ -59,7 +56,7 @@ def fetch_disk(command: FetchDisk) -> dict[str, int]:
         scheme = urllib.parse.urlsplit(command.source_url).scheme
         if scheme not in ("file", "http", "https"):
             raise DriverError(f"unsupported URL scheme in {command.source_url!r}")
-        with _staged(final) as tmp:
+        with staged(final) as tmp:
             _download(command.source_url, tmp)
             if not qcow2.is_qcow2(tmp):
                 raise DriverError(f"{command.source_url} is not a qcow2 disk")
@@ -67,32 +64,6 @@ def fetch_disk(command: FetchDisk) -> dict[str, int]:
             if info.get("backing-filename"):
                 raise DriverError("a migrated disk must be flattened (it names a backing file)")
     return {"size": qcow2.virtual_size(final)}
-
-
-def store_file(store_url: str, install_path: str) -> Path:
-    """The file ``install_path`` names in a ``file://`` store; paths leaving it refused."""
-    parsed = urllib.parse.urlparse(store_url)
-    if parsed.scheme != "file" or not parsed.path:
-        raise DriverError(f"this host can only write to file:// stores, not {store_url}")
-    root = Path(urllib.parse.unquote(parsed.path)).resolve()
-    full = (root / install_path).resolve()
-    if not install_path or not full.is_relative_to(root) or full == root:
-        raise DriverError(f"path {install_path!r} leaves the store")
-    return full
-
-
-@contextlib.contextmanager
-def _staged(final: Path) -> Iterator[Path]:
-    """A temporary name beside ``final``; on success fsync, rename, fsync the directory."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, final)
-        _fsync(final.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _download(url: str, dest: Path) -> None:
@@ -116,11 +87,3 @@ def _qemu_img(*args: str) -> None:
         raise DriverError(f"qemu-img {args[0]} did not finish in {COPY_TIMEOUT_S:.0f} s") from exc
     if done.returncode != 0:
         raise DriverError(f"qemu-img {args[0]} failed: {done.stderr.strip()[-400:]}")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -37,7 +37,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from cumulo.agent.drivers.qemu_rundir import RunDir, live_pid, write_json
 from cumulo.agent.drivers.qmp import QmpError
 from cumulo.agent.drivers.qmp import qmp as _qmp_once
 from cumulo.agent.storage import qcow2
+from cumulo.agent.storage.staging import fsync_path, parts_of, staged, store_file
 from cumulo.agentrpc.messages import DiskSpec, to_wire
 
 SERIAL_BYTES = 20  # virtio-blk's ID field (VIRTIO_BLK_ID_BYTES)
@@ -241,7 +241,7 @@ class QemuVolumes:
             qcow2.ensure_blank(final, size_bytes)
             return qcow2.virtual_size(final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        with _staged(final) as tmp:
+        with staged(final, (".raw",)) as tmp:
             _fetch_image(source_url, tmp)
             if size_bytes > qcow2.virtual_size(tmp):
                 qcow2.qemu_img("resize", "-q", "-f", "qcow2", str(tmp), str(_sectors(size_bytes)))
@@ -259,7 +259,7 @@ class QemuVolumes:
             raise DriverError(f"volume {path} does not exist on primary storage")
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            with _staged(target) as tmp:
+            with staged(target, (".raw",)) as tmp:
                 tmp.unlink(missing_ok=True)
                 qcow2.qemu_img("convert", "-q", "-O", "qcow2", str(source), str(tmp))
         source.unlink()
@@ -329,11 +329,11 @@ class QemuVolumes:
         if not source.is_file():
             raise DriverError(f"volume {path} does not exist on primary storage")
         target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in _parts_of(target):  # an earlier attempt that died
+        for stale in parts_of(target):  # an earlier attempt that died
             stale.unlink(missing_ok=True)
         run = self._run_dir(vm_name) if vm_name else None
         block = _block_of(run, path) if run is not None and _live(run) else None
-        with _staged(target) as tmp:
+        with staged(target, (".raw",)) as tmp:
             if run is not None and block is not None:
                 try:
                     _live_backup(run, snapshot_id, path, tmp)
@@ -350,7 +350,7 @@ class QemuVolumes:
         final = Path(path)
         if not final.is_file():
             raise DriverError(f"volume {path} does not exist on primary storage")
-        with _staged(final) as tmp:
+        with staged(final, (".raw",)) as tmp:
             _fetch_image(source_url, tmp)
         return qcow2.virtual_size(final)
 
@@ -369,7 +369,7 @@ class QemuVolumes:
         if not source_url and not path:
             raise DriverError("a template needs a volume or a snapshot to copy")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _staged(target) as tmp:
+        with staged(target, (".raw",)) as tmp:
             if source_url:
                 _fetch_image(source_url, tmp)
             else:
@@ -689,52 +689,13 @@ def _size_of(path: Path) -> int:
     return qcow2.virtual_size(path)
 
 
-def store_file(store_url: str, install_path: str) -> Path:
-    """The file ``install_path`` names in a ``file://`` store; paths leaving it refused."""
-    parsed = urllib.parse.urlparse(store_url)
-    if parsed.scheme != "file" or not parsed.path:
-        raise DriverError(f"this host can only write to file:// stores, not {store_url}")
-    root = Path(urllib.parse.unquote(parsed.path)).resolve()
-    full = (root / install_path).resolve()
-    if not install_path or not full.is_relative_to(root) or full == root:
-        raise DriverError(f"path {install_path!r} leaves the store")
-    return full
-
-
-def _parts_of(target: Path) -> list[Path]:
-    return list(target.parent.glob(f".{target.name}.*.part"))
-
-
-@contextlib.contextmanager
-def _staged(final: Path) -> Iterator[Path]:
-    """A temporary name beside ``final``; on success fsync, rename, fsync the directory."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, final)
-        _fsync(final.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".raw").unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def describe(path: Path) -> dict[str, int | str]:
     """What the server records of an export: virtual size, bytes on the store, sha256.
 
     The file is fsynced in a second thread while it is hashed: on a fresh export both take
     about as long as the copy itself, and the one waits on the disk, the other on the CPU.
     """
-    syncer = threading.Thread(target=_fsync, args=(path,), name="export-fsync")
+    syncer = threading.Thread(target=fsync_path, args=(path,), name="export-fsync")
     syncer.start()
     try:
         with path.open("rb") as fh:

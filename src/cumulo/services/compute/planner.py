@@ -135,8 +135,8 @@ def _statement(shape: _Shape) -> Any:
             Cluster.allocation_state == "Enabled",
             Pod.allocation_state == "Enabled",
             Zone.allocation_state == "Enabled",
-            _CPU_FREE >= bindparam("p_cpu"),
-            _MEM_FREE >= bindparam("p_mem"),
+            bindparam("p_cpu") <= _CPU_FREE,
+            bindparam("p_mem") <= _MEM_FREE,
             *_tags_clause(Host.host_tags, shape.host_tags, "p_htag"),  # type: ignore[arg-type]
         )
     )

@@ -475,7 +475,8 @@ def test_ctrl_c_stops_waiting_but_not_the_job(tmp_path: Path) -> None:
 
     from tests.support.cloud import make_cloud
 
-    slow = make_cloud(tmp_path / "slow", CUMULO_JOBS__INJECT_DELAY_SECONDS="3")
+    # every job sleeps 10 s before it runs: long enough to interrupt the wait on a busy machine
+    slow = make_cloud(tmp_path / "slow", CUMULO_JOBS__INJECT_DELAY_SECONDS="10")
     slow.start()
     try:
         cli = Cli(tmp_path, _clean_env(tmp_path))
@@ -495,14 +496,15 @@ def test_ctrl_c_stops_waiting_but_not_the_job(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        # interrupt once the job is submitted (it sleeps 3 s before it runs)
-        deadline = time.monotonic() + 20
+        # interrupt once the job is submitted (it sleeps 10 s before it runs)
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             jobs = slow.call("listAsyncJobs", listall="true").get("asyncjobs", [])
             if any(j["jobstatus"] == 0 and "Domain" in j["cmd"] for j in jobs):
                 break
             time.sleep(0.1)
-        time.sleep(0.3)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, (out, err)

@@ -69,6 +69,9 @@ def test_up_boots_a_vm_from_the_box_template(tmp_path: Path) -> None:
         zone = cs.listZones(name="box")["zone"][0]
         template = cs.listTemplates(templatefilter="featured", name="tiny")["template"][0]
         offering = cs.listServiceOfferings(name="box-small")["serviceoffering"][0]
+        # the Debian template needs more memory than tiny: its offering is there too
+        medium = cs.listServiceOfferings(name="box-medium")["serviceoffering"][0]
+        assert (offering["memory"], medium["memory"]) == (128, 512)
         vm = cs.deployVirtualMachine(
             zoneid=zone["id"],
             templateid=template["id"],

@@ -220,16 +220,21 @@ class BoxZone:
     def enable(self, zone: dict[str, Any]) -> None:
         if zone.get("allocationstate") != "Enabled":
             self.c.call("updateZone", id=zone["id"], allocationstate="Enabled")
-        offerings = self.c.call("listServiceOfferings", name="box-small").get("serviceoffering")
-        if not offerings:
-            self.c.call(
-                "createServiceOffering",
-                name="box-small",
-                displaytext="1 vCPU, 128 MiB",
-                cpunumber=1,
-                cpuspeed=500,
-                memory=128,
-            )
+        for name, memory in BOX_OFFERINGS:
+            if not self.c.call("listServiceOfferings", name=name).get("serviceoffering"):
+                self.c.call(
+                    "createServiceOffering",
+                    name=name,
+                    displaytext=f"1 vCPU, {memory} MiB",
+                    cpunumber=1,
+                    cpuspeed=500,
+                    memory=memory,
+                )
+
+
+# The tiny guest runs in 128 MiB; Debian 12's kernel cannot even unpack its initramfs in that
+# ("System is deadlocked on memory"), so its template needs box-medium.
+BOX_OFFERINGS = (("box-small", 128), ("box-medium", 512))
 
 
 def _token_file(settings: Settings) -> Path:
@@ -294,7 +299,7 @@ def _add_debian(settings: Settings, zone_api: BoxZone, zone: dict[str, Any]) -> 
     except Exception as err:  # the box runs on without it; say why
         print(f"cumulo up: the Debian template was not built: {err}", flush=True)
         return
-    print("Box template:    debian-12 (cloud-init, SSH)", flush=True)
+    print("Box template:    debian-12 (cloud-init, SSH; offering box-medium)", flush=True)
 
 
 def run(settings: Settings) -> int:

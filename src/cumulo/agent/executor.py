@@ -14,7 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from cumulo.agent.drivers import qemu_migration
-from cumulo.agent.drivers.base import ConsoleDriver, DriverError, HypervisorDriver, VolumeDriver
+from cumulo.agent.drivers.base import (
+    ConsoleDriver,
+    DriverError,
+    HypervisorDriver,
+    VmSnapshotDriver,
+    VolumeDriver,
+)
 from cumulo.agent.drivers.qemu import QemuDriver
 from cumulo.agent.network import commands as network
 from cumulo.agentrpc.messages import (
@@ -22,7 +28,9 @@ from cumulo.agentrpc.messages import (
     AttachDisk,
     BackupSnapshot,
     Command,
+    CreateVmSnapshot,
     CreateVolume,
+    DeleteVmSnapshot,
     DeleteVolume,
     DestroyVm,
     DetachDisk,
@@ -37,9 +45,11 @@ from cumulo.agentrpc.messages import (
     RebootVm,
     ResizeVolume,
     RevertSnapshot,
+    RevertVmSnapshot,
     StageDisk,
     StartVm,
     StopVm,
+    VmSnapshotCommand,
     VmStatus,
     to_wire,
 )
@@ -107,6 +117,8 @@ def _run(
         return _run_copy(driver, command)
     if isinstance(command, VOLUME_COMMANDS):
         return _run_volume(_volumes(driver, command), command)
+    if isinstance(command, VmSnapshotCommand):
+        return _run_vm_snapshot(driver, command)
     if isinstance(command, network.NETWORK_COMMANDS):  # guest networking (issue 7)
         if isinstance(driver, QemuDriver):
             return network.run(command, driver.state_dir, driver.netns)
@@ -193,6 +205,23 @@ def _run_volume(driver: VolumeDriver, command: Command) -> dict[str, Any]:
             )
         )
     raise DriverError(f"unsupported command {command.kind}")
+
+
+def _run_vm_snapshot(driver: HypervisorDriver, command: VmSnapshotCommand) -> dict[str, Any]:
+    """A VM snapshot taken, reverted to or deleted on every disk of the VM."""
+    if not hasattr(driver, "create_vm_snapshot"):
+        raise DriverError(f"this host's driver cannot carry out {command.kind}")
+    snaps: VmSnapshotDriver = driver  # type: ignore[assignment]
+    args = (command.vm_name, command.tag, command.disk_paths)
+    if isinstance(command, CreateVmSnapshot):
+        snaps.create_vm_snapshot(*args, command.memory)
+    elif isinstance(command, RevertVmSnapshot):
+        snaps.revert_vm_snapshot(*args, command.memory)
+    elif isinstance(command, DeleteVmSnapshot):
+        snaps.delete_vm_snapshot(*args)
+    else:
+        raise DriverError(f"unsupported command {command.kind}")
+    return {}
 
 
 def console_socket(driver: HypervisorDriver, name: str) -> socket.socket:

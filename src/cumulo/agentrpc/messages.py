@@ -331,6 +331,35 @@ class ExportTemplate(Command):
 
 
 @dataclass(frozen=True)
+class VmSnapshotCommand(Command):
+    """One VM snapshot on every disk of a VM: ``tag`` names it on each qcow2 disk.
+
+    ``vm_name`` is set when the VM runs on this host (QMP on the live VM), None for a stopped
+    VM (the disk files directly); ``memory`` asks for the RAM and device state too.
+    """
+
+    vm_name: str | None
+    tag: str
+    disk_paths: tuple[str, ...]
+    memory: bool = False
+
+
+@dataclass(frozen=True)
+class CreateVmSnapshot(VmSnapshotCommand):
+    kind: ClassVar[str] = "CreateVMSnapshotCommand"
+
+
+@dataclass(frozen=True)
+class RevertVmSnapshot(VmSnapshotCommand):
+    kind: ClassVar[str] = "RevertToVMSnapshotCommand"
+
+
+@dataclass(frozen=True)
+class DeleteVmSnapshot(VmSnapshotCommand):
+    kind: ClassVar[str] = "DeleteVMSnapshotCommand"
+
+
+@dataclass(frozen=True)
 class OpenConsole(Command):
     """Open the VM's console (its VNC server) and dial a WebSocket back to the server.
 
@@ -422,6 +451,9 @@ COMMANDS: dict[str, type[Command]] = {
         BackupSnapshot,
         RevertSnapshot,
         ExportTemplate,
+        CreateVmSnapshot,
+        RevertVmSnapshot,
+        DeleteVmSnapshot,
         OpenConsole,
         EnsureSegment,
         ReleaseSegment,

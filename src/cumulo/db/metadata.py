@@ -20,6 +20,7 @@ from cumulo.db import (  # noqa: F401
     models_storage,
     models_tags,
     models_usage,
+    models_vmsnapshots,
 )
 from cumulo.db.models import Base
 

@@ -107,6 +107,29 @@ class VolumeDriver(Protocol):
         """Write a template image from a volume or an export; ``size`` … as backup_snapshot."""
 
 
+class VmSnapshotDriver(Protocol):
+    """VM snapshots: every disk of a VM (and optionally its memory) at one instant, kept as a
+    named internal snapshot (``tag``) on the VM's own disks. ``vm_name`` is the running VM to
+    work through, None for a stopped VM's disk files. Idempotent: taking an existing tag again
+    replaces it, deleting a missing one succeeds; reverting to a missing one is an error.
+    """
+
+    def create_vm_snapshot(
+        self, vm_name: str | None, tag: str, disk_paths: tuple[str, ...], memory: bool
+    ) -> None:
+        """Take the snapshot on every disk at once (with RAM and device state if ``memory``)."""
+
+    def revert_vm_snapshot(
+        self, vm_name: str | None, tag: str, disk_paths: tuple[str, ...], memory: bool
+    ) -> None:
+        """Put every disk (and, with ``memory`` on a running VM, the guest) back to ``tag``."""
+
+    def delete_vm_snapshot(
+        self, vm_name: str | None, tag: str, disk_paths: tuple[str, ...]
+    ) -> None:
+        """Remove ``tag`` from every disk."""
+
+
 class ConsoleDriver(Protocol):
     """A VM's graphical console: a connected stream socket speaking RFB (VNC).
 

@@ -100,6 +100,8 @@ class SimDriver:
     # same pools, as the hosts of a cluster see their cluster's NFS or Ceph pool.
     _disks: ClassVar[dict[str, SimDisk]] = {}
     _disk_lock: ClassVar[threading.Lock] = threading.Lock()
+    # VM snapshots, as qcow2 keeps them inside each disk: disk path -> tag -> the disk then.
+    _vm_snaps: ClassVar[dict[str, dict[str, SimDisk]]] = {}
 
     def __init__(
         self, hostname: str, *, cpus: int = 8, cpu_mhz: int = 2400, memory_bytes: int = 16 << 30
@@ -117,6 +119,7 @@ class SimDriver:
         self._started: dict[str, float] = {}
         self._templates: dict[str, str] = {}
         self._plugged: dict[str, dict[str, int]] = {}  # vm name -> volume id -> device id
+        self._memory_snaps: dict[str, dict[str, float]] = {}  # vm -> tag -> start time then
         self._lock = threading.Lock()
 
     def host_info(self) -> HostInfo:
@@ -155,8 +158,10 @@ class SimDriver:
         with self._disk_lock:
             for path in disk_paths:
                 self._disks.pop(path, None)
+                self._vm_snaps.pop(path, None)
         with self._lock:
             self._plugged.pop(name, None)
+            self._memory_snaps.pop(name, None)
             self._vms.pop(name, None)
             self._power.pop(name, None)
             self._started.pop(name, None)
@@ -310,6 +315,55 @@ class SimDriver:
             self._disk(path)
             self._disks[path] = restored
             return restored.size
+
+    def create_vm_snapshot(
+        self, vm_name: str | None, tag: str, disk_paths: tuple[str, ...], memory: bool
+    ) -> None:
+        with self._lock:
+            running = vm_name is not None and self._power.get(vm_name) == PowerState.RUNNING
+            if memory and (vm_name is None or not running):
+                raise DriverError("a memory snapshot needs the VM running on this host")
+            if memory and vm_name is not None:
+                started = self._started.get(vm_name, time.monotonic())
+                self._memory_snaps.setdefault(vm_name, {})[tag] = started
+        with self._disk_lock:
+            taken = {path: self._disk(path) for path in disk_paths}
+            for path, disk in taken.items():
+                self._vm_snaps.setdefault(path, {})[tag] = SimDisk(disk.size, disk.content)
+
+    def revert_vm_snapshot(
+        self, vm_name: str | None, tag: str, disk_paths: tuple[str, ...], memory: bool
+    ) -> None:
+        with self._disk_lock:
+            missing = [p for p in disk_paths if tag not in self._vm_snaps.get(p, {})]
+            if missing:
+                raise DriverError(f"VM snapshot {tag} is not on disk {missing[0]}")
+            for path in disk_paths:
+                kept = self._vm_snaps[path][tag]
+                self._disks[path] = SimDisk(kept.size, kept.content)
+        if not memory or vm_name is None:
+            return
+        with self._lock:
+            started = self._memory_snaps.get(vm_name, {}).get(tag)
+            if started is None:
+                raise DriverError(f"VM snapshot {tag} of {vm_name} has no memory state")
+            if self._power.get(vm_name) == PowerState.RUNNING:
+                self._started[vm_name] = started
+
+    def delete_vm_snapshot(
+        self, vm_name: str | None, tag: str, disk_paths: tuple[str, ...]
+    ) -> None:
+        with self._disk_lock:
+            for path in disk_paths:
+                self._vm_snaps.get(path, {}).pop(tag, None)
+        if vm_name is not None:
+            with self._lock:
+                self._memory_snaps.get(vm_name, {}).pop(tag, None)
+
+    def vm_snapshot_tags(self, path: str) -> list[str]:
+        """The tags on a simulated disk (tests check deletes and reverts through this)."""
+        with self._disk_lock:
+            return sorted(self._vm_snaps.get(path, {}))
 
     def export_template(
         self,

@@ -5,13 +5,22 @@ final state, list filters and account scoping, and bad input (error code and not
 
 libcloud 3.9.1's CloudStack driver has no VM-snapshot calls (only volume snapshots,
 ``create_volume_snapshot``/``ex_create_snapshot``), so `cs` is the client here.
+
+The last test runs on a real KVM host (TCG) with test_kvm_volumes' zone and helpers: data is
+written through the VM's own block layer (HMP ``qemu-io`` on the hot-plugged data disk) and
+read back from the file; snapshots are read from the qcow2 files with ``qemu-img snapshot
+-l``. The memory snapshot's marker is the guest itself: after the revert the same QEMU runs
+on without booting again (no new GUEST-INIT/READY on its serial console) while its disk is
+back to the snapshot's content.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +28,21 @@ import pytest
 from cumulo.agent.drivers.base import DriverError
 from cumulo.agent.drivers.sim import SimDisk, SimDriver
 from tests.integration.tenants import Tenant, error, make_domain, make_tenant
+from tests.integration.test_agent import wait_for
+from tests.integration.test_kvm_vms import qemu_pids, ready_count, serial
+from tests.integration.test_kvm_volumes import (  # noqa: F401  (fixtures)
+    Kvm,
+    client,
+    deploy,
+    file_has,
+    host_netns,
+    kvm,
+    qemu_io,
+    qmp,
+    result,
+    tiny,
+    wait,
+)
 from tests.support.cloud import Cloud
 from tests.support.simzone import IMAGE, SimZone, build, http_files, uniq
 
@@ -346,3 +370,80 @@ def test_simulator_disks_keep_what_each_snapshot_saw() -> None:
     with pytest.raises(DriverError):
         driver.revert_vm_snapshot(None, "s1", paths, False)
     driver.destroy("nobody", paths)
+
+
+# --- a real KVM host (TCG) ------------------------------------------------------------------
+
+
+def tags(path: Path) -> list[str]:
+    out = subprocess.run(
+        ["qemu-img", "snapshot", "-U", "-l", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return [line.split()[1] for line in out.splitlines()[2:] if line.split()]
+
+
+@pytest.mark.vm
+@pytest.mark.net
+@pytest.mark.slow
+def test_vm_snapshots_on_a_real_host(kvm: Kvm) -> None:  # noqa: F811
+    cloud, ctx, _, state, pool = kvm
+    api = client(cloud)
+    offering = api.createDiskOffering(name=uniq("do"), displaytext="c", customized=True)[
+        "diskoffering"
+    ]
+    vm = deploy(api, ctx, state)
+    name = vm["instancename"]
+    volume = result(
+        api,
+        api.createVolume(
+            name=uniq("data"), zoneid=ctx["zone"]["id"], diskofferingid=offering["id"], size=1
+        ),
+        "volume",
+    )
+    result(api, api.attachVolume(id=volume["id"], virtualmachineid=vm["id"]), "volume")
+    (data_file,) = pool.rglob(f"{volume['id']}*.qcow2")
+    root = api.listVolumes(virtualmachineid=vm["id"], type="ROOT")["volume"][0]
+    (root_file,) = [p for p in pool.rglob("*.qcow2") if root["id"] in p.name]
+
+    # Disk only, of the running VM: one tag on both disks at once.
+    qemu_io(state, name, volume["id"], "write -P 0x5a 0 1M")
+    disk = result(api, api.createVMSnapshot(virtualmachineid=vm["id"], name="disk"), "vmsnapshot")
+    assert disk["state"] == "Ready" and disk["type"] == "Disk"
+    assert tags(data_file) == [disk["name"]] and tags(root_file) == [disk["name"]]
+    qemu_io(state, name, volume["id"], "write -P 0xa5 0 1M")
+    assert file_has(data_file, "0xa5")
+    wait(api, api.stopVirtualMachine(id=vm["id"], forced=True))
+    reverted = result(api, api.revertToVMSnapshot(vmsnapshotid=disk["id"]), "virtualmachine")
+    assert reverted["state"] == "Stopped"
+    assert file_has(data_file, "0x5a") and not file_has(data_file, "0xa5")
+    wait(api, api.startVirtualMachine(id=vm["id"]))  # a new serial log for the new QEMU
+    wait_for(lambda: ready_count(state, name) >= 1, 180, "guest ready after start")
+    assert file_has(data_file, "0x5a")  # the original content is what the VM runs with
+
+    # Disk and memory: the guest comes back running, without booting again.
+    boots, pids = ready_count(state, name), qemu_pids(state)
+    memory = result(
+        api,
+        api.createVMSnapshot(virtualmachineid=vm["id"], name="mem", snapshotmemory=True),
+        "vmsnapshot",
+    )
+    assert memory["type"] == "DiskAndMemory" and memory["parent"] == disk["id"]
+    assert sorted(tags(root_file)) == sorted([disk["name"], memory["name"]])
+    qemu_io(state, name, volume["id"], "write -P 0x77 0 1M")
+    back = result(api, api.revertToVMSnapshot(vmsnapshotid=memory["id"]), "virtualmachine")
+    assert back["state"] == "Running"
+    status = qmp(state / "vms" / name / "qmp.sock", "query-status")
+    assert status["status"] == "running", status
+    assert file_has(data_file, "0x5a") and not file_has(data_file, "0x77")
+    time.sleep(5)  # a guest that booted again would print GUEST-INIT/READY meanwhile
+    assert qemu_pids(state) == pids and ready_count(state, name) == boots
+    assert "GUEST-INIT" not in serial(state, name).split("GUEST-READY")[-1]
+
+    # Delete removes the tag from every disk (live, then offline).
+    assert api.deleteVMSnapshot(vmsnapshotid=memory["id"], fetch_result=True)["success"]
+    assert tags(root_file) == [disk["name"]] and tags(data_file) == [disk["name"]]
+    wait(api, api.stopVirtualMachine(id=vm["id"], forced=True))
+    assert api.deleteVMSnapshot(vmsnapshotid=disk["id"], fetch_result=True)["success"]
+    assert tags(root_file) == [] and tags(data_file) == []
+    assert not api.listVMSnapshot(virtualmachineid=vm["id"]).get("vmSnapshot")

@@ -33,6 +33,7 @@ from typing import Any
 
 from cumulo.agent.drivers.base import DriverError, DriverTimeout
 from cumulo.agent.drivers.qemu_rundir import RunDir, live_pid, opt, pid_alive, write_json
+from cumulo.agent.drivers.qemu_vmsnapshots import QemuVmSnapshots
 from cumulo.agent.drivers.qemu_volumes import QemuVolumes, disk_serial
 from cumulo.agent.drivers.qmp import QmpError, qmp
 from cumulo.agent.storage import qcow2, templates
@@ -56,7 +57,7 @@ _HOSTNAME = re.compile(r"[^A-Za-z0-9.-]")
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes including the NUL
 
 
-class QemuDriver(QemuVolumes):
+class QemuDriver(QemuVolumes, QemuVmSnapshots):
     """One hypervisor host. Thread-safe: calls on one VM are serialized, others run freely.
 
     ``netns`` runs QEMU and the tap commands inside that network namespace (a test host, or a

@@ -8,6 +8,7 @@ runs between the VM namespaces; nothing is sent from the root namespace.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cumulo.agent.network import sg_nft
-from cumulo.agentrpc.sgconfig import SecurityGroupConfig, SecurityGroupRule
+from cumulo.agentrpc.sgconfig import SecurityGroupConfig, SecurityGroupRule, from_wire, to_wire
 from tests.agent.routerns import Topology, blackholes, curl, ip, netns_run
 
 pytestmark = [
@@ -131,3 +132,18 @@ def test_reapply_and_remove(lab: Lab) -> None:
     sg_nft.remove(lab.tap, lab.host)
     assert netns_run(lab.host, "nft", "list", "tables").stdout.strip() == ""
     assert lab.get("c", "a", 80) == f"a {lab.addr('c')}"
+
+
+def test_wire_round_trip_keeps_the_config_and_its_ruleset() -> None:
+    """What StartVm's NIC spec and ApplySecurityGroups carry rebuilds the same config, so the
+    host's table digest matches and a resend is "unchanged"."""
+    rule = SecurityGroupRule("tcp", 80, 81, None, None, ("10.0.0.0/8", "192.0.2.7/32"))
+    config = SecurityGroupConfig(
+        vm_id="vm", nic_id="nic", mac="02:00:00:00:00:09", ip="10.1.0.9", bridge="brvx9",
+        ingress=(rule,), egress=(), egress_default_allow=True, device_id=1,
+    )  # fmt: skip
+    wire = to_wire(config)
+    assert json.loads(json.dumps(wire)) == wire, "plain JSON"
+    back = from_wire(json.loads(json.dumps(wire)))
+    assert back == config
+    assert sg_nft.ruleset(back, tap="ctabc") == sg_nft.ruleset(config, tap="ctabc")

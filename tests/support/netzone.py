@@ -54,12 +54,13 @@ def add_networking(
 
 
 def libcloud_driver(cloud: Cloud, keys: Keys) -> Any:
-    """libcloud's CloudStack driver signed with ``keys``, over plain HTTP on loopback."""
+    """libcloud's CloudStack driver signed with ``keys``, over plain HTTP on loopback (or on
+    the address a real-host test's server listens on)."""
     cls = get_driver(Provider.CLOUDSTACK)
     return cls(
         keys.api_key,
         keys.secret,
-        host="127.0.0.1",
+        host=getattr(cloud, "address", "") or "127.0.0.1",
         port=cloud.port,
         path="/client/api",
         secure=False,

@@ -59,6 +59,9 @@ class NicSpec:
     bridge: str
     ip4: str | None = None
     device_id: int = 0
+    # Security-group filtering of the port (``agentrpc.sgconfig.to_wire``), applied to the tap
+    # before the guest starts; None: the port is not filtered.
+    security_group: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -420,6 +423,16 @@ class DestroyRouter(Command):
 
 
 @dataclass(frozen=True)
+class ApplySecurityGroups(Command):
+    """Replace the security-group tables of a running VM's taps (``sgconfig`` wire data, one
+    per filtered NIC); rule changes reach running VMs this way, starts through ``NicSpec``."""
+
+    kind: ClassVar[str] = "SecurityGroupRulesCmd"
+    vm_name: str
+    ports: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Answer:
     """A host's reply. ``ok`` False carries a human-readable ``error``."""
 
@@ -459,6 +472,7 @@ COMMANDS: dict[str, type[Command]] = {
         ReleaseSegment,
         ApplyRouter,
         DestroyRouter,
+        ApplySecurityGroups,
     )
 }
 

@@ -10,7 +10,9 @@ order: two renderings of unchanged rows compare equal.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,27 @@ class SecurityGroupConfig:
     ingress: tuple[SecurityGroupRule, ...]  # default deny: only these come in
     egress: tuple[SecurityGroupRule, ...]
     egress_default_allow: bool  # True while no group of the VM has an egress rule
+    device_id: int = 0  # the NIC's slot: with the VM's name, it names the tap on the host
+
+
+def to_wire(config: SecurityGroupConfig) -> dict[str, Any]:
+    """JSON-ready data (``StartVm``'s NIC spec and ``ApplySecurityGroups`` carry it)."""
+    data = dataclasses.asdict(config)
+    for direction in ("ingress", "egress"):
+        data[direction] = [{**r, "cidrs": list(r["cidrs"])} for r in data[direction]]
+    return data
+
+
+def _rule(data: dict[str, Any]) -> SecurityGroupRule:
+    return SecurityGroupRule(**{**data, "cidrs": tuple(data["cidrs"])})
+
+
+def from_wire(data: dict[str, Any]) -> SecurityGroupConfig:
+    """The config ``to_wire`` made ``data`` from (lists back to tuples)."""
+    return SecurityGroupConfig(
+        **{
+            **data,
+            "ingress": tuple(_rule(r) for r in data["ingress"]),
+            "egress": tuple(_rule(r) for r in data["egress"]),
+        }
+    )

@@ -28,6 +28,7 @@ from cumulo.services.config import EXPUNGE_INTERVAL
 from cumulo.services.eventbus.dispatcher import EventDispatcher
 from cumulo.services.infra.agents import AgentService
 from cumulo.services.jobs.worker import JobWorkers
+from cumulo.services.network import port_rules
 from cumulo.services.network import routers as network_routers
 from cumulo.services.runtime import Runtime, open_runtime
 from cumulo.services.storage import snapshot_scheduler, volume_ops
@@ -106,6 +107,10 @@ class ManagementServer:
                 network_routers.reconcile(self.rt, simulated=rounds % 12 == 0)
             except Exception:
                 log.exception("router reconciler failed")
+            try:  # security-group rule changes reach running VMs' taps (issue 7)
+                port_rules.push(self.rt, resend=rounds % 12 == 0)
+            except Exception:
+                log.exception("security group push failed")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(10):

@@ -110,6 +110,21 @@ class NetworkIpAllocation(Base):
     created: Mapped[datetime] = _created_col()
 
 
+class NicSecondaryIp(Base):
+    """An extra guest address of a NIC (``addIpToNic``); its network_ip_allocations row is what
+    reserves it in IPAM, this row names it for the API and the rules that target it."""
+
+    __tablename__ = "nic_secondary_ips"
+    __table_args__ = (UniqueConstraint("network_id", "address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = _uuid_col()
+    nic_id: Mapped[int] = mapped_column(ForeignKey("nics.id"), index=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vm_instances.id"), index=True)
+    network_id: Mapped[int] = mapped_column(ForeignKey("networks.id"))
+    address: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = _created_col()
+
+
 class PublicIpAddress(Base):
     """A public address taken from a zone's public VLAN IP range (CloudStack ``user_ip_address``).
 

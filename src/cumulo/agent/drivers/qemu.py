@@ -36,6 +36,7 @@ from cumulo.agent.drivers.qemu_rundir import RunDir, live_pid, opt, pid_alive, w
 from cumulo.agent.drivers.qemu_vmsnapshots import QemuVmSnapshots
 from cumulo.agent.drivers.qemu_volumes import QemuVolumes, disk_serial
 from cumulo.agent.drivers.qmp import QmpError, qmp
+from cumulo.agent.network import sg_nft
 from cumulo.agent.storage import qcow2, templates
 from cumulo.agentrpc.messages import (
     DiskSpec,
@@ -353,6 +354,7 @@ class QemuDriver(QemuVolumes, QemuVmSnapshots):
         """Taps, pid file and sockets of a QEMU that is gone; the spec and logs stay."""
         for tap in _read_taps(run):
             self._ip("link", "del", "dev", tap, check=False)
+            sg_nft.remove(tap, self.netns)  # its security-group table goes with it (issue 7)
         for path in (run.pid, run.qmp, run.vnc, run.qga):
             path.unlink(missing_ok=True)
 
@@ -364,6 +366,11 @@ class QemuDriver(QemuVolumes, QemuVmSnapshots):
             raise DriverError(f"bridge {nic.bridge} does not exist on this host")
         if not self._link_exists(tap):
             self._ip("tuntap", "add", "dev", tap, "mode", "tap")
+        if nic.security_group is not None:  # filtered before the tap carries a frame
+            try:
+                sg_nft.apply_port(nic.security_group, tap, self.netns)
+            except (RuntimeError, ValueError) as exc:
+                raise DriverError(f"security groups of NIC {nic.nic_id}: {exc}") from exc
         if nic.bridge:
             self._ip("link", "set", "dev", tap, "master", nic.bridge)
         self._ip("link", "set", "dev", tap, "up")

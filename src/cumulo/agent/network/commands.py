@@ -10,10 +10,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cumulo.agent.network import sg_nft
 from cumulo.agent.network.host_net import Ip, ensure_segment, remove_segment
 from cumulo.agent.network.router_ns import PublicSide, Router
 from cumulo.agentrpc.messages import (
     ApplyRouter,
+    ApplySecurityGroups,
     Command,
     DestroyRouter,
     EnsureSegment,
@@ -21,7 +23,7 @@ from cumulo.agentrpc.messages import (
     router_config_from_wire,
 )
 
-NETWORK_COMMANDS = (EnsureSegment, ReleaseSegment, ApplyRouter, DestroyRouter)
+NETWORK_COMMANDS = (EnsureSegment, ReleaseSegment, ApplyRouter, DestroyRouter, ApplySecurityGroups)
 
 # One network change at a time on a host: the agent runs commands in a thread pool, and a
 # reconciler's verify can arrive while a VM start's apply of the same router is running.
@@ -52,7 +54,25 @@ def _run(command: Command, state_dir: Path, netns: str | None) -> dict[str, Any]
         )
     if isinstance(command, DestroyRouter):
         return Router(command.network_id, state_dir, ip).destroy()
+    if isinstance(command, ApplySecurityGroups):
+        return _security_groups(command, netns)
     raise ValueError(f"not a network command: {command.kind}")
+
+
+def _security_groups(command: ApplySecurityGroups, netns: str | None) -> dict[str, Any]:
+    """Each filtered tap's table as wanted; a tap that is not there (VM stopped meanwhile)
+    gets none, so a late rule change cannot leave a table behind."""
+    from cumulo.agent.drivers.qemu import tap_name  # the driver names the taps
+
+    result: dict[str, str] = {}
+    for port in command.ports:
+        tap = tap_name(command.vm_name, int(port.get("device_id", 0)))
+        if Ip(netns).exists(tap):
+            result[tap] = sg_nft.apply_port(port, tap, netns)
+        else:
+            sg_nft.remove(tap, netns)
+            result[tap] = "absent"
+    return {"ports": result}
 
 
 def record(command: Command) -> dict[str, Any]:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from ipaddress import IPv4Address
+from typing import Any
 
 from cumulo.agent.network.router_nft import _cidrs, _ports, _protocol
 from cumulo.agentrpc.netconfig import PortRange
-from cumulo.agentrpc.sgconfig import SecurityGroupConfig, SecurityGroupRule
+from cumulo.agentrpc.sgconfig import SecurityGroupConfig, SecurityGroupRule, from_wire
 
 FAMILY = "bridge"
 PREFIX = "cumulo_sg_"
@@ -149,3 +150,17 @@ def apply(ruleset_text: str, tap: str, netns: str | None = None) -> str:
 def remove(tap: str, netns: str | None = None) -> None:
     """Drop the NIC's table (VM stopped or expunged, NIC removed); absent is fine."""
     _run(netns, ["nft", "delete", "table", FAMILY, table_name(tap)])
+
+
+def apply_port(wire: dict[str, Any], tap: str, netns: str | None = None) -> str:
+    """Filter ``tap`` as the cloud's ``sgconfig`` wire data says (a start or a rule change)."""
+    return apply(ruleset(from_wire(wire), tap=tap), tap, netns)
+
+
+def tables(netns: str | None = None) -> list[str]:
+    """The security-group tables on this host (for the leak checks and the agent's sweep)."""
+    code, out = _run(netns, ["nft", "list", "tables", FAMILY])
+    if code != 0:
+        return []
+    names = (line.split()[-1] for line in out.splitlines() if line.startswith("table"))
+    return sorted(n for n in names if n.startswith(PREFIX))

@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from cumulo.db.models import Account
 from cumulo.db.models_infra import PhysicalNetwork, VlanIpRange, Zone
-from cumulo.db.models_network import Network, NetworkIpAllocation, PublicIpAddress
+from cumulo.db.models_network import (
+    Network,
+    NetworkIpAllocation,
+    NicSecondaryIp,
+    PublicIpAddress,
+)
 from cumulo.services.errors import InsufficientCapacity, ParamError
 from cumulo.services.usage import events as usage
 
@@ -101,8 +106,28 @@ def check_guest_ip(session: Session, network: Network, address: str) -> None:
 
 
 def release_guest_ips(session: Session, nic_id: int) -> None:
+    """Every address of the NIC back to its network: the primary and its secondary ones."""
+    for extra in session.scalars(select(NicSecondaryIp).where(NicSecondaryIp.nic_id == nic_id)):
+        session.delete(extra)
     for row in session.scalars(
         select(NetworkIpAllocation).where(NetworkIpAllocation.nic_id == nic_id)
+    ):
+        session.delete(row)
+
+
+def addresses_of(session: Session, nic_id: int, primary: str | None) -> set[str]:
+    """Every guest address of a NIC, its primary and secondary ones: a rule naming one
+    (``vmguestip``) must name one of these."""
+    extra = session.scalars(select(NicSecondaryIp.address).where(NicSecondaryIp.nic_id == nic_id))
+    return {a for a in (primary, *extra) if a}
+
+
+def release_address(session: Session, network_id: int, address: str) -> None:
+    """One address back to its network (a NIC's secondary IP removed)."""
+    for row in session.scalars(
+        select(NetworkIpAllocation).where(
+            NetworkIpAllocation.network_id == network_id, NetworkIpAllocation.address == address
+        )
     ):
         session.delete(row)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from cumulo.agentrpc import sgconfig
 from cumulo.agentrpc.messages import NicSpec
 from cumulo.common.time import utcnow
 from cumulo.db.models import Account
@@ -22,6 +23,7 @@ from cumulo.db.models_network import (
     LoadBalancerMember,
     Network,
     NetworkRule,
+    NicSecondaryIp,
     PublicIpAddress,
     SecurityGroupMember,
 )
@@ -146,6 +148,13 @@ def prepare_start(session: Session, vm: VirtualMachine, config: ConfigStore | No
 
 
 def specs(session: Session, vm: VirtualMachine) -> tuple[NicSpec, ...]:
+    """The VM's NICs for a start, each with its security-group filtering when the VM is in
+    groups, so the host filters the tap before the guest sends its first frame."""
+    from cumulo.services.network import port_rules  # it builds on this module's queries
+
+    filtering = {
+        port.nic_id: sgconfig.to_wire(port) for port in port_rules.render(session, vm.uuid)
+    }
     return tuple(
         NicSpec(
             nic_id=nic.uuid,
@@ -153,6 +162,7 @@ def specs(session: Session, vm: VirtualMachine) -> tuple[NicSpec, ...]:
             bridge=bridge_name(network),
             ip4=nic.ip4,
             device_id=nic.device_id,
+            security_group=filtering.get(nic.uuid),
         )
         for nic, network in vm_nics(session, vm.id)
     )
@@ -279,3 +289,70 @@ def shutdown_if_idle(session: Session, network: Network) -> None:
 def make_default(session: Session, vm: VirtualMachine, nic: Nic) -> None:
     for other, _network in vm_nics(session, vm.id):
         other.is_default = other.id == nic.id
+
+
+# --- secondary IPs (addIpToNic / removeIpFromNic) ---------------------------------------
+# DHCP hands out the primary address only; the guest configures a secondary one itself.
+# The address is reserved in the network's IPAM like a primary, and port forwarding and
+# static NAT may target it (``vmguestip``).
+
+
+def secondary_ips(session: Session, nic_ids: Sequence[int]) -> dict[int, list[NicSecondaryIp]]:
+    found: dict[int, list[NicSecondaryIp]] = {}
+    rows = session.scalars(
+        select(NicSecondaryIp).where(NicSecondaryIp.nic_id.in_(nic_ids)).order_by(NicSecondaryIp.id)
+    )
+    for row in rows:
+        found.setdefault(row.nic_id, []).append(row)
+    return found
+
+
+def find_nic_by_uuid(session: Session, uuid: str) -> Nic:
+    nic = session.scalar(select(Nic).where(Nic.uuid == uuid, Nic.removed.is_(None)))
+    if nic is None:
+        raise ParamError(f"Unable to find NIC {uuid}")
+    return nic
+
+
+def find_secondary(session: Session, uuid: str) -> NicSecondaryIp:
+    row = session.scalar(select(NicSecondaryIp).where(NicSecondaryIp.uuid == uuid))
+    if row is None:
+        raise ParamError(f"Unable to find secondary IP {uuid}")
+    return row
+
+
+def add_secondary_ip(session: Session, nic: Nic, wanted: str | None) -> NicSecondaryIp:
+    """Reserve ``wanted`` (or the network's lowest free address) for the NIC; 431 when the
+    address is taken or outside the network."""
+    network = session.get(Network, nic.network_id) if nic.network_id is not None else None
+    if network is None or nic.vm_id is None:
+        raise ParamError(f"NIC {nic.uuid} is not on a guest network")
+    if network.guest_type == "L2":
+        raise ParamError("Secondary IPs need a network with IP address management (not L2)")
+    address = ipam.allocate_guest_ip(session, network, nic.id, wanted)
+    row = NicSecondaryIp(nic_id=nic.id, vm_id=nic.vm_id, network_id=network.id, address=address)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def remove_secondary_ip(session: Session, row: NicSecondaryIp) -> None:
+    """Refused (431) while a port forwarding rule or a static NAT still sends traffic to it,
+    as CloudStack refuses; otherwise the address goes back to the network."""
+    in_use = session.scalar(
+        select(NetworkRule.id).where(
+            NetworkRule.network_id == row.network_id, NetworkRule.vm_ip == row.address
+        )
+    ) or session.scalar(
+        select(PublicIpAddress.id).where(
+            PublicIpAddress.static_nat_ip == row.address,
+            PublicIpAddress.static_nat_vm_id == row.vm_id,
+        )
+    )
+    if in_use is not None:
+        raise ParamError(
+            f"Can't remove IP {row.address}: a port forwarding rule or static NAT uses it"
+        )
+    ipam.release_address(session, row.network_id, row.address)
+    session.delete(row)
+    session.flush()

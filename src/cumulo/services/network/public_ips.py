@@ -116,17 +116,18 @@ def enable_static_nat(
     if vm.account_id != ip.account_id:
         raise ParamError(f"VM {vm.name} and IP address {ip.address} belong to different accounts")
     nic = vm_nic_on(session, vm, ip.network_id)
-    if guest_ip is not None and guest_ip != nic.ip4:
+    if guest_ip is not None and guest_ip not in ipam.addresses_of(session, nic.id, nic.ip4):
         raise ParamError(f"{guest_ip} is not an address of VM {vm.name} on that network")
+    target = guest_ip or nic.ip4  # a secondary IP of the NIC may be the target (issue 7)
     taken = select(PublicIpAddress.id).where(
         PublicIpAddress.static_nat_vm_id == vm.id,
-        PublicIpAddress.static_nat_ip == nic.ip4,
+        PublicIpAddress.static_nat_ip == target,
         PublicIpAddress.id != ip.id,
     )
     if session.scalar(taken) is not None:
         raise ParamError(f"VM {vm.name} already has static NAT from another address")
     ip.static_nat_vm_id = vm.id
-    ip.static_nat_ip = nic.ip4
+    ip.static_nat_ip = target
     return ip
 
 

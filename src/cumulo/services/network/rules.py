@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_network import LoadBalancerMember, Network, NetworkRule, PublicIpAddress
 from cumulo.services.errors import NotFound, ParamError
-from cumulo.services.network import public_ips
+from cumulo.services.network import ipam, public_ips
 from cumulo.services.network.errors import RuleConflict
 from cumulo.services.usage import events as usage
 
@@ -224,13 +224,15 @@ def create_port_forward(session: Session, ip: PublicIpAddress, spec: ForwardSpec
     if spec.vm.account_id != ip.account_id:
         raise ParamError(f"VM {spec.vm.name} and the IP address belong to different accounts")
     nic = public_ips.vm_nic_on(session, spec.vm, network.id)
-    if spec.guest_ip is not None and spec.guest_ip != nic.ip4:
+    if spec.guest_ip is not None and spec.guest_ip not in ipam.addresses_of(
+        session, nic.id, nic.ip4
+    ):
         raise ParamError(f"{spec.guest_ip} is not an address of VM {spec.vm.name}")
     _check_public_ports(session, ip, spec.public, proto)
     rule = _base(ip, network, "PortForwarding", RuleSpec(proto, spec.public))
     rule.source_cidrs = spec.source_cidrs
     rule.private_start_port, rule.private_end_port = spec.private.start, spec.private.end
-    rule.vm_id, rule.vm_ip = spec.vm.id, nic.ip4
+    rule.vm_id, rule.vm_ip = spec.vm.id, spec.guest_ip or nic.ip4
     session.add(rule)
     if spec.open_firewall:
         _open_firewall(session, ip, RuleSpec(proto, spec.public, source_cidrs=spec.source_cidrs))

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 from sqlalchemy import select
 
 from cumulo.api.cloudstack.registry import Kind, Param, UUIDStr, command
-from cumulo.api.cloudstack.results import Ctx, Listing, Submit
+from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.db.models import Account
-from cumulo.db.models_compute import Nic
+from cumulo.db.models_compute import Nic, VirtualMachine
+from cumulo.db.models_network import Network, NicSecondaryIp
 from cumulo.services.compute import views, vms
+from cumulo.services.errors import ParamError
 from cumulo.services.network import networks
 from cumulo.services.network import nics as svc
 
@@ -141,6 +143,102 @@ def list_nics(
         items = [n for n in items if n["id"] == nicid]
     if networkid is not None:
         items = [n for n in items if n.get("networkid") == networkid]
+    extra = svc.secondary_ips(ctx.session, [n.id for n, _ in svc.vm_nics(ctx.session, vm.id)])
+    by_uuid = {n.uuid: extra.get(n.id, []) for n, _ in svc.vm_nics(ctx.session, vm.id)}
     for item in items:
         item["virtualmachineid"] = vm.uuid
+        item["secondaryip"] = [
+            {"id": r.uuid, "ipaddress": r.address} for r in by_uuid.get(item["id"], [])
+        ]
     return Listing(items, len(items))
+
+
+# --- secondary IPs --------------------------------------------------------------------------
+
+
+def _secondary_view(session: Any, row: NicSecondaryIp) -> dict[str, Any]:
+    nic = session.get(Nic, row.nic_id)
+    vm = session.get(VirtualMachine, row.vm_id)
+    network = session.get(Network, row.network_id)
+    return {
+        "id": row.uuid,
+        "ipaddress": row.address,
+        "nicid": nic.uuid if nic else None,
+        "networkid": network.uuid if network else None,
+        "virtualmachineid": vm.uuid if vm else None,
+    }
+
+
+def _owned_nic(ctx: Ctx, nic: Nic) -> VirtualMachine:
+    """The NIC's VM, as the caller may see it (531 otherwise)."""
+    vm = ctx.session.get(VirtualMachine, nic.vm_id) if nic.vm_id is not None else None
+    if vm is None:
+        raise ParamError(f"NIC {nic.uuid} belongs to no VM")
+    return vms.find_for(ctx.session, ctx.caller, vm.uuid)
+
+
+@command(
+    "addIpToNic",
+    kind=Kind.ASYNC,
+    description="Assigns secondary IP to NIC",
+    response="nicsecondaryip",
+    event="NIC.SECONDARY.IP.ASSIGN",
+    entity="Nic",
+    fields=("id", "ipaddress", "nicid", "networkid", "virtualmachineid"),
+)
+def add_ip_to_nic(
+    ctx: Ctx,
+    nicid: Annotated[
+        UUIDStr,
+        Param("the ID of the nic to which you want to assign IP", required=True, entity="Nic"),
+    ],
+    ipaddress: Annotated[
+        str | None, Param("Secondary IP Address; the network's lowest free one when not given")
+    ] = None,
+) -> Submit:
+    nic = svc.find_nic_by_uuid(ctx.session, nicid)
+    vm = _owned_nic(ctx, nic)
+    row = svc.add_secondary_ip(ctx.session, nic, ipaddress)  # reserved now, or 431
+    return Submit(
+        params={"id": row.uuid},
+        instance_type="Nic",
+        instance_id=nic.uuid,
+        resource_name=vm.name,
+    )
+
+
+@add_ip_to_nic.runs
+def run_add_ip_to_nic(ctx: Ctx, id: str) -> dict[str, Any]:
+    row = svc.find_secondary(ctx.session, id)
+    ctx.event_resource = (row.uuid, row.address)
+    return _secondary_view(ctx.session, row)
+
+
+@command(
+    "removeIpFromNic",
+    kind=Kind.ASYNC,
+    description="Removes secondary IP from the NIC.",
+    response="success",
+    event="NIC.SECONDARY.IP.UNASSIGN",
+    entity="NicSecondaryIp",
+)
+def remove_ip_from_nic(
+    ctx: Ctx,
+    id: Annotated[
+        UUIDStr,
+        Param("the ID of the secondary ip address to nic", required=True, entity="NicSecondaryIp"),
+    ],
+) -> Submit:
+    row = svc.find_secondary(ctx.session, id)
+    nic = ctx.session.get(Nic, row.nic_id)
+    assert nic is not None
+    vm = _owned_nic(ctx, nic)
+    svc.remove_secondary_ip(ctx.session, row)  # 431 while a rule targets it
+    return Submit(
+        params={"id": id}, instance_type="Nic", instance_id=nic.uuid, resource_name=vm.name
+    )
+
+
+@remove_ip_from_nic.runs
+def run_remove_ip_from_nic(ctx: Ctx, id: str) -> Success:
+    return Success("Removed the secondary IP")

@@ -74,6 +74,12 @@ bench-s3: .stamp-bench
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
 
+# Guest networking on real hosts (issue 7): needs root (namespaces, QEMU under TCG).
+# `make bench-net BENCH_NET_ARGS="--mb 4 --rules 20 --runs 1"` checks the script end to end.
+.PHONY: bench-net
+bench-net: install
+	$(PY) bench/net_bench.py $(BENCH_NET_ARGS)
+
 docs: install
 	$(PY) -m cumulo.api.cloudstack.coverage > docs/api-coverage.md
 

@@ -145,9 +145,8 @@ class Router:
         segment = ensure_segment(self.host, cfg.vni, local_vtep, peers)
         if self.applied_hash() == wanted and self.healthy(cfg, public):
             return {"namespace": self.ns, "hash": wanted, "changed": False, "segment": segment}
-        generation = self._applied().get("generation")
-        if generation is not None and generation != cfg.generation:
-            self._teardown()  # restartNetwork: built again from scratch
+        if rebuild_from_scratch(self._applied().get("generation"), cfg.generation):
+            self._teardown()  # restartNetwork with cleanup: built again from scratch
         self.record_vni(cfg.vni)
         self._namespace()
         self._etc(cfg)
@@ -292,6 +291,15 @@ class Router:
     def record_vni(self, vni: int) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "vni").write_text(str(vni))
+
+
+def rebuild_from_scratch(applied: object, wanted: int) -> bool:
+    """restartNetwork adds 2 to the network's router generation with ``cleanup`` and 1
+    without (``services/network/networks.restart``): a router two or more generations behind
+    is torn down and built again (new namespace, new processes); one behind is re-applied in
+    place (rules, leases and names pushed again, dnsmasq kept), as CloudStack re-applies the
+    rules of a running router when it is not asked to clean up."""
+    return isinstance(applied, int) and wanted - applied >= 2
 
 
 def _ip_global(*args: str) -> None:

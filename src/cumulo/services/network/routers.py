@@ -47,7 +47,7 @@ from cumulo.db.models_infra import Cluster, Host, Pod, TrafficType, VlanIpRange,
 from cumulo.db.models_network import Network, PublicIpAddress
 from cumulo.db.models_routers import Router
 from cumulo.services.errors import NotFound
-from cumulo.services.network import router_config
+from cumulo.services.network import gc, router_config
 from cumulo.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,19 @@ def vm_hosts(session: Session, network: Network) -> list[int]:
     return sorted(h for h in rows if h is not None)
 
 
+MAINTENANCE_STATES = ("PrepareForMaintenance", "Maintenance", "ErrorInMaintenance")
+
+
 def _usable(host: Host | None) -> bool:
-    return host is not None and host.removed is None and host.status == "Up"
+    """A host a router may run on: a host going into maintenance hands its router to another
+    host of the network (and, once its VMs are gone, releases its segments: nothing of the
+    network is left on it)."""
+    return (
+        host is not None
+        and host.removed is None
+        and host.status == "Up"
+        and host.resource_state not in MAINTENANCE_STATES
+    )
 
 
 def _public_side(session: Session, network: Network) -> tuple[str, int, str]:
@@ -157,15 +168,21 @@ def _teardown(session: Session, network: Network, router: Router | None, plan: S
         return
     plan.router_id = router.id
     plan.forget = router.state != "Stopped" or network.removed is not None
+    # A removed host's agent is gone for good: nothing is sent there (or retried forever).
     if router.host_id is not None:
         old = session.get(Host, router.host_id)
-        if old is not None:
+        if old is not None and old.removed is None:
             plan.sends.append(
                 (host_ref(session, old), DestroyRouter(new_uuid(), network_id=network.uuid))
             )
     for host_id in router.segment_hosts or []:
         host = session.get(Host, host_id)
-        if host is not None and router.vni is not None and host_id != router.host_id:
+        if (
+            host is not None
+            and host.removed is None
+            and router.vni is not None
+            and host_id != router.host_id
+        ):
             plan.sends.append((host_ref(session, host), ReleaseSegment(new_uuid(), router.vni)))
 
 
@@ -312,7 +329,11 @@ def _record(rt: Runtime, network_uuid: str, plan: SyncPlan, error: str | None) -
             if router is not None and plan.forget and error is None:
                 session.delete(router)
             elif router is not None:
-                router.host_id = None
+                if error is None:
+                    router.host_id = None
+                    router.segment_hosts = []
+                # else the hosts stay: the reconciler sends the teardown again until it is
+                # done (an agent that was down gets it when it is back: nothing is left there)
                 router.config_hash = None
                 router.updated = utcnow()
                 router.last_error = error[:1024] if error else None
@@ -453,6 +474,10 @@ def reconcile(rt: Runtime, *, simulated: bool = True) -> int:
             count += 1
         except Exception:
             log.exception("router reconcile failed", extra={"network": network_uuid})
+    try:
+        gc.collect(rt, vm_hosts, sync)  # idle networks shut down after network.gc.wait
+    except Exception:
+        log.exception("network GC failed")
     return count
 
 

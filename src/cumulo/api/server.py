@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from cumulo.api import console, dashboard, event_stream, image_links
+from cumulo.api import console, dashboard, event_stream, image_links, upload_route
 from cumulo.api.cloudstack import commands  # noqa: F401  (declares every command)
 from cumulo.api.cloudstack.dispatch import Dispatcher
 from cumulo.api.cloudstack.endpoint import ApiEndpoint
@@ -31,7 +31,7 @@ from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.network import port_rules
 from cumulo.services.network import routers as network_routers
 from cumulo.services.runtime import Runtime, open_runtime
-from cumulo.services.storage import snapshot_scheduler, volume_ops
+from cumulo.services.storage import browser_uploads, snapshot_scheduler, volume_ops
 from cumulo.services.usage import scheduler as usage_scheduler
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class ManagementServer:
             routes.append(WebSocketRoute(console.USER_PATH, self.console.user_endpoint))
             routes.append(WebSocketRoute(console.AGENT_PATH, self.console.agent_endpoint))
             routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
+            uploads = upload_route.UploadRoute(self.rt)  # browser uploads (issue 11)
+            routes.append(Route(upload_route.PATH, uploads.handle, methods=["POST", "OPTIONS"]))
             stream = event_stream.EventStream(self.dispatcher)
             routes.append(Route(event_stream.PATH, stream.handle, methods=["GET"]))
             ui = dashboard.Dashboard(self.rt, s3_url=self.settings.s3_public_url)
@@ -87,6 +89,7 @@ class ManagementServer:
                     last = time.monotonic()
                     lifecycle.expunge_due(self.rt)
                     volume_ops.expunge_destroyed(self.rt)  # files of deleted volumes
+                browser_uploads.sweep(self.rt)  # upload links that expired unused
             except Exception:
                 log.exception("expunge scavenger failed")
 

@@ -19,6 +19,7 @@ from cumulo.db import (  # noqa: F401
     models_stats,
     models_storage,
     models_tags,
+    models_transfers,
     models_usage,
     models_vmsnapshots,
 )

@@ -151,6 +151,9 @@ class CommandSpec:
 
     @property
     def writes(self) -> bool:
+        # getUploadParamsFor* is a "get" that writes (the NotUploaded row), as in CloudStack.
+        if self.name.startswith("getUploadParamsFor"):
+            return True
         return self.kind is not Kind.LIST and not self.name.startswith(("get", "query", "list"))
 
     def runs(self, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,6 +9,8 @@ left by the answer; a failure returns the volume to the state it came from:
     Ready --discard--> Allocated   (the first attach failed after the file was made)
     UploadOp --uploaded--> Uploaded --create--> Creating     (uploadVolume, then first attach)
     UploadOp --upload-failed--> UploadError --destroy--> Destroy
+    NotUploaded --upload-start--> UploadInProgress --uploaded/upload-failed--> Uploaded/UploadError
+    NotUploaded --upload-abandon--> UploadAbandoned   (browser upload link expired unused)
     Ready --attach--> Attaching --attached/attach-failed--> Ready
     Ready --detach--> Detaching --detached/detach-failed--> Ready
     Ready --resize--> Resizing --resized/resize-failed--> Ready
@@ -47,6 +49,9 @@ class State(enum.StrEnum):
     SNAPSHOTTING = "Snapshotting"
     REVERTING = "Reverting"
     UPLOAD_OP = "UploadOp"
+    NOT_UPLOADED = "NotUploaded"  # getUploadParamsForVolume: waiting for the browser's POST
+    UPLOAD_IN_PROGRESS = "UploadInProgress"
+    UPLOAD_ABANDONED = "UploadAbandoned"
     UPLOADED = "Uploaded"
     UPLOAD_ERROR = "UploadError"
     DESTROY = "Destroy"
@@ -83,6 +88,8 @@ class Event(enum.StrEnum):
     UPLOADED = "uploaded"
     UPLOAD_FAILED = "upload-failed"
     CREATE_FAILED_UPLOADED = "create-failed-uploaded"
+    UPLOAD_START = "upload-start"
+    UPLOAD_ABANDON = "upload-abandon"
 
 
 S, E = State, Event
@@ -103,6 +110,11 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.UPLOAD_OP, E.UPLOADED): S.UPLOADED,
     (S.UPLOAD_OP, E.UPLOAD_FAILED): S.UPLOAD_ERROR,
     (S.UPLOADED, E.CREATE): S.CREATING,
+    (S.NOT_UPLOADED, E.UPLOAD_START): S.UPLOAD_IN_PROGRESS,
+    (S.UPLOAD_IN_PROGRESS, E.UPLOADED): S.UPLOADED,
+    (S.UPLOAD_IN_PROGRESS, E.UPLOAD_FAILED): S.UPLOAD_ERROR,
+    (S.NOT_UPLOADED, E.UPLOAD_ABANDON): S.UPLOAD_ABANDONED,
+    (S.NOT_UPLOADED, E.DESTROY): S.DESTROY,
     (S.CREATING, E.CREATE_FAILED_UPLOADED): S.UPLOADED,
     (S.UPLOAD_ERROR, E.DESTROY): S.DESTROY,
     (S.ALLOCATED, E.DESTROY): S.DESTROY,

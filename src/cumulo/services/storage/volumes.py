@@ -255,7 +255,7 @@ def delete_volume(session: Session, volume: Volume) -> None:
         raise ParamError("Please specify a volume that is not attached to any VM.")
     if volume.volume_type == "ROOT":
         raise ParamError("Root volumes are removed with their VM")
-    if volume.state != State.UPLOAD_ERROR:
+    if volume.state not in (State.UPLOAD_ERROR, State.NOT_UPLOADED):
         check_idle(volume)
     transition(session, volume, Event.DESTROY, removed=utcnow())
     store = session.get(ImageStore, volume.upload_store_id) if volume.upload_store_id else None

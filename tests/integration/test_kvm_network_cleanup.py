@@ -10,7 +10,9 @@ QEMU agents, VXLAN between them. Checked, each step ending with a leak check tha
 - the last VMs stopped: router, bridges and VXLAN devices go on both hosts; the network GC
   (network.gc.interval / network.gc.wait) shuts the idle network down (its VXLAN id goes
   back), and the next VM start implements it again and brings the router back;
-- VMs expunged and the network deleted: nothing at all is left.
+- VMs expunged and the network deleted: nothing at all is left;
+- a host put in maintenance hands its router to another host of the network; once its last
+  VM is stopped nothing of the network is left on it, and deleteHost leaves it so.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from tests.support.kvmnet import (
     Stack,
     dnsmasq_pids,
     guest_ip,
+    guest_links,
     job,
     kvm_stack,
     leaks,
     no_leaks,
     ns_get,
     router_namespaces,
+    sh,
 )
 from tests.support.simzone import uniq
 
@@ -65,6 +69,20 @@ def _network(stack: Stack, network_id: str) -> dict[str, Any]:
         "network"
     ][0]
     return found
+
+
+def _isolated_network(stack: Stack) -> tuple[dict[str, Any], str]:
+    """A new isolated network with source NAT, and its router namespace's name (removed by
+    the stack at the end whatever happens)."""
+    name = "DefaultIsolatedNetworkOfferingWithSourceNatService"
+    offering = stack.cloud.call("listNetworkOfferings", name=name)["networkoffering"][0]
+    network: dict[str, Any] = stack.cloud.call(
+        "createNetwork", name=uniq("cln"), displaytext="cleanup", zoneid=stack.zone["id"],
+        networkofferingid=offering["id"], gateway=f"{stack.lab.guest_prefix}.1",
+        netmask="255.255.255.0",
+    )["network"]  # fmt: skip
+    stack.router_namespaces.append(f"cr-{network['id']}")
+    return network, f"cr-{network['id']}"
 
 
 def _deploy(stack: Stack, network: dict[str, Any], host: int) -> dict[str, Any]:
@@ -103,13 +121,7 @@ def _reachable(router_ns: str, vms: list[dict[str, Any]]) -> None:
 
 def test_restart_gc_and_delete_leave_nothing_on_the_hosts(stack: Stack) -> None:
     c = stack.cloud.call
-    name = "DefaultIsolatedNetworkOfferingWithSourceNatService"
-    offering = c("listNetworkOfferings", name=name)["networkoffering"][0]
-    network = c("createNetwork", name=uniq("gcn"), displaytext="cleanup", zoneid=stack.zone["id"],
-                networkofferingid=offering["id"], gateway=f"{stack.lab.guest_prefix}.1",
-                netmask="255.255.255.0")["network"]  # fmt: skip
-    router_ns = f"cr-{network['id']}"
-    stack.router_namespaces.append(router_ns)
+    network, router_ns = _isolated_network(stack)
     vms = [_deploy(stack, network, 0), _deploy(stack, network, 1)]
     for index, vm in enumerate(vms):
         _ready(stack, vm, index)
@@ -165,3 +177,38 @@ def _applied_generation(stack: Stack, network_id: str) -> int:
     for path in stack.states[0].glob(f"routers/{network_id}/applied.json"):
         return int(json.loads(path.read_text())["generation"])
     return -1
+
+
+def test_a_host_in_maintenance_hands_its_router_over_and_a_deleted_host_keeps_nothing(
+    stack: Stack,
+) -> None:
+    c = stack.cloud.call
+    network, router_ns = _isolated_network(stack)
+    vms = [_deploy(stack, network, 0), _deploy(stack, network, 1)]
+    for index, vm in enumerate(vms):
+        _ready(stack, vm, index)
+    host_a, host_b = (h["id"] for h in stack.hosts)
+    assert c("listRouters", networkid=network["id"], listall=True)["router"][0]["hostid"] == host_a
+
+    # host a into maintenance: the router moves to host b, the guests stay reachable
+    job(stack.cloud, "prepareHostForMaintenance", id=host_a)
+    wait_for(
+        lambda: c("listRouters", networkid=network["id"], listall=True)["router"][0].get("hostid")
+        == host_b,
+        60, "router moved off the host in maintenance",
+    )  # fmt: skip
+    _reachable(router_ns, vms)
+    ns_a = stack.lab.hosts[0][0]
+    assert not {n for n in guest_links(ns_a) if n.startswith(("crg", "crp"))}, "old legs gone"
+    # its last VM stopped: nothing of the network is left on host a; then it is deleted
+    job(stack.cloud, "stopVirtualMachine", id=vms[0]["id"])
+    wait_for(lambda: not guest_links(ns_a), 60, f"nothing left on {ns_a}")
+    assert sh("ip", "netns", "exec", ns_a, "nft", "list", "tables").strip() == ""
+    c("deleteHost", id=host_a)
+    assert not c("listHosts", id=host_a).get("host")
+    _reachable(router_ns, vms[1:])
+
+    for vm in vms:
+        job(stack.cloud, "destroyVirtualMachine", id=vm["id"], expunge=True)
+    job(stack.cloud, "deleteNetwork", id=network["id"])
+    no_leaks(stack, [network["id"]])

@@ -1,16 +1,9 @@
 """Guest networking on real hosts: two KVM host namespaces, VXLAN between them, a router
 namespace with dnsmasq and source NAT, an "internet" namespace, through the whole stack.
 
-Topology: ``tests/support/kvmnet.py`` (all made there, all removed at the end, even on
-failure):
-
-- an underlay bridge in the root namespace holding the management server's address; each
-  host namespace has a veth on it with its registered address (its VXLAN VTEP);
-- an "internet" namespace with the public gateway address on a bridge, and an HTTP server
-  answering with the client's address (so source NAT is visible); each host namespace has
-  its public bridge ``pub0`` (the Public traffic type's KVM label) joined to it;
-- blackhole routes in the root namespace for the guest and public ranges, so nothing sent
-  to a tenant address can leave the machine. Every probe runs inside a namespace.
+Topology: ``tests/support/kvmnet.py`` (host namespaces on an underlay bridge, an "internet"
+namespace behind each host's public bridge, blackhole routes for every tenant range; all
+removed at the end, even on failure).
 
 Checked: two VMs on one isolated network on different hosts get the addresses the cloud
 allocated over DHCP, the router resolves their names, they exchange HTTP over VXLAN; a VM

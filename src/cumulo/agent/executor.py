@@ -18,6 +18,7 @@ from cumulo.agent.drivers.base import (
     ConsoleDriver,
     DriverError,
     HypervisorDriver,
+    IsoDriver,
     VmSnapshotDriver,
     VolumeDriver,
 )
@@ -27,6 +28,7 @@ from cumulo.agentrpc.messages import (
     Answer,
     AttachDisk,
     BackupSnapshot,
+    ChangeIso,
     Command,
     CreateVmSnapshot,
     CreateVolume,
@@ -119,6 +121,12 @@ def _run(
         return _run_volume(_volumes(driver, command), command)
     if isinstance(command, VmSnapshotCommand):
         return _run_vm_snapshot(driver, command)
+    if isinstance(command, ChangeIso):
+        if not hasattr(driver, "change_iso"):
+            raise DriverError(f"this host's driver cannot carry out {command.kind}")
+        iso: IsoDriver = driver  # type: ignore[assignment]
+        iso.change_iso(command.vm_name, command.path)
+        return {}
     if isinstance(command, network.NETWORK_COMMANDS):  # guest networking (issue 7)
         if isinstance(driver, QemuDriver):
             return network.run(command, driver.state_dir, driver.netns)

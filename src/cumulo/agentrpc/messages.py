@@ -363,6 +363,16 @@ class DeleteVmSnapshot(VmSnapshotCommand):
 
 
 @dataclass(frozen=True)
+class ChangeIso(Command):
+    """Insert the ISO at ``path`` (a file on the image store every host mounts) into the
+    running VM's CD-ROM drive, or eject the drive when ``path`` is None."""
+
+    kind: ClassVar[str] = "AttachIsoCommand"
+    vm_name: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
 class OpenConsole(Command):
     """Open the VM's console (its VNC server) and dial a WebSocket back to the server.
 
@@ -467,6 +477,7 @@ COMMANDS: dict[str, type[Command]] = {
         CreateVmSnapshot,
         RevertVmSnapshot,
         DeleteVmSnapshot,
+        ChangeIso,
         OpenConsole,
         EnsureSegment,
         ReleaseSegment,

@@ -130,6 +130,13 @@ class VmSnapshotDriver(Protocol):
         """Remove ``tag`` from every disk."""
 
 
+class IsoDriver(Protocol):
+    """The CD-ROM drive of a running VM (``attachIso``/``detachIso``)."""
+
+    def change_iso(self, vm_name: str, path: str | None) -> None:
+        """Insert the ISO file at ``path`` (None: eject); the same medium again is success."""
+
+
 class ConsoleDriver(Protocol):
     """A VM's graphical console: a connected stream socket speaking RFB (VNC).
 

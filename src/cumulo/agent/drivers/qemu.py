@@ -237,6 +237,22 @@ class QemuDriver(QemuVolumes, QemuVmSnapshots):
     def serial_log(self, name: str) -> Path:
         return self._run_dir(name).serial
 
+    def change_iso(self, vm_name: str, path: str | None) -> None:
+        """``blockdev-change-medium`` into the CD-ROM drive every VM gets, or ``eject``."""
+        run = self._run_dir(vm_name)
+        if live_pid(run) is None:
+            raise DriverError(f"VM {vm_name} is not running on this host")
+        if path is not None and not Path(path).is_file():
+            raise DriverError(f"ISO {path} is not reachable from this host")
+        try:
+            if path is None:
+                qmp(run.qmp, "eject", {"id": CDROM_ID, "force": True})
+            else:
+                args = {"id": CDROM_ID, "filename": path, "format": "raw"}
+                qmp(run.qmp, "blockdev-change-medium", {**args, "read-only-mode": "read-only"})
+        except QmpError as exc:
+            raise DriverError(f"the CD-ROM of {vm_name}: {exc}") from exc
+
     # -- internals --------------------------------------------------------------------------
 
     def _run_dir(self, name: str) -> RunDir:
@@ -431,16 +447,22 @@ class QemuDriver(QemuVolumes, QemuVmSnapshots):
 
 # -- pieces of the QEMU command line ------------------------------------------------------
 
+CDROM_DEVICE = 3  # CloudStack's device id of the CD-ROM (data disks skip it)
+CDROM_ID = "cdrom0"  # its qdev id: attachIso changes the medium of this device
+
 
 def _disk_args(disks: tuple[DiskSpec, ...], *, boot_from_disk: bool) -> list[str]:
     args: list[str] = []
     boot_index = 0
+    if not any(d.kind == "ISO" for d in disks):  # an empty drive attachIso can fill later
+        args += ["-drive", f"if=none,id=disk{CDROM_DEVICE},media=cdrom,readonly=on",
+                 "-device", f"ide-cd,drive=disk{CDROM_DEVICE},id={CDROM_ID}"]  # fmt: skip
     for disk in sorted(disks, key=lambda d: d.device_id):
         drive_id = f"disk{disk.device_id}"
         if disk.kind == "ISO":
             args += ["-drive", f"file={opt(disk.path)},if=none,id={drive_id},media=cdrom,"
                      "readonly=on,format=raw",
-                     "-device", f"ide-cd,drive={drive_id}"]  # fmt: skip
+                     "-device", f"ide-cd,drive={drive_id},id={CDROM_ID}"]  # fmt: skip
             continue
         args += ["-drive", f"file={opt(disk.path)},if=none,id={drive_id},format=qcow2,"
                  "discard=unmap"]  # fmt: skip

@@ -120,6 +120,7 @@ class SimDriver:
         self._templates: dict[str, str] = {}
         self._plugged: dict[str, dict[str, int]] = {}  # vm name -> volume id -> device id
         self._memory_snaps: dict[str, dict[str, float]] = {}  # vm -> tag -> start time then
+        self._isos: dict[str, str] = {}  # vm name -> the ISO in its CD-ROM drive
         self._lock = threading.Lock()
 
     def host_info(self) -> HostInfo:
@@ -359,6 +360,15 @@ class SimDriver:
         if vm_name is not None:
             with self._lock:
                 self._memory_snaps.get(vm_name, {}).pop(tag, None)
+
+    def change_iso(self, vm_name: str, path: str | None) -> None:
+        with self._lock:
+            if self._power.get(vm_name) != PowerState.RUNNING:
+                raise DriverError(f"VM {vm_name} is not running on {self._info.hostname}")
+            if path is None:
+                self._isos.pop(vm_name, None)
+            else:
+                self._isos[vm_name] = path
 
     def vm_snapshot_tags(self, path: str) -> list[str]:
         """The tags on a simulated disk (tests check deletes and reverts through this)."""

@@ -225,6 +225,9 @@ def _build_plan(
             )
         )
     disks.extend(_data_disks(session, vm))
+    from cumulo.services.compute import iso  # imports volume_ops, which imports this module
+
+    disks.extend(iso.start_disks(session, vm))  # an ISO attached while stopped (attachIso)
     boot = {k: str(v) for k, v in (template.details or {}).items()} if template else {}
     spec = VmSpec(
         name=vm.instance_name,

@@ -26,6 +26,7 @@ from tests.agent.routerns import (
     PUBLIC_IPS,
     Topology,
     curl,
+    netns_run,
     router_topology,
 )
 
@@ -159,3 +160,62 @@ def test_bad_algorithm_is_refused_and_keeps_the_running_config(lab: Lab) -> None
     with pytest.raises(ValueError):
         lab.apply(lab.config((0, 1), algorithm="random; quit"))
     assert set(lab.spread(4)) == {"vm0", "vm1"}
+
+
+def _with_cookies(lab: Lab, jar: Path, count: int, cookie: str | None = None) -> set[str]:
+    """Backends answering ``count`` requests of one client keeping its cookies in ``jar``."""
+    seen = set()
+    for _ in range(count):
+        argv = ["curl", "-sf", "--max-time", "3", "-c", str(jar), "-b", cookie or str(jar), URL]
+        done = netns_run(lab.topo.internet, *argv, timeout=15)
+        assert done.returncode == 0, done.stderr
+        seen.add(done.stdout.split()[0])
+    return seen
+
+
+def test_stickiness_policies_keep_a_client_on_one_backend(lab: Lab, tmp_path: Path) -> None:
+    lab.apply(lab.config((0, 1, 2)))
+    assert len(lab.spread(6)) == 3, "round robin without a policy"
+    # LbCookie: haproxy inserts its cookie; a client sending it back stays put
+    lab.apply(
+        lab.config((0, 1, 2), stickiness="LbCookie", stickiness_params=(("cookieName", "CUMULO"),))
+    )
+    assert "cookie CUMULO insert" in (lab.run_dir / router_lb.CONFIG_NAME).read_text()
+    assert len(_with_cookies(lab, tmp_path / "jar", 6)) == 1
+    assert "CUMULO" in (tmp_path / "jar").read_text()
+    # AppCookie: the application's cookie value picks the backend, learnt from the request
+    lab.apply(
+        lab.config((0, 1, 2), stickiness="AppCookie", stickiness_params=(("cookieName", "SID"),))
+    )
+    assert len(_with_cookies(lab, tmp_path / "jar2", 6, cookie="SID=client-a")) == 1
+    # SourceBased: one client address, one backend, even with round robin
+    lab.apply(lab.config((0, 1, 2), stickiness="SourceBased"))
+    assert len(lab.spread(6)) == 1
+    # a parameter haproxy would read as more configuration is refused; the old config stays
+    with pytest.raises(ValueError):
+        lab.apply(
+            lab.config(
+                (0, 1, 2),
+                stickiness="LbCookie",
+                stickiness_params=(("cookieName", "a\n\tmode tcp"),),
+            )
+        )
+    assert len(lab.spread(6)) == 1
+
+
+def test_health_check_policy_http_path_and_thresholds(lab: Lab) -> None:
+    cfg = lab.config((0, 1, 2), health_path="/", health_interval_s=1, health_timeout_s=1,
+                     health_rise=1, health_fall=2)  # fmt: skip
+    lab.apply(cfg)
+    text = (lab.run_dir / router_lb.CONFIG_NAME).read_text()
+    assert "option httpchk GET /" in text and "default-server inter 1s fall 2 rise 1" in text
+    assert set(lab.spread(6)) == {"vm0", "vm1", "vm2"}
+    lab.topo.procs[2].kill()
+    lab.topo.procs[2].wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and set(lab.spread(3)) != {"vm0", "vm1"}:
+        time.sleep(0.5)
+    answers = lab.spread(9)
+    assert answers.get(None, 0) == 0 and answers.get("vm2", 0) == 0, answers
+    with pytest.raises(ValueError):
+        lab.apply(lab.config((0, 1), health_path="/x y\n\tmode tcp"))

@@ -623,4 +623,7 @@ def _forward(f: dict[str, Any]) -> PortForward:
 
 def _balancer(lb: dict[str, Any]) -> LoadBalancer:
     cidrs, backends = tuple(lb["source_cidrs"]), tuple(lb["backends"])
-    return LoadBalancer(**{**lb, "source_cidrs": cidrs, "backends": backends})
+    sticky = tuple((str(k), str(v)) for k, v in lb.get("stickiness_params", ()))
+    return LoadBalancer(
+        **{**lb, "source_cidrs": cidrs, "backends": backends, "stickiness_params": sticky}
+    )

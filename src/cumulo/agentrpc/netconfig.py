@@ -84,6 +84,15 @@ class LoadBalancer:
     algorithm: str  # roundrobin | leastconn | source
     source_cidrs: tuple[str, ...]
     backends: tuple[str, ...]  # guest IPs
+    # createLBStickinessPolicy: LbCookie | AppCookie | SourceBased, with CloudStack's params
+    stickiness: str | None = None
+    stickiness_params: tuple[tuple[str, str], ...] = ()
+    # createLBHealthCheckPolicy (None: haproxy's TCP connect check with the defaults)
+    health_path: str | None = None  # HTTP GET of this path instead of a TCP connect
+    health_interval_s: int | None = None
+    health_timeout_s: int | None = None
+    health_rise: int | None = None
+    health_fall: int | None = None
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,39 @@ class LoadBalancerMember(Base):
     vm_ip: Mapped[str] = mapped_column(String(64))
 
 
+class LbStickinessPolicy(Base):
+    """createLBStickinessPolicy: how a load balancer rule keeps a client on one backend
+    (``method`` LbCookie, AppCookie or SourceBased; ``params`` as CloudStack names them)."""
+
+    __tablename__ = "lb_stickiness_policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = _uuid_col()
+    rule_id: Mapped[int] = mapped_column(ForeignKey("network_rules.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str | None] = mapped_column(String(4096))
+    display: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = _created_col()
+
+
+class LbHealthCheckPolicy(Base):
+    """createLBHealthCheckPolicy: how the router's haproxy checks each backend of a rule."""
+
+    __tablename__ = "lb_healthcheck_policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = _uuid_col()
+    rule_id: Mapped[int] = mapped_column(ForeignKey("network_rules.id"), index=True)
+    ping_path: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(4096))
+    interval_s: Mapped[int] = mapped_column(Integer, default=5)
+    response_timeout_s: Mapped[int] = mapped_column(Integer, default=2)
+    healthy_threshold: Mapped[int] = mapped_column(Integer, default=2)
+    unhealthy_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    display: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = _created_col()
+
+
 class SecurityGroup(Base):
     __tablename__ = "security_groups"
     __table_args__ = (UniqueConstraint("account_id", "name"),)

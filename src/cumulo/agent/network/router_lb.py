@@ -16,6 +16,7 @@ replaces a working one.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -59,23 +60,86 @@ def _acl(cidrs: tuple[str, ...]) -> list[str]:
     return [f"\ttcp-request connection reject unless {{ src {allowed} }}"]
 
 
+_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DURATION = re.compile(r"^[0-9]{1,9}(ms|s|m|h|d)?$")
+_SIZE = re.compile(r"^[0-9]{1,9}[km]?$")
+HTTP_STICKINESS = ("LbCookie", "AppCookie")  # cookies need haproxy's HTTP mode
+
+
+def _param(lb: LoadBalancer, name: str, default: str, pattern: re.Pattern[str]) -> str:
+    """A stickiness parameter checked against what haproxy accepts there, so nothing a
+    tenant typed can add a line to the file."""
+    value = dict((k.lower(), v) for k, v in lb.stickiness_params).get(name.lower(), default)
+    if not pattern.match(value):
+        raise ValueError(f"bad stickiness parameter {name}={value!r}")
+    return value
+
+
+def _stickiness(lb: LoadBalancer) -> tuple[list[str], str]:
+    """Backend lines for the rule's stickiness policy, and what each server line gets."""
+    if lb.stickiness is None:
+        return [], ""
+    if lb.stickiness == "SourceBased":
+        size = _param(lb, "tablesize", "200k", _SIZE)
+        expire = _param(lb, "expire", "30m", _DURATION)
+        return [f"\tstick-table type ip size {size} expire {expire}", "\tstick on src"], ""
+    if lb.stickiness == "LbCookie":
+        name = _param(lb, "cookieName", "SERVERID", _TOKEN)
+        return [f"\tcookie {name} insert nocache indirect"], " cookie s{n}"
+    if lb.stickiness == "AppCookie":
+        name = _param(lb, "cookieName", "JSESSIONID", _TOKEN)
+        length = _param(lb, "length", "64", _SIZE)
+        hold = _param(lb, "holdtime", "3h", _DURATION)
+        return [
+            f"\tstick-table type string len {length} size 200k expire {hold}",
+            f"\tstick on req.cook({name})",
+            f"\tstick store-response res.cook({name})",
+        ], ""
+    raise ValueError(f"unsupported stickiness method {lb.stickiness!r}")
+
+
+def _health(lb: LoadBalancer) -> list[str]:
+    """The rule's health check policy: check interval, thresholds, timeout and an HTTP GET
+    of its ping path (without one, the TCP connect check of every backend stays)."""
+    lines = []
+    if lb.health_interval_s or lb.health_rise or lb.health_fall:
+        inter, rise = lb.health_interval_s or 2, lb.health_rise or 1
+        fall = lb.health_fall or 2
+        lines.append(f"\tdefault-server inter {int(inter)}s fall {int(fall)} rise {int(rise)}")
+    if lb.health_timeout_s:
+        lines.append(f"\ttimeout check {int(lb.health_timeout_s)}s")
+    if lb.health_path:
+        path = lb.health_path if lb.health_path.startswith("/") else "/" + lb.health_path
+        if not all(c.isalnum() or c in "/._-~%?=&" for c in path):
+            raise ValueError(f"bad health check path {lb.health_path!r}")
+        lines.append(f"\toption httpchk GET {path}")
+    return lines
+
+
 def _section(index: int, lb: LoadBalancer) -> list[str]:
     name = _name(index)
     algorithm = ALGORITHMS.get(lb.algorithm.lower())
     if algorithm is None:
         raise ValueError(f"unsupported algorithm {lb.algorithm!r}")
+    mode = ["\tmode http"] if lb.stickiness in HTTP_STICKINESS else []
+    sticky, per_server = _stickiness(lb)
     lines = [
         f"# {lb.name!r}"[:200].replace("\n", " "),
         f"frontend {name}",
+        *mode,
         f"\tbind {IPv4Address(lb.public_ip)}:{_port(lb.public_port)}",
         *_acl(lb.source_cidrs),
         f"\tdefault_backend {name}",
         "",
         f"backend {name}",
+        *mode,
         f"\tbalance {algorithm}",
+        *sticky,
+        *_health(lb),
     ]
     for number, ip in enumerate(lb.backends):
-        lines.append(f"\tserver s{number} {IPv4Address(ip)}:{_port(lb.private_port)} check")
+        server = f"\tserver s{number} {IPv4Address(ip)}:{_port(lb.private_port)} check"
+        lines.append(server + per_server.format(n=number))
     return [*lines, ""]
 
 

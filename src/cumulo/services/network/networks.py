@@ -20,6 +20,8 @@ from cumulo.db.models import Account, Domain
 from cumulo.db.models_compute import Nic
 from cumulo.db.models_infra import PhysicalNetwork, TrafficType, Zone
 from cumulo.db.models_network import (
+    LbHealthCheckPolicy,
+    LbStickinessPolicy,
     LoadBalancerMember,
     Network,
     NetworkOffering,
@@ -368,6 +370,8 @@ def destroy(session: Session, network: Network) -> None:
     usage.record_rules_removed(session, NetworkRule.network_id == network.id)
     rule_ids = select(NetworkRule.id).where(NetworkRule.network_id == network.id)
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id.in_(rule_ids)))
+    for policy in (LbStickinessPolicy, LbHealthCheckPolicy):
+        session.execute(delete(policy).where(policy.rule_id.in_(rule_ids)))
     session.execute(delete(NetworkRule).where(NetworkRule.network_id == network.id))
     network.segment_id = None
     network.state = "Destroy"
@@ -380,6 +384,8 @@ def release_public_ip(session: Session, ip: PublicIpAddress) -> None:
     usage.record_rules_removed(session, NetworkRule.public_ip_id == ip.id)
     rule_ids = select(NetworkRule.id).where(NetworkRule.public_ip_id == ip.id)
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id.in_(rule_ids)))
+    for policy in (LbStickinessPolicy, LbHealthCheckPolicy):
+        session.execute(delete(policy).where(policy.rule_id.in_(rule_ids)))
     session.execute(delete(NetworkRule).where(NetworkRule.public_ip_id == ip.id))
     limits.decrement_many(session, ip.account_id, {ResourceType.public_ip: 1})
     usage.record_owned(

@@ -37,6 +37,8 @@ from cumulo.db.models_catalog import ServiceOffering, SshKeyPair, UserData
 from cumulo.db.models_compute import Nic, VirtualMachine
 from cumulo.db.models_infra import Zone
 from cumulo.db.models_network import (
+    LbHealthCheckPolicy,
+    LbStickinessPolicy,
     LoadBalancerMember,
     Network,
     NetworkOffering,
@@ -179,6 +181,12 @@ def _balancer(session: Session, rule: NetworkRule, addresses: dict[int, str]) ->
         .where(LoadBalancerMember.rule_id == rule.id)
         .order_by(LoadBalancerMember.vm_ip)
     )
+    sticky = session.scalar(
+        select(LbStickinessPolicy).where(LbStickinessPolicy.rule_id == rule.id).limit(1)
+    )
+    health = session.scalar(
+        select(LbHealthCheckPolicy).where(LbHealthCheckPolicy.rule_id == rule.id).limit(1)
+    )
     return LoadBalancer(
         name=str(rule.name),
         public_ip=addresses[rule.public_ip_id or 0],
@@ -188,6 +196,15 @@ def _balancer(session: Session, rule: NetworkRule, addresses: dict[int, str]) ->
         algorithm=str(rule.algorithm),
         source_cidrs=tuple(rule.source_cidrs or ()),
         backends=tuple(backends),
+        stickiness=sticky.method if sticky else None,
+        stickiness_params=tuple(sorted((k, str(v)) for k, v in (sticky.params or {}).items()))
+        if sticky
+        else (),
+        health_path=health.ping_path if health else None,
+        health_interval_s=health.interval_s if health else None,
+        health_timeout_s=health.response_timeout_s if health else None,
+        health_rise=health.healthy_threshold if health else None,
+        health_fall=health.unhealthy_threshold if health else None,
     )
 
 

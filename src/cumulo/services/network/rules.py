@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cumulo.db.models_compute import VirtualMachine
-from cumulo.db.models_network import LoadBalancerMember, Network, NetworkRule, PublicIpAddress
+from cumulo.db.models_network import (
+    LbHealthCheckPolicy,
+    LbStickinessPolicy,
+    LoadBalancerMember,
+    Network,
+    NetworkRule,
+    PublicIpAddress,
+)
 from cumulo.services.errors import NotFound, ParamError
 from cumulo.services.network import ipam, public_ips
 from cumulo.services.network.errors import RuleConflict
@@ -325,5 +333,117 @@ def remove(session: Session, rule: NetworkRule, vms: list[VirtualMachine]) -> No
 def delete_rule(session: Session, rule: NetworkRule) -> None:
     usage.record_rule(session, rule, created=False)
     session.execute(delete(LoadBalancerMember).where(LoadBalancerMember.rule_id == rule.id))
+    for policy in (LbStickinessPolicy, LbHealthCheckPolicy):
+        session.execute(delete(policy).where(policy.rule_id == rule.id))
     session.delete(rule)
     session.flush()
+
+
+# --- load balancer policies (createLBStickinessPolicy, createLBHealthCheckPolicy) ----------
+# One policy of each kind per rule, as CloudStack's virtual router allows; the router's
+# haproxy renders them (``agent.network.router_lb``), which also checks each parameter.
+
+STICKINESS_METHODS = {
+    "lbcookie": "LbCookie",
+    "appcookie": "AppCookie",
+    "sourcebased": "SourceBased",
+}
+STICKINESS_PARAMS = {
+    "LbCookie": ("cookieName", "mode", "nocache", "indirect", "postonly", "domain"),
+    "AppCookie": ("cookieName", "length", "holdtime", "request-learn", "prefix", "mode"),
+    "SourceBased": ("tablesize", "expire"),
+}
+
+
+def _lb_only(rule: NetworkRule) -> None:
+    if rule.purpose != "LoadBalancing":
+        raise ParamError(f"Rule {rule.uuid} is not a load balancer rule")
+    if rule.protocol.lower() == "udp":
+        raise ParamError("Policies are for TCP load balancer rules only")
+
+
+def create_stickiness(
+    session: Session,
+    rule: NetworkRule,
+    name: str,
+    method: str,
+    params: dict[str, str],
+    description: str | None,
+) -> LbStickinessPolicy:
+    _lb_only(rule)
+    canonical = STICKINESS_METHODS.get(method.strip().lower())
+    if canonical is None:
+        raise ParamError(
+            f"Invalid stickiness method {method}: one of {', '.join(STICKINESS_METHODS.values())}"
+        )
+    allowed = {p.lower(): p for p in STICKINESS_PARAMS[canonical]}
+    unknown = [k for k in params if k.lower() not in allowed]
+    if unknown:
+        raise ParamError(f"Invalid {canonical} parameter(s): {', '.join(sorted(unknown))}")
+    if any(not v or any(c.isspace() or c in "{}()#\\" for c in v) for v in params.values()):
+        raise ParamError("Stickiness parameter values must be single words")
+    if session.scalar(select(LbStickinessPolicy.id).where(LbStickinessPolicy.rule_id == rule.id)):
+        raise ParamError("Failed to create Stickiness policy: Already policy attached")
+    if not name.strip():
+        raise ParamError("Stickiness policy name must not be empty")
+    row = LbStickinessPolicy(
+        rule_id=rule.id,
+        name=name.strip(),
+        method=canonical,
+        params={allowed[k.lower()]: v for k, v in params.items()},
+        description=description,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec:
+    ping_path: str | None
+    description: str | None
+    interval_s: int
+    response_timeout_s: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+
+
+def create_health_check(
+    session: Session, rule: NetworkRule, spec: HealthCheckSpec
+) -> LbHealthCheckPolicy:
+    _lb_only(rule)
+    if not 1 <= spec.interval_s <= 600 or not 1 <= spec.response_timeout_s <= 60:
+        raise ParamError("intervaltime must be 1-600 s and responsetimeout 1-60 s")
+    if spec.response_timeout_s >= spec.interval_s and spec.interval_s > 1:
+        raise ParamError("responsetimeout must be less than intervaltime")
+    if not 1 <= spec.healthy_threshold <= 100 or not 1 <= spec.unhealthy_threshold <= 100:
+        raise ParamError("healthythreshold and unhealthythreshold must be 1-100")
+    path = spec.ping_path
+    if path is not None and (
+        not path.startswith("/") or not all(c.isalnum() or c in "/._-~%?=&" for c in path)
+    ):
+        raise ParamError(f"Invalid pingpath {path}: an absolute HTTP path")
+    if session.scalar(select(LbHealthCheckPolicy.id).where(LbHealthCheckPolicy.rule_id == rule.id)):
+        raise ParamError("Failed to create HealthCheck policy: Already policy attached")
+    row = LbHealthCheckPolicy(
+        rule_id=rule.id,
+        ping_path=path,
+        description=spec.description,
+        interval_s=spec.interval_s,
+        response_timeout_s=spec.response_timeout_s,
+        healthy_threshold=spec.healthy_threshold,
+        unhealthy_threshold=spec.unhealthy_threshold,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+Policy = TypeVar("Policy", LbStickinessPolicy, LbHealthCheckPolicy)
+
+
+def find_policy(session: Session, kind: type[Policy], uuid: str) -> Policy:
+    row = session.scalar(select(kind).where(kind.uuid == uuid))
+    if row is None:
+        raise NotFound(f"Unable to find policy {uuid}")
+    return row

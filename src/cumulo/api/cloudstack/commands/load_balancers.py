@@ -17,7 +17,14 @@ from cumulo.api.cloudstack.results import Ctx, Listing, Submit, Success
 from cumulo.db.models import Account, Domain
 from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_infra import Zone
-from cumulo.db.models_network import LoadBalancerMember, Network, NetworkRule, PublicIpAddress
+from cumulo.db.models_network import (
+    LbHealthCheckPolicy,
+    LbStickinessPolicy,
+    LoadBalancerMember,
+    Network,
+    NetworkRule,
+    PublicIpAddress,
+)
 from cumulo.services.catalog.owners import resolve_owner
 from cumulo.services.compute import views, vms
 from cumulo.services.errors import ParamError
@@ -393,3 +400,262 @@ def list_load_balancer_rule_instances(
         return Listing([], 0)
     items = views.render(ctx.session, ctx.caller, vm_ids)
     return Listing(items, len(items))
+
+
+# --- stickiness and health check policies ---------------------------------------------------
+# The response wraps the rule's policies the way CloudStack does: one object per rule
+# (``stickinesspolicies`` / ``healthcheckpolicies``) holding the list of its policies.
+
+
+def _rule_of_policy(ctx: Ctx, policy: LbStickinessPolicy | LbHealthCheckPolicy) -> NetworkRule:
+    rule = ctx.session.get(NetworkRule, policy.rule_id)
+    assert rule is not None
+    owner = ctx.session.get(Account, rule.account_id)
+    assert owner is not None
+    ctx.caller.check_account(owner)
+    return rule
+
+
+def _owner_fields(ctx: Ctx, rule: NetworkRule) -> dict[str, Any]:
+    owner = ctx.session.get(Account, rule.account_id)
+    domain = ctx.session.get(Domain, rule.domain_id)
+    network = ctx.session.get(Network, rule.network_id)
+    return {
+        "lbruleid": rule.uuid,
+        "account": owner.name if owner else None,
+        "domainid": domain.uuid if domain else None,
+        "domain": domain.name if domain else None,
+        "zoneid": ctx.session.get(Zone, network.zone_id).uuid if network else None,  # type: ignore[union-attr]
+        "state": rule.state,
+    }
+
+
+def _stickiness_view(p: LbStickinessPolicy) -> dict[str, Any]:
+    out = {"id": p.uuid, "name": p.name, "methodname": p.method, "params": dict(p.params or {}),
+           "state": "Active", "fordisplay": p.display}  # fmt: skip
+    if p.description:
+        out["description"] = p.description
+    return out
+
+
+def _health_view(p: LbHealthCheckPolicy) -> dict[str, Any]:
+    out = {"id": p.uuid, "pingpath": p.ping_path or "", "healthcheckinterval": p.interval_s,
+           "responsetime": p.response_timeout_s, "healthcheckthresshold": p.healthy_threshold,
+           "unhealthcheckthresshold": p.unhealthy_threshold, "state": "Active",
+           "fordisplay": p.display}  # fmt: skip
+    if p.description:
+        out["description"] = p.description
+    return out
+
+
+def _stickiness_of(ctx: Ctx, rule: NetworkRule) -> dict[str, Any]:
+    found = ctx.session.scalars(
+        select(LbStickinessPolicy).where(LbStickinessPolicy.rule_id == rule.id)
+    )
+    return {**_owner_fields(ctx, rule), "name": rule.name,
+            "stickinesspolicy": [_stickiness_view(p) for p in found]}  # fmt: skip
+
+
+def _health_of(ctx: Ctx, rule: NetworkRule) -> dict[str, Any]:
+    found = ctx.session.scalars(
+        select(LbHealthCheckPolicy).where(LbHealthCheckPolicy.rule_id == rule.id)
+    )
+    return {**_owner_fields(ctx, rule), "healthcheckpolicy": [_health_view(p) for p in found]}
+
+
+STICKY_FIELDS = ("lbruleid", "name", "account", "domainid", "domain", "zoneid", "state",
+                 "stickinesspolicy")  # fmt: skip
+HEALTH_FIELDS = ("lbruleid", "account", "domainid", "domain", "zoneid", "state",
+                 "healthcheckpolicy")  # fmt: skip
+LbRuleId = Annotated[
+    UUIDStr, Param("the ID of the load balancer rule", required=True, entity="FirewallRule")
+]
+
+
+@command(
+    "createLBStickinessPolicy",
+    kind=Kind.ASYNC_CREATE,
+    description="Creates a load balancer stickiness policy",
+    response="stickinesspolicies",
+    event="LB.STICKINESSPOLICY.CREATE",
+    entity="FirewallRule",
+    fields=STICKY_FIELDS,
+)
+def create_lb_stickiness_policy(
+    ctx: Ctx,
+    lbruleid: LbRuleId,
+    methodname: Annotated[
+        str,
+        Param(
+            "name of the stickiness policy method: LbCookie, AppCookie, SourceBased", required=True
+        ),
+    ],
+    name: Annotated[str, Param("name of the load balancer stickiness policy", required=True)],
+    description: Annotated[str | None, Param("the description of the stickiness policy")] = None,
+    param: Annotated[
+        list[dict[str, str]] | None,
+        Param("param list. Example: param[0].name=cookiename&param[0].value=LBCookie"),
+    ] = None,
+    fordisplay: Annotated[bool, Param("whether to display the policy to the end user")] = True,
+) -> Submit:
+    rule = _owned(ctx, lbruleid)
+    values: dict[str, str] = {}
+    for entry in param or []:
+        key = (entry.get("name") or "").strip()
+        if not key:
+            raise ParamError("Each param entry needs a name")
+        values[key] = str(entry.get("value") or "")
+    policy = rules.create_stickiness(ctx.session, rule, name, methodname, values, description)
+    policy.display = fordisplay
+    return Submit(params={"id": policy.uuid}, instance_type="FirewallRule",
+                  created_id=policy.uuid, resource_name=policy.name)  # fmt: skip
+
+
+@create_lb_stickiness_policy.runs
+def run_create_lb_stickiness_policy(ctx: Ctx, id: str) -> dict[str, Any]:
+    policy = rules.find_policy(ctx.session, LbStickinessPolicy, id)
+    ctx.event_resource = (policy.uuid, getattr(policy, "name", ""))
+    return _stickiness_of(ctx, _rule_of_policy(ctx, policy))
+
+
+@command(
+    "deleteLBStickinessPolicy",
+    kind=Kind.ASYNC,
+    description="Deletes a load balancer stickiness policy.",
+    event="LB.STICKINESSPOLICY.DELETE",
+    entity="FirewallRule",
+)
+def delete_lb_stickiness_policy(
+    ctx: Ctx,
+    id: Annotated[UUIDStr, Param("the ID of the LB stickiness policy", required=True)],
+) -> Submit:
+    policy = rules.find_policy(ctx.session, LbStickinessPolicy, id)
+    _rule_of_policy(ctx, policy)
+    return Submit(params={"id": id}, instance_type="FirewallRule", instance_id=id)
+
+
+@delete_lb_stickiness_policy.runs
+def run_delete_lb_stickiness_policy(ctx: Ctx, id: str) -> Success:
+    row = ctx.session.scalar(select(LbStickinessPolicy).where(LbStickinessPolicy.uuid == id))
+    if row is not None:
+        ctx.session.delete(row)
+    return Success()
+
+
+@command(
+    "listLBStickinessPolicies",
+    kind=Kind.LIST,
+    description="Lists load balancer stickiness policies.",
+    response="stickinesspolicies",
+    fields=STICKY_FIELDS,
+)
+def list_lb_stickiness_policies(
+    ctx: Ctx,
+    lbruleid: Annotated[
+        UUIDStr | None, Param("the ID of the load balancer rule", entity="FirewallRule")
+    ] = None,
+    id: Annotated[UUIDStr | None, Param("the ID of the load balancer stickiness policy")] = None,
+) -> Listing:
+    if id is not None:
+        rule = _rule_of_policy(ctx, rules.find_policy(ctx.session, LbStickinessPolicy, id))
+    elif lbruleid is not None:
+        rule = _owned(ctx, lbruleid)
+    else:
+        raise ParamError("Either lbruleid or id is required")
+    return Listing([_stickiness_of(ctx, rule)], 1)
+
+
+@command(
+    "createLBHealthCheckPolicy",
+    kind=Kind.ASYNC_CREATE,
+    description="Creates a load balancer health check policy",
+    response="healthcheckpolicies",
+    event="LB.HEALTHCHECKPOLICY.CREATE",
+    entity="FirewallRule",
+    fields=HEALTH_FIELDS,
+)
+def create_lb_health_check_policy(
+    ctx: Ctx,
+    lbruleid: LbRuleId,
+    pingpath: Annotated[
+        str | None, Param("HTTP ping path; a TCP connect check when not given")
+    ] = None,
+    description: Annotated[str | None, Param("the description of the health check policy")] = None,
+    intervaltime: Annotated[
+        int, Param("amount of time between health checks (1 sec - 20940 sec)")
+    ] = 5,
+    responsetimeout: Annotated[
+        int, Param("time to wait when receiving a response from the health check (2sec - 60 sec)")
+    ] = 2,
+    healthythreshold: Annotated[
+        int,
+        Param("number of consecutive health check success before declaring an instance healthy"),
+    ] = 2,
+    unhealthythreshold: Annotated[
+        int,
+        Param("number of consecutive health check failures before declaring an instance unhealthy"),
+    ] = 10,
+    fordisplay: Annotated[bool, Param("whether to display the policy to the end user")] = True,
+) -> Submit:
+    rule = _owned(ctx, lbruleid)
+    spec = rules.HealthCheckSpec(pingpath, description, intervaltime, responsetimeout,
+                                 healthythreshold, unhealthythreshold)  # fmt: skip
+    policy = rules.create_health_check(ctx.session, rule, spec)
+    policy.display = fordisplay
+    return Submit(params={"id": policy.uuid}, instance_type="FirewallRule",
+                  created_id=policy.uuid, resource_name=rule.name)  # fmt: skip
+
+
+@create_lb_health_check_policy.runs
+def run_create_lb_health_check_policy(ctx: Ctx, id: str) -> dict[str, Any]:
+    policy = rules.find_policy(ctx.session, LbHealthCheckPolicy, id)
+    rule = _rule_of_policy(ctx, policy)
+    ctx.event_resource = (policy.uuid, rule.name or "")
+    return _health_of(ctx, rule)
+
+
+@command(
+    "deleteLBHealthCheckPolicy",
+    kind=Kind.ASYNC,
+    description="Deletes a load balancer health check policy.",
+    event="LB.HEALTHCHECKPOLICY.DELETE",
+    entity="FirewallRule",
+)
+def delete_lb_health_check_policy(
+    ctx: Ctx,
+    id: Annotated[UUIDStr, Param("the ID of the load balancer health check policy", required=True)],
+) -> Submit:
+    policy = rules.find_policy(ctx.session, LbHealthCheckPolicy, id)
+    _rule_of_policy(ctx, policy)
+    return Submit(params={"id": id}, instance_type="FirewallRule", instance_id=id)
+
+
+@delete_lb_health_check_policy.runs
+def run_delete_lb_health_check_policy(ctx: Ctx, id: str) -> Success:
+    row = ctx.session.scalar(select(LbHealthCheckPolicy).where(LbHealthCheckPolicy.uuid == id))
+    if row is not None:
+        ctx.session.delete(row)
+    return Success()
+
+
+@command(
+    "listLBHealthCheckPolicies",
+    kind=Kind.LIST,
+    description="Lists load balancer health check policies.",
+    response="healthcheckpolicies",
+    fields=HEALTH_FIELDS,
+)
+def list_lb_health_check_policies(
+    ctx: Ctx,
+    lbruleid: Annotated[
+        UUIDStr | None, Param("the ID of the load balancer rule", entity="FirewallRule")
+    ] = None,
+    id: Annotated[UUIDStr | None, Param("the ID of the health check policy")] = None,
+) -> Listing:
+    if id is not None:
+        rule = _rule_of_policy(ctx, rules.find_policy(ctx.session, LbHealthCheckPolicy, id))
+    elif lbruleid is not None:
+        rule = _owned(ctx, lbruleid)
+    else:
+        raise ParamError("Either lbruleid or id is required")
+    return Listing([_health_of(ctx, rule)], 1)

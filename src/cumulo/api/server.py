@@ -31,7 +31,12 @@ from cumulo.services.jobs.worker import JobWorkers
 from cumulo.services.network import port_rules
 from cumulo.services.network import routers as network_routers
 from cumulo.services.runtime import Runtime, open_runtime
-from cumulo.services.storage import browser_uploads, snapshot_scheduler, volume_ops
+from cumulo.services.storage import (
+    browser_uploads,
+    snapshot_scheduler,
+    volume_extract,
+    volume_ops,
+)
 from cumulo.services.usage import scheduler as usage_scheduler
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,8 @@ class ManagementServer:
             routes.append(Route(image_links.PATH, ImageLinks(self.rt).handle, methods=["GET"]))
             uploads = upload_route.UploadRoute(self.rt)  # browser uploads (issue 11)
             routes.append(Route(upload_route.PATH, uploads.handle, methods=["POST", "OPTIONS"]))
+            extracts = upload_route.ExtractLinks(self.rt)  # extractVolume's links
+            routes.append(Route(upload_route.EXTRACT_PATH, extracts.handle, methods=["GET"]))
             stream = event_stream.EventStream(self.dispatcher)
             routes.append(Route(event_stream.PATH, stream.handle, methods=["GET"]))
             ui = dashboard.Dashboard(self.rt, s3_url=self.settings.s3_public_url)
@@ -90,6 +97,7 @@ class ManagementServer:
                     lifecycle.expunge_due(self.rt)
                     volume_ops.expunge_destroyed(self.rt)  # files of deleted volumes
                 browser_uploads.sweep(self.rt)  # upload links that expired unused
+                volume_extract.sweep(self.rt)  # extracted copies whose link expired
             except Exception:
                 log.exception("expunge scavenger failed")
 

@@ -15,13 +15,14 @@ import re
 from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from cumulo.services.runtime import Runtime
-from cumulo.services.storage import browser_uploads
+from cumulo.services.storage import browser_uploads, volume_extract
 from cumulo.services.storage.browser_uploads import Refused
 
 PATH = browser_uploads.PREFIX + "{uuid}"
+EXTRACT_PATH = volume_extract.PREFIX + "{uuid}"
 MAX_HEADER_BYTES = 16384
 _NAME = re.compile(rb'(?i)content-disposition:[^\r\n]*;\s*name="?([^";\r\n]+)"?')
 
@@ -154,3 +155,20 @@ class UploadRoute:
         except ClientDisconnect:
             return PlainTextResponse("the client went away\n", status_code=400)
         return PlainTextResponse("upload complete\n", status_code=200)
+
+
+class ExtractLinks:
+    """``GET /extract/v1/<extract>?expires=&signature=``: extractVolume's download link."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def handle(self, request: Request) -> Response:
+        q = request.query_params
+        path = await asyncio.to_thread(
+            volume_extract.local_file,
+            self.rt, request.path_params["uuid"], q.get("expires", ""), q.get("signature", ""),
+        )  # fmt: skip
+        if path is None:
+            return PlainTextResponse("link invalid or expired\n", status_code=403)
+        return FileResponse(path, media_type="application/octet-stream", filename=path.name)

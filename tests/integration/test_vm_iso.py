@@ -1,18 +1,29 @@
 """attachIso/detachIso on simulated hosts through `cs`: the VM answers with isoid/isoname/
 isodisplaytext, a stopped VM keeps the ISO for its next start, the events, and the refusals
 (a second ISO, an ISO not ready, another account's private ISO, nothing to detach) with their
-error codes and nothing changed."""
+error codes and nothing changed; on a real KVM host (test_kvm_volumes' zone) QMP ``query-block``
+shows the medium inserted into the VM's CD-ROM drive and gone after detachIso."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.tenants import Tenant, error, make_domain, make_tenant
+from tests.integration.test_kvm_volumes import (  # noqa: F401  (fixtures)
+    Kvm,
+    client,
+    deploy,
+    host_netns,
+    kvm,
+    qmp,
+    tiny,
+)
 from tests.support.cloud import Cloud, Keys
 from tests.support.simzone import IMAGE, SimZone, build, http_files, uniq
 
@@ -135,3 +146,32 @@ def test_refusals_change_nothing(site: tuple[SimZone, str], tenant: Tenant, clou
     # A public ISO of another account is fine.
     done = run(cloud, tenant.keys, "attachIso", id=public["id"], virtualmachineid=vm["id"])
     assert done["jobresult"]["virtualmachine"]["isoid"] == public["id"]
+
+
+# --- a real KVM host (TCG) ------------------------------------------------------------------
+
+
+@pytest.mark.vm
+@pytest.mark.net
+@pytest.mark.slow
+def test_the_iso_is_inserted_into_the_running_qemu(kvm: Kvm, tmp_path: Path) -> None:  # noqa: F811
+    cloud, ctx, _, state, _ = kvm
+    with http_files({"boot.iso": ISO_BYTES}, tmp_path) as url:
+        iso = register(cloud, ctx["zone"]["id"], f"{url}/boot.iso", public=True)
+    assert iso["isready"] is True
+    vm = deploy(client(cloud), ctx, state)
+    sock = state / "vms" / vm["instancename"] / "qmp.sock"
+
+    def cdrom() -> dict[str, Any]:
+        found = [b for b in qmp(sock, "query-block") if b.get("qdev", "").endswith("cdrom0")]
+        assert len(found) == 1, found
+        return dict(found[0])
+
+    assert "inserted" not in cdrom()  # every VM starts with an empty drive
+    done = run(cloud, cloud.admin, "attachIso", id=iso["id"], virtualmachineid=vm["id"])
+    assert done["jobresult"]["virtualmachine"]["isoid"] == iso["id"], done
+    inserted = cdrom()["inserted"]
+    assert Path(inserted["file"]).read_bytes() == ISO_BYTES and inserted["ro"] is True
+    done = run(cloud, cloud.admin, "detachIso", virtualmachineid=vm["id"])
+    assert "isoid" not in done["jobresult"]["virtualmachine"], done
+    assert "inserted" not in cdrom()

@@ -454,9 +454,6 @@ CDROM_ID = "cdrom0"  # its qdev id: attachIso changes the medium of this device
 def _disk_args(disks: tuple[DiskSpec, ...], *, boot_from_disk: bool) -> list[str]:
     args: list[str] = []
     boot_index = 0
-    if not any(d.kind == "ISO" for d in disks):  # an empty drive attachIso can fill later
-        args += ["-drive", f"if=none,id=disk{CDROM_DEVICE},media=cdrom,readonly=on",
-                 "-device", f"ide-cd,drive=disk{CDROM_DEVICE},id={CDROM_ID}"]  # fmt: skip
     for disk in sorted(disks, key=lambda d: d.device_id):
         drive_id = f"disk{disk.device_id}"
         if disk.kind == "ISO":
@@ -473,6 +470,9 @@ def _disk_args(disks: tuple[DiskSpec, ...], *, boot_from_disk: bool) -> list[str
             device += f",bootindex={boot_index}"
             boot_index += 1
         args += ["-device", device]
+    if not any(d.kind == "ISO" for d in disks):  # an empty drive attachIso can fill later
+        args += ["-drive", f"if=none,id=disk{CDROM_DEVICE},media=cdrom,readonly=on",
+                 "-device", f"ide-cd,drive=disk{CDROM_DEVICE},id={CDROM_ID}"]  # fmt: skip
     return args
 
 

@@ -11,6 +11,8 @@ network's router namespace (it holds the gateway address) or a guest, through it
 
 from __future__ import annotations
 
+import base64
+import collections
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +277,110 @@ def _no_leaks(stack: Stack, spaces: list[str]) -> None:
     for ns, _ in stack.lab.hosts:
         wait_for(lambda n=ns: _leftovers(n) == set(), 60, f"no guest links left on {ns}")
         assert sh("ip", "netns", "exec", ns, "nft", "list", "tables").strip() == ""
+
+
+def _spread(lab_: Any, url: str, count: int) -> collections.Counter[str]:
+    """Which guests answered ``count`` GETs of ``url`` from the internet ("-": failed)."""
+    seen: collections.Counter[str] = collections.Counter()
+    for _ in range(count):
+        body = ns_get(lab_.internet, url, 5)
+        seen[body.strip().removeprefix("hostname=") if body else "-"] += 1
+    return seen
+
+
+def test_load_balancing_three_vms_policies_and_secondary_ips(stack: Stack) -> None:
+    c, lab_ = stack.cloud.call, stack.lab
+    name = "DefaultIsolatedNetworkOfferingWithSourceNatService"
+    offering = c("listNetworkOfferings", name=name)["networkoffering"][0]
+    network = c("createNetwork", name=uniq("klb"), displaytext="lb", zoneid=stack.zone["id"],
+                networkofferingid=offering["id"], gateway=f"{lab_.guest_prefix}.1",
+                netmask="255.255.255.0")["network"]  # fmt: skip
+    router_ns = f"cr-{network['id']}"
+    stack.router_namespaces.append(router_ns)
+    secondary = f"{lab_.guest_prefix}.200"
+    # the guest configures its secondary address itself (DHCP gives the primary only)
+    script = f"#!/bin/sh\nip addr add {secondary}/24 dev eth0\n"
+    vms = []
+    for index, host in enumerate((0, 1, 0)):
+        extra = {"userdata": base64.b64encode(script.encode()).decode()} if index == 0 else {}
+        vm = job(stack.cloud, "deployVirtualMachine", zoneid=stack.zone["id"],
+                 templateid=stack.template["id"], serviceofferingid=stack.offering["id"],
+                 networkids=network["id"], hostid=stack.hosts[host]["id"],
+                 name=f"lb{index}-{lab_.tag}", timeout=300, **extra)["virtualmachine"]  # fmt: skip
+        vms.append(vm)
+    for vm in vms:
+        state = _state_of(stack, vm)
+        wait_for(lambda v=vm, s=state: guest_ip(s, v["instancename"]) is not None, 300,
+                 "GUEST-READY")  # fmt: skip
+    names = {vm["name"] for vm in vms}
+
+    public = job(stack.cloud, "associateIpAddress", networkid=network["id"])["ipaddress"]
+    url = f"http://{public['ipaddress']}/"
+    lb = job(stack.cloud, "createLoadBalancerRule", publicipid=public["id"], name=uniq("lb"),
+             algorithm="roundrobin", privateport=80, publicport=80)["loadbalancer"]  # fmt: skip
+    job(stack.cloud, "assignToLoadBalancerRule", id=lb["id"],
+        virtualmachineids=",".join(vm["id"] for vm in vms))  # fmt: skip
+    wait_for(lambda: set(_spread(lab_, url, 6)) == names, 120, "all three in rotation")
+    assert set(_spread(lab_, url, 9)) == names
+
+    # source: one client, one backend; leastconn: still every answer from a member
+    job(stack.cloud, "updateLoadBalancerRule", id=lb["id"], algorithm="source")
+    wait_for(lambda: len(_spread(lab_, url, 6)) == 1, 60, "source algorithm pins the client")
+    assert "-" not in _spread(lab_, url, 6)
+    job(stack.cloud, "updateLoadBalancerRule", id=lb["id"], algorithm="leastconn")
+    wait_for(lambda: len(_spread(lab_, url, 9)) > 1, 60, "leastconn spreads sequential GETs")
+    assert set(_spread(lab_, url, 9)) <= names
+    job(stack.cloud, "updateLoadBalancerRule", id=lb["id"], algorithm="roundrobin")
+
+    # a SourceBased stickiness policy keeps the client on one backend despite round robin
+    sticky = job(stack.cloud, "createLBStickinessPolicy", lbruleid=lb["id"], name="src",
+                 methodname="SourceBased")["stickinesspolicies"]["stickinesspolicy"][0]  # fmt: skip
+    wait_for(lambda: len(_spread(lab_, url, 6)) == 1, 60, "stickiness pins the client")
+    job(stack.cloud, "deleteLBStickinessPolicy", id=sticky["id"])
+    wait_for(lambda: set(_spread(lab_, url, 6)) == names, 60, "round robin again")
+
+    # removeFromLoadBalancerRule takes one out of rotation
+    job(stack.cloud, "removeFromLoadBalancerRule", id=lb["id"], virtualmachineids=vms[2]["id"])
+    wait_for(lambda: set(_spread(lab_, url, 6)) == names - {vms[2]["name"]}, 60, "two left")
+
+    # a dead backend (its VM stopped) is skipped by the health check: no failed request
+    job(stack.cloud, "createLBHealthCheckPolicy", lbruleid=lb["id"], pingpath="/",
+        intervaltime=2, responsetimeout=1, healthythreshold=1, unhealthythreshold=2)  # fmt: skip
+    job(stack.cloud, "stopVirtualMachine", id=vms[1]["id"], forced=True)
+    wait_for(lambda: _spread(lab_, url, 4) == {vms[0]["name"]: 4}, 60, "dead backend skipped")
+    assert _spread(lab_, url, 10) == {vms[0]["name"]: 10}
+
+    # secondary IP: reserved, listed, and the target of port forwarding and static NAT
+    [nic] = c("listNics", virtualmachineid=vms[0]["id"])["nic"]
+    added = job(stack.cloud, "addIpToNic", nicid=nic["id"], ipaddress=secondary)
+    assert added["nicsecondaryip"]["ipaddress"] == secondary
+    [nic] = c("listNics", virtualmachineid=vms[0]["id"])["nic"]
+    assert [s["ipaddress"] for s in nic["secondaryip"]] == [secondary]
+    assert ns_get(router_ns, f"http://{secondary}/", 10) == f"hostname={vms[0]['name']}\n", (
+        "the guest answers on the address its user data added"
+    )
+    snat = c("listPublicIpAddresses", associatednetworkid=network["id"], issourcenat=True,
+             listall=True)["publicipaddress"][0]  # fmt: skip
+    job(stack.cloud, "createPortForwardingRule", ipaddressid=snat["id"], privateport=80,
+        publicport=8080, protocol="tcp", virtualmachineid=vms[0]["id"],
+        vmguestip=secondary)  # fmt: skip
+    forwarded = f"http://{snat['ipaddress']}:8080/"
+    wait_for(lambda: ns_get(lab_.internet, forwarded, 5) == f"hostname={vms[0]['name']}\n", 60,
+             "port forward to the secondary IP")  # fmt: skip
+    rules = c("listPortForwardingRules", ipaddressid=snat["id"], listall=True)
+    assert rules["portforwardingrule"][0]["vmguestip"] == secondary
+    other = job(stack.cloud, "associateIpAddress", networkid=network["id"])["ipaddress"]
+    c("enableStaticNat", ipaddressid=other["id"], virtualmachineid=vms[0]["id"],
+      vmguestip=secondary)  # fmt: skip
+    job(stack.cloud, "createFirewallRule", ipaddressid=other["id"], protocol="tcp",
+        startport=80, endport=80, cidrlist="0.0.0.0/0")  # fmt: skip
+    nat_url = f"http://{other['ipaddress']}/"
+    wait_for(lambda: ns_get(lab_.internet, nat_url, 5) == f"hostname={vms[0]['name']}\n", 60,
+             "static NAT to the secondary IP")  # fmt: skip
+    listed = c("listPublicIpAddresses", id=other["id"], listall=True)["publicipaddress"][0]
+    assert listed["vmipaddress"] == secondary
+
+    for vm in vms:
+        job(stack.cloud, "destroyVirtualMachine", id=vm["id"], expunge=True)
+    job(stack.cloud, "deleteNetwork", id=network["id"])
+    _no_leaks(stack, [router_ns])

@@ -173,3 +173,71 @@ def test_dashboard_pages_are_locked_down(cloud: Cloud, sim: SimZone) -> None:
         me = browser.get("/client/session")
         assert me.status_code == 200 and me.json()["sessionkey"] == key
         assert me.json()["username"] == "admin" and "access-control-allow-origin" not in me.headers
+
+
+def test_upload_from_this_computer_and_download(
+    cloud: Cloud, sim: SimZone, user: Tenant, tmp_path: Path
+) -> None:
+    """Issue 11: a template and a volume uploaded from the browser go Ready/Uploaded; a VM
+    deploys from that template, the volume attaches; a volume downloads byte for byte."""
+    import hashlib
+    import subprocess
+    from urllib.parse import unquote, urlparse, urlsplit
+
+    import httpx
+
+    image = tmp_path / "small.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
+    disk = cloud.call("createDiskOffering", name=uniq("do"), displaytext="1 GB", disksize=1)
+    made = user.call(
+        "createVolume",
+        name=uniq("dl"),
+        zoneid=sim.zone["id"],
+        diskofferingid=disk["diskoffering"]["id"],
+    )
+    vm = sim.deploy(user.keys)["jobresult"]["virtualmachine"]
+    for cmd, args in (
+        ("attachVolume", {"id": made["id"], "virtualmachineid": vm["id"]}),
+        ("detachVolume", {"id": made["id"]}),
+    ):
+        job = cloud.wait_job(user.call(cmd, **args)["jobid"], user.keys)
+        assert job["jobstatus"] == 1, job
+    dl_name = cloud.call("listVolumes", user.keys, id=made["id"])["volume"][0]["name"]
+    domain = cloud.call("listDomains", id=user.domain_id)["domain"][0]
+    names = {"TMPL_NAME": uniq("uptmpl"), "UPVOL_NAME": uniq("upvol")}
+    result = run_script(
+        "uploads.mjs",
+        {
+            "BASE_URL": f"http://127.0.0.1:{cloud.port}",
+            "USER_NAME": user.username,
+            "USER_PASSWORD": PASSWORD,
+            "USER_DOMAIN": domain["path"],
+            "ZONE_NAME": sim.zone["name"],
+            "IMAGE": str(image),
+            "DL_VOLUME": dl_name,
+            "WORK": str(tmp_path),
+            **names,
+        },
+        timeout=300,
+    )
+    assert result["templateReady"] and result["volumeUploaded"] and result["pageErrors"] == []
+    template = cloud.call(
+        "listTemplates", user.keys, templatefilter="self", name=names["TMPL_NAME"]
+    )
+    template = template["template"][0]
+    assert template["isready"] is True and template["size"] == image.stat().st_size
+    deployed = sim.deploy(user.keys, templateid=template["id"])
+    assert deployed["jobstatus"] == 1, deployed
+    volume = cloud.call("listVolumes", user.keys, name=names["UPVOL_NAME"])["volume"][0]
+    assert volume["state"] == "Uploaded" and volume["size"] == 64 << 20
+    job = cloud.wait_job(
+        user.call("attachVolume", id=volume["id"], virtualmachineid=vm["id"])["jobid"], user.keys
+    )
+    assert job["jobstatus"] == 1 and job["jobresult"]["volume"]["state"] == "Ready", job
+    # the download is the extracted copy in the image store, byte for byte
+    store = cloud.call("listImageStores", zoneid=sim.zone["id"])["imagestore"][0]
+    extract_id = urlsplit(str(result["downloadUrl"])).path.rsplit("/", 1)[1]
+    root = Path(unquote(urlparse(store["url"]).path))
+    copy = next(root.rglob(f"{extract_id}.qcow2"))
+    assert result["downloadSha"] == hashlib.sha256(copy.read_bytes()).hexdigest()
+    assert httpx.get(f"http://127.0.0.1:{cloud.port}/extract/v1/{extract_id}").status_code == 403

@@ -118,3 +118,26 @@ export async function run(command, params = {}, onProgress = () => {}) {
     delay = Math.min(delay * 1.5, 2000);
   }
 }
+
+// POST a file to getUploadParamsFor*'s postURL as CloudStack's browser upload does
+// (multipart "file" field, X-signature/X-metadata/X-expires); onProgress sees 0..100.
+export function upload(params, file, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", params.postURL);
+    xhr.setRequestHeader("X-signature", params.signature);
+    xhr.setRequestHeader("X-metadata", params.metadata);
+    xhr.setRequestHeader("X-expires", params.expires);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) onProgress(Math.round((100 * e.loaded) / e.total));
+    };
+    xhr.onload = () =>
+      xhr.status === 200
+        ? resolve()
+        : reject(new Error(`upload failed (${xhr.status}): ${xhr.responseText.trim()}`));
+    xhr.onerror = () => reject(new Error("upload failed: the connection was lost"));
+    const form = new FormData();
+    form.append("file", file);
+    xhr.send(form);
+  });
+}

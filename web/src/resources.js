@@ -9,10 +9,14 @@
 // needs: more APIs the role must have to see the page (operator pages over lists users may
 //        call too, such as listZones, need an operator API as well)
 // action: { label, api, idParam (default "id"), when(row), fields, danger, confirm, params(row),
-//           show: "result field to show once (a private key)" }
+//           show: "result field to show once (a private key)", link: "result field offered as
+//           a download link" }
+// upload: a create whose api is getUploadParamsFor*: its "file" field is POSTed to the answer's
+//         postURL with progress (upload: true)
 
 const zoneSelect = { name: "zoneid", label: "Zone", type: "select", required: true,
   source: { api: "listZones", params: { available: "true" } } };
+const fileField = { name: "file", label: "File", type: "file", required: true };
 const vmSelect = (name = "virtualmachineid") => ({ name, label: "Instance", type: "select",
   required: true, source: { api: "listVirtualMachines", params: { listall: "true" },
     label: (r) => r.displayname || r.name } });
@@ -30,6 +34,10 @@ export const resources = [
         source: { api: "listDiskOfferings" } },
       { name: "size", label: "Size (GiB, custom offerings)", type: "number" },
     ] },
+    upload: { api: "getUploadParamsForVolume", label: "Upload from this computer", upload: true,
+      fields: [{ name: "name", label: "Name", required: true }, zoneSelect,
+        { name: "format", label: "Format", type: "select", required: true, options: ["QCOW2", "RAW"] },
+        fileField] },
     actions: [
       { label: "Attach", api: "attachVolume", when: (r) => !r.virtualmachineid && r.type === "DATADISK",
         fields: [vmSelect()] },
@@ -38,6 +46,9 @@ export const resources = [
         { name: "size", label: "New size (GiB)", type: "number", required: true },
         { name: "shrinkok", label: "Allow shrinking", type: "checkbox" }] },
       { label: "Snapshot", api: "createSnapshot", idParam: "volumeid", when: (r) => r.state === "Ready" },
+      { label: "Download", api: "extractVolume", link: "url",
+        params: (r) => ({ zoneid: r.zoneid, mode: "HTTP_DOWNLOAD" }),
+        when: (r) => r.state === "Ready" && (!r.virtualmachineid || r.vmstate === "Stopped") },
       { label: "Delete", api: "deleteVolume", danger: true, confirm: true,
         when: (r) => !r.virtualmachineid },
     ],
@@ -157,6 +168,14 @@ export const resources = [
         source: { api: "listHypervisors", value: "name", label: (r) => r.name } },
       { name: "ostypeid", label: "OS type", type: "select", required: true,
         source: { api: "listOsTypes", label: (r) => r.description } }] },
+    upload: { api: "getUploadParamsForTemplate", label: "Upload from this computer", upload: true,
+      fields: [{ name: "name", label: "Name", required: true },
+        { name: "displaytext", label: "Description" }, zoneSelect,
+        { name: "format", label: "Format", type: "select", required: true, options: ["QCOW2", "RAW"] },
+        { name: "hypervisor", label: "Hypervisor", type: "select", required: true,
+          source: { api: "listHypervisors", value: "name", label: (r) => r.name } },
+        { name: "ostypeid", label: "OS type", type: "select", required: true,
+          source: { api: "listOsTypes", label: (r) => r.description } }, fileField] },
     actions: [{ label: "Delete", api: "deleteTemplate", danger: true, confirm: true }],
   },
   {
@@ -166,6 +185,9 @@ export const resources = [
       { name: "name", label: "Name", required: true },
       { name: "displaytext", label: "Description", required: true },
       { name: "url", label: "URL", required: true }, zoneSelect] },
+    upload: { api: "getUploadParamsForIso", label: "Upload from this computer", upload: true,
+      fields: [{ name: "name", label: "Name", required: true },
+        { name: "displaytext", label: "Description" }, zoneSelect, fileField] },
     actions: [{ label: "Delete", api: "deleteIso", danger: true, confirm: true }],
   },
   {

@@ -439,7 +439,7 @@ def create_health_check(
     return row
 
 
-Policy = TypeVar("Policy", LbStickinessPolicy, LbHealthCheckPolicy)
+Policy = TypeVar("Policy", bound=LbStickinessPolicy | LbHealthCheckPolicy)
 
 
 def find_policy(session: Session, kind: type[Policy], uuid: str) -> Policy:

@@ -463,6 +463,31 @@ def _health_of(ctx: Ctx, rule: NetworkRule) -> dict[str, Any]:
     return {**_owner_fields(ctx, rule), "healthcheckpolicy": [_health_view(p) for p in found]}
 
 
+PolicyKind = type[LbStickinessPolicy] | type[LbHealthCheckPolicy]
+
+
+def _submit_policy_delete(ctx: Ctx, kind: PolicyKind, id: str) -> Submit:
+    _rule_of_policy(ctx, rules.find_policy(ctx.session, kind, id))
+    return Submit(params={"id": id}, instance_type="FirewallRule", instance_id=id)
+
+
+def _delete_policy(ctx: Ctx, kind: PolicyKind, id: str) -> Success:
+    """Job body: idempotent (a re-run after a crash finds nothing to delete)."""
+    row = ctx.session.scalar(select(kind).where(kind.uuid == id))
+    if row is not None:
+        ctx.session.delete(row)
+    return Success()
+
+
+def _listed_rule(ctx: Ctx, kind: PolicyKind, lbruleid: str | None, id: str | None) -> NetworkRule:
+    """The rule whose policies a list call shows: named by a policy id or by the rule."""
+    if id is not None:
+        return _rule_of_policy(ctx, rules.find_policy(ctx.session, kind, id))
+    if lbruleid is not None:
+        return _owned(ctx, lbruleid)
+    raise ParamError("Either lbruleid or id is required")
+
+
 STICKY_FIELDS = ("lbruleid", "name", "account", "domainid", "domain", "zoneid", "state",
                  "stickinesspolicy")  # fmt: skip
 HEALTH_FIELDS = ("lbruleid", "account", "domainid", "domain", "zoneid", "state",
@@ -529,17 +554,12 @@ def delete_lb_stickiness_policy(
     ctx: Ctx,
     id: Annotated[UUIDStr, Param("the ID of the LB stickiness policy", required=True)],
 ) -> Submit:
-    policy = rules.find_policy(ctx.session, LbStickinessPolicy, id)
-    _rule_of_policy(ctx, policy)
-    return Submit(params={"id": id}, instance_type="FirewallRule", instance_id=id)
+    return _submit_policy_delete(ctx, LbStickinessPolicy, id)
 
 
 @delete_lb_stickiness_policy.runs
 def run_delete_lb_stickiness_policy(ctx: Ctx, id: str) -> Success:
-    row = ctx.session.scalar(select(LbStickinessPolicy).where(LbStickinessPolicy.uuid == id))
-    if row is not None:
-        ctx.session.delete(row)
-    return Success()
+    return _delete_policy(ctx, LbStickinessPolicy, id)
 
 
 @command(
@@ -556,12 +576,7 @@ def list_lb_stickiness_policies(
     ] = None,
     id: Annotated[UUIDStr | None, Param("the ID of the load balancer stickiness policy")] = None,
 ) -> Listing:
-    if id is not None:
-        rule = _rule_of_policy(ctx, rules.find_policy(ctx.session, LbStickinessPolicy, id))
-    elif lbruleid is not None:
-        rule = _owned(ctx, lbruleid)
-    else:
-        raise ParamError("Either lbruleid or id is required")
+    rule = _listed_rule(ctx, LbStickinessPolicy, lbruleid, id)
     return Listing([_stickiness_of(ctx, rule)], 1)
 
 
@@ -625,17 +640,12 @@ def delete_lb_health_check_policy(
     ctx: Ctx,
     id: Annotated[UUIDStr, Param("the ID of the load balancer health check policy", required=True)],
 ) -> Submit:
-    policy = rules.find_policy(ctx.session, LbHealthCheckPolicy, id)
-    _rule_of_policy(ctx, policy)
-    return Submit(params={"id": id}, instance_type="FirewallRule", instance_id=id)
+    return _submit_policy_delete(ctx, LbHealthCheckPolicy, id)
 
 
 @delete_lb_health_check_policy.runs
 def run_delete_lb_health_check_policy(ctx: Ctx, id: str) -> Success:
-    row = ctx.session.scalar(select(LbHealthCheckPolicy).where(LbHealthCheckPolicy.uuid == id))
-    if row is not None:
-        ctx.session.delete(row)
-    return Success()
+    return _delete_policy(ctx, LbHealthCheckPolicy, id)
 
 
 @command(
@@ -652,10 +662,5 @@ def list_lb_health_check_policies(
     ] = None,
     id: Annotated[UUIDStr | None, Param("the ID of the health check policy")] = None,
 ) -> Listing:
-    if id is not None:
-        rule = _rule_of_policy(ctx, rules.find_policy(ctx.session, LbHealthCheckPolicy, id))
-    elif lbruleid is not None:
-        rule = _owned(ctx, lbruleid)
-    else:
-        raise ParamError("Either lbruleid or id is required")
+    rule = _listed_rule(ctx, LbHealthCheckPolicy, lbruleid, id)
     return Listing([_health_of(ctx, rule)], 1)

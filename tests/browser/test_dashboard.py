@@ -9,6 +9,7 @@ build/artifacts/dashboard/ (linked from docs/dashboard.md).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,29 @@ def user(cloud: Cloud) -> Tenant:
     return make_tenant(cloud, make_domain(cloud)["id"])
 
 
+@pytest.fixture(scope="module")
+def iso(
+    cloud: Cloud, sim: SimZone, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, object]]:
+    """A public ISO, Ready in the zone, for the instance page's Attach ISO."""
+    with http_files({"boot.iso": b"CD001" + bytes(4096)}, tmp_path_factory.mktemp("uiiso")) as url:
+        made = cloud.call(
+            "registerIso",
+            name=uniq("iso"),
+            displaytext="install disc",
+            url=f"{url}/boot.iso",
+            zoneid=sim.zone["id"],
+            ispublic=True,
+        )["iso"][0]
+        for _ in range(200):
+            found = cloud.call("listIsos", isofilter="all", id=made["id"])["iso"][0]
+            if found["isready"]:
+                break
+            time.sleep(0.3)
+        assert found["isready"], found
+        yield dict(found)
+
+
 def _run_browser(
     cloud: Cloud, sim: SimZone, user: Tenant, names: dict[str, str]
 ) -> dict[str, object]:
@@ -72,13 +96,16 @@ def _run_browser(
     return run_script("dashboard.mjs", env, timeout=480)
 
 
-def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tenant) -> None:
+def test_user_and_operator_everyday_paths(
+    cloud: Cloud, sim: SimZone, user: Tenant, iso: dict[str, object]
+) -> None:
     disk = cloud.call("createDiskOffering", name=uniq("do"), displaytext="1 GB", disksize=1)
     names = {
         "VM_NAME": uniq("web"),
         "NET_NAME": uniq("net"),
         "VOL_NAME": uniq("vol"),
         "DISK_OFFERING": disk["diskoffering"]["name"],
+        "ISO_NAME": str(iso["name"]),
     }
     vm_name = names["VM_NAME"]
     result = _run_browser(cloud, sim, user, names)
@@ -110,6 +137,11 @@ def test_user_and_operator_everyday_paths(cloud: Cloud, sim: SimZone, user: Tena
     assert len(vms) == 1 and vms[0]["state"] == "Stopped" and vms[0]["account"] == user.name
     assert vms[0]["zoneid"] == sim.zone["id"]
     assert result["networkCreated"] and result["volumeAttached"] and result["portForwarded"]
+    assert result["isoAttached"] == 1 and result["isoDetached"] is True  # Attach/Detach ISO
+    assert "isoid" not in vms[0]
+    for kind in ("ISO.ATTACH", "ISO.DETACH"):
+        events = cloud.call("listEvents", user.keys, type=kind).get("event", [])
+        assert any(e["state"] == "Completed" for e in events), (kind, events)
     volume = cloud.call("listVolumes", user.keys, name=names["VOL_NAME"])["volume"][0]
     assert volume["virtualmachineid"] == vms[0]["id"] and volume["type"] == "DATADISK"
     network = cloud.call("listNetworks", user.keys, name=names["NET_NAME"])["network"][0]

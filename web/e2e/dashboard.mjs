@@ -4,7 +4,7 @@
 //
 // env: BASE_URL, CHROMIUM, ARTIFACTS, USER_NAME, USER_PASSWORD, USER_DOMAIN, ADMIN_PASSWORD,
 //      ZONE_NAME, TEMPLATE_NAME, HOST_NAME, VM_NAME, NET_NAME, NET_OFFERING, VOL_NAME,
-//      DISK_OFFERING
+//      DISK_OFFERING, ISO_NAME
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -96,6 +96,18 @@ try {
   done.charts = await page.locator("figure.chart canvas").count();
   await page.waitForTimeout(5500); // one more sample: the charts get their first points
   await page.screenshot({ path: `${shots}/instance.png` });
+  // an ISO into its CD-ROM drive, and out again (attachIso/detachIso)
+  await page.getByRole("button", { name: "Attach ISO" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.locator('select[name="id"] option', { hasText: env.ISO_NAME }).waitFor({ state: "attached" });
+  await dialog.getByLabel("ISO").selectOption({ label: env.ISO_NAME });
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await page.getByRole("button", { name: "Detach ISO" }).waitFor({ timeout: 30000 });
+  done.isoAttached = await page.locator("dd", { hasText: env.ISO_NAME }).count();
+  await page.getByRole("button", { name: "Detach ISO" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Confirm" }).click();
+  await page.getByRole("button", { name: "Attach ISO" }).waitFor({ timeout: 30000 });
+  done.isoDetached = true;
   await page.goBack();
   await page.waitForURL(/#\/instances$/);
 

@@ -26,23 +26,32 @@ def extract(sim: SimZone, tenant: Tenant, volume_id: str) -> dict[str, Any]:
     return ok(job)
 
 
-def test_extract_stopped_vm_volume_and_download(
+def attached_volume(
     sim: SimZone, offerings: dict[str, dict[str, Any]]
-) -> None:
+) -> tuple[Tenant, dict[str, Any], dict[str, Any]]:
+    """A new tenant's running VM with a data volume attached (so the volume has a file)."""
     tenant = make_tenant(sim.cloud, make_domain(sim.cloud)["id"])
     vm = running_vm(sim, tenant)
     volume = create(sim, tenant, offerings["fixed"])
     ok(run(sim, tenant, "attachVolume", id=volume["id"], virtualmachineid=vm["id"]))
+    return tenant, vm, volume
+
+
+def refused(sim: SimZone, tenant: Tenant, volume_id: str, mode: str) -> tuple[int, str]:
     status, body = error(
-        tenant.raw("extractVolume", id=volume["id"], zoneid=sim.zone["id"], mode="HTTP_DOWNLOAD"),
+        tenant.raw("extractVolume", id=volume_id, zoneid=sim.zone["id"], mode=mode),
         "extractVolume",
     )
-    assert status == 431 and "Running" in body["errortext"]
-    status, _ = error(
-        tenant.raw("extractVolume", id=volume["id"], zoneid=sim.zone["id"], mode="FTP_UPLOAD"),
-        "extractVolume",
-    )
-    assert status == 432
+    return status, str(body["errortext"])
+
+
+def test_extract_stopped_vm_volume_and_download(
+    sim: SimZone, offerings: dict[str, dict[str, Any]]
+) -> None:
+    tenant, vm, volume = attached_volume(sim, offerings)
+    status, text = refused(sim, tenant, volume["id"], "HTTP_DOWNLOAD")
+    assert status == 431 and "Running" in text
+    assert refused(sim, tenant, volume["id"], "FTP_UPLOAD")[0] == 432
     stopped = sim.cloud.wait_job(
         tenant.call("stopVirtualMachine", id=vm["id"])["jobid"], tenant.keys
     )
@@ -72,10 +81,7 @@ def test_extract_stopped_vm_volume_and_download(
 def test_detached_volume_extract_expires(
     sim: SimZone, offerings: dict[str, dict[str, Any]]
 ) -> None:
-    tenant = make_tenant(sim.cloud, make_domain(sim.cloud)["id"])
-    vm = running_vm(sim, tenant)
-    volume = create(sim, tenant, offerings["fixed"])
-    ok(run(sim, tenant, "attachVolume", id=volume["id"], virtualmachineid=vm["id"]))
+    tenant, _, volume = attached_volume(sim, offerings)
     ok(run(sim, tenant, "detachVolume", id=volume["id"]))
     sim.cloud.call("updateConfiguration", name="extract.url.expiration.interval", value="2")
     try:
@@ -90,9 +96,5 @@ def test_detached_volume_extract_expires(
     assert httpx.get(extracted["url"], timeout=60).status_code == 403
     # A volume with no file yet cannot be extracted, and nothing is written.
     fresh = create(sim, tenant, offerings["fixed"])
-    status, _ = error(
-        tenant.raw("extractVolume", id=fresh["id"], zoneid=sim.zone["id"], mode="HTTP_DOWNLOAD"),
-        "extractVolume",
-    )
-    assert status == 431
+    assert refused(sim, tenant, fresh["id"], "HTTP_DOWNLOAD")[0] == 431
     assert volumes(tenant, id=fresh["id"])[0]["state"] == "Allocated"

@@ -38,7 +38,7 @@ from cumulo.services.config import ConfigKey, define
 from cumulo.services.errors import ParamError, PermissionDenied, ResourceLimitExceeded
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
-from cumulo.services.storage import download, snapshots, templates, uploads, volumes
+from cumulo.services.storage import download, templates, uploads, volumes
 from cumulo.services.storage.imagestore import StoreWriter, backend_for
 from cumulo.services.storage.volume_states import Event, State, transition
 
@@ -150,14 +150,6 @@ def _issue(
     return Params(resource_uuid, f"{base_url}{PREFIX}{transfer.uuid}", metadata, exp, sig)
 
 
-def _checksum(checksum: str | None) -> None:
-    if checksum:
-        try:
-            download.Checksum.parse(checksum)
-        except ValueError as err:
-            raise ParamError(str(err)) from None
-
-
 def _check_owner(caller: Caller, owner: Account) -> None:
     if owner.state != "enabled" and not caller.is_root_admin:
         raise PermissionDenied(f"The owner, account {owner.name}, is disabled")
@@ -175,31 +167,11 @@ def for_volume(
     checksum: str | None,
 ) -> Params:
     """A NotUploaded volume (one ``volume`` counted) and the link its bytes go to."""
-    _check_owner(caller, owner)
-    ext = uploads.FORMATS.get(fmt.upper())
-    if ext is None:
-        raise ParamError(
-            f"Unsupported volume format {fmt}: use one of {', '.join(uploads.FORMATS)}"
-        )
-    _checksum(checksum)
-    zone = volumes.zone_for(session, caller, zone_uuid)
-    store = snapshots.zone_store(session, zone.id)
-    volume = Volume(
-        name=name,
-        account_id=owner.id,
-        domain_id=owner.domain_id,
-        zone_id=zone.id,
-        volume_type="DATADISK",
-        state=State.NOT_UPLOADED.value,
-        size=0,
-        format=fmt.upper(),
-        upload_store_id=store.id,
-        state_changed=utcnow(),
+    volume = uploads.waiting_volume(
+        session, caller, owner, name, zone_uuid, fmt, checksum, rt.config, State.NOT_UPLOADED
     )
-    session.add(volume)
-    limits.check_and_increment_many(session, owner.id, {ResourceType.volume: 1}, config=rt.config)
-    session.flush()
-    volume.upload_path = f"volume/{owner.id}/{volume.id}/{volume.uuid}.{ext}"
+    assert volume.upload_path is not None and volume.upload_store_id is not None
+    store = session.get_one(ImageStore, volume.upload_store_id)
     max_bytes = int(rt.config.get(session, MAX_VOLUME_GB)) << 30
     ttl = int(rt.config.get(session, UPLOAD_TIMEOUT))
     return _issue(

@@ -73,13 +73,33 @@ def create(
     checksum: str | None,
     config: ConfigStore,
 ) -> Volume:
+    return waiting_volume(
+        session, caller, owner, name, zone_uuid, fmt, checksum, config, State.UPLOAD_OP, url
+    )
+
+
+def waiting_volume(
+    session: Session,
+    caller: Caller,
+    owner: Account,
+    name: str,
+    zone_uuid: str,
+    fmt: str,
+    checksum: str | None,
+    config: ConfigStore,
+    state: State,
+    url: str | None = None,
+) -> Volume:
+    """A volume row whose bytes come later into the zone's image store (uploadVolume's
+    UploadOp, a browser upload's NotUploaded): one ``volume`` counted, its upload path set."""
     if owner.state != "enabled" and not caller.is_root_admin:
         raise PermissionDenied(f"The owner of the volume, account {owner.name}, is disabled")
     ext = FORMATS.get(fmt.upper())
     if ext is None:
         raise ParamError(f"Unsupported volume format {fmt}: use one of {', '.join(FORMATS)}")
     try:
-        download.check_url(url)
+        if url is not None:
+            download.check_url(url)
         if checksum:
             download.Checksum.parse(checksum)
     except ValueError as err:
@@ -92,7 +112,7 @@ def create(
         domain_id=owner.domain_id,
         zone_id=zone.id,
         volume_type="DATADISK",
-        state=State.UPLOAD_OP.value,
+        state=state.value,
         size=0,
         format=fmt.upper(),
         upload_store_id=store.id,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ from typing import Any
 import pytest
 
 from cumulo.agent.images.tiny import TinyImage, build_tiny
+from cumulo.agent.network import commands as network_commands
+from cumulo.agent.network.host_net import Ip
+from cumulo.agent.network.router_ns import Router
+from cumulo.agentrpc.messages import ReleaseSegment
+from tests.agent.test_host_net import config as router_cfg
+from tests.agent.test_host_net import running
 from tests.integration.test_agent import wait_for
 from tests.support.kvmnet import (
     Stack,
@@ -212,3 +219,32 @@ def test_a_host_in_maintenance_hands_its_router_over_and_a_deleted_host_keeps_no
         job(stack.cloud, "destroyVirtualMachine", id=vm["id"], expunge=True)
     job(stack.cloud, "deleteNetwork", id=network["id"])
     no_leaks(stack, [network["id"]])
+
+
+def test_a_released_segment_takes_a_stale_router_of_this_agent_with_it(tmp_path: Path) -> None:
+    """A router left on a host (its DestroyRouter lost while the agent was down) goes when
+    the server releases the network's segment there; only routers in this agent's state
+    directory are touched."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    host_ns = f"clh{uuid.uuid4().hex[:8]}"
+    network_id = str(uuid.uuid4())
+    host = Ip(host_ns)
+    try:
+        sh("ip", "netns", "add", host_ns)
+        host.run("link", "set", "lo", "up")
+        router = Router(network_id, tmp_path, host)
+        router.apply(router_cfg(network_id, 6177), None, "10.239.9.1", ())
+        pid = int((router.run_dir / "dnsmasq.pid").read_text())
+        assert router.ns in router_namespaces() and running(pid)
+        other = tmp_path / "routers" / str(uuid.uuid4())  # another network's: stays
+        other.mkdir()
+        (other / "vni").write_text("6178")
+        answer = network_commands.run(ReleaseSegment(str(uuid.uuid4()), 6177), tmp_path, host_ns)
+        assert answer["removed"] is True and len(answer["stale_routers"]) == 1, answer
+        assert router.ns not in router_namespaces() and not running(pid)
+        assert guest_links(host_ns) == set() and not router.run_dir.exists()
+        assert other.exists()
+    finally:
+        Router(network_id, tmp_path, host).destroy()
+        sh("ip", "netns", "del", host_ns, check=False)

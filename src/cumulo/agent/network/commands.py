@@ -12,7 +12,7 @@ from typing import Any
 
 from cumulo.agent.network import sg_nft
 from cumulo.agent.network.host_net import Ip, ensure_segment, remove_segment
-from cumulo.agent.network.router_ns import PublicSide, Router
+from cumulo.agent.network.router_ns import PublicSide, Router, routers_on
 from cumulo.agentrpc.messages import (
     ApplyRouter,
     ApplySecurityGroups,
@@ -41,7 +41,11 @@ def _run(command: Command, state_dir: Path, netns: str | None) -> dict[str, Any]
     if isinstance(command, EnsureSegment):
         return ensure_segment(ip, command.vni, command.local_vtep, command.peers)
     if isinstance(command, ReleaseSegment):
-        return {"removed": remove_segment(ip, command.vni)}
+        # The server releases a segment only on a host that must keep nothing of the network:
+        # a router of it still here is stale (a DestroyRouter lost while the agent was down,
+        # a router moved away, an old VNI) and goes first, or its leg would hold the bridge.
+        stale = [Router(n, state_dir, ip).destroy() for n in routers_on(state_dir, command.vni)]
+        return {"removed": remove_segment(ip, command.vni), "stale_routers": stale}
     if isinstance(command, ApplyRouter):
         public = (
             PublicSide(command.public_bridge, command.public_prefix, command.public_gateway)

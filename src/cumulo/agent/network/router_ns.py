@@ -194,7 +194,8 @@ class Router:
             self.host.run("link", "add", host_end, "type", "veth", "peer", "name", inner)
             self.host.run("link", "set", inner, "netns", self.ns)
         elif self.inside.link(inner) is None:  # the namespace was made again: remake the pair
-            self.host.run("link", "del", host_end)
+            # (the kernel may be removing it already, with the old namespace: no error then)
+            self.host.run("link", "del", host_end, check=False)
             self._leg(host_end, inner, bridge)
             return
         link = self.host.link(host_end)
@@ -387,6 +388,13 @@ def namespaces() -> set[str]:
 def routers_here() -> list[str]:
     """Network uuids of the router namespaces on this machine."""
     return sorted(n[3:] for n in namespaces() if n.startswith("cr-"))
+
+
+def routers_on(state_dir: Path, vni: int) -> list[str]:
+    """Network uuids of the routers this agent built (its run directories) on ``vni``."""
+    root = state_dir / "routers"
+    dirs = sorted(root.iterdir()) if root.is_dir() else []
+    return [d.name for d in dirs if d.is_dir() and _applied_vni(d) == vni]
 
 
 def _ns_pids(ns: str) -> list[int]:

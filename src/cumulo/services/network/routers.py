@@ -244,7 +244,12 @@ def plan_sync(
     vni_changed = router is not None and router.vni not in (None, network.segment_id)
     for host_id in sorted(old_segment - set(hosts)) if not vni_changed else sorted(old_segment):
         host = session.get(Host, host_id)
-        if host is not None and router is not None and router.vni is not None:
+        if (
+            host is not None
+            and host.removed is None
+            and router is not None
+            and router.vni is not None
+        ):
             plan.sends.append((host_ref(session, host), ReleaseSegment(new_uuid(), router.vni)))
     unchanged = (
         router is not None
@@ -342,7 +347,9 @@ def _record(rt: Runtime, network_uuid: str, plan: SyncPlan, error: str | None) -
             router = Router(name=router_name(network), network_id=network.id)
             session.add(router)
         router.host_id = plan.router_host_id
-        router.segment_hosts = plan.segment_host_ids
+        kept = set(router.segment_hosts or []) if error is not None else set()
+        # a failed release is sent again next round: the host stays listed until it answers
+        router.segment_hosts = sorted(kept | set(plan.segment_host_ids))
         router.vni = plan.vni
         router.updated = utcnow()
         router.last_error = error[:1024] if error else None

@@ -43,6 +43,7 @@ from tests.integration.test_kvm_volumes import (  # noqa: F401  (fixtures)
     tiny,
     wait,
 )
+from tests.integration.test_snapshots import failed, mock, ok, run
 from tests.support.cloud import Cloud
 from tests.support.simzone import IMAGE, SimZone, build, http_files, uniq
 
@@ -76,22 +77,6 @@ def tenant(cloud: Cloud) -> Tenant:
     return make_tenant(cloud, make_domain(cloud)["id"])
 
 
-def run(sim: SimZone, tenant: Tenant, command: str, **params: Any) -> dict[str, Any]:
-    submitted = tenant.call(command, **params)
-    return sim.cloud.wait_job(submitted["jobid"], tenant.keys)
-
-
-def ok(job: dict[str, Any], key: str) -> dict[str, Any]:
-    assert job["jobstatus"] == 1, job
-    found: dict[str, Any] = job["jobresult"][key]
-    return found
-
-
-def failed(job: dict[str, Any]) -> tuple[int, str]:
-    assert job["jobstatus"] == 2, job
-    return int(job["jobresult"]["errorcode"]), str(job["jobresult"]["errortext"])
-
-
 def running_vm(sim: SimZone, tenant: Tenant) -> dict[str, Any]:
     return ok(sim.deploy(tenant.keys), "virtualmachine")
 
@@ -118,15 +103,6 @@ def events(cloud: Cloud, kind: str) -> list[dict[str, Any]]:
         "listEvents", type=kind, listall=True, pagesize=500
     ).get("event", [])
     return found
-
-
-@contextmanager
-def mock(sim: SimZone, name: str, value: str = "result:fail") -> Iterator[None]:
-    made = sim.call("configureSimulator", name=name, value=value, zoneid=sim.zone["id"])
-    try:
-        yield
-    finally:
-        sim.call("cleanupSimulatorMock", id=made["simulatormock"]["id"])
 
 
 @contextmanager

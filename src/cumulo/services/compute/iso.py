@@ -21,7 +21,7 @@ from cumulo.db.models_compute import VirtualMachine
 from cumulo.db.models_images import Template, TemplateStoreRef
 from cumulo.db.models_infra import Host, ImageStore
 from cumulo.services.access import Caller
-from cumulo.services.compute import lifecycle
+from cumulo.services.compute import lifecycle, vms
 from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import templates, volume_ops
@@ -94,7 +94,7 @@ def _host_call(
 def attach(rt: Runtime, vm_uuid: str, iso_uuid: str) -> None:
     """The job: insert the medium (running VM), then record the ISO; re-runs are harmless."""
     with rt.db.read() as session:
-        vm = _vm(session, vm_uuid)
+        vm = vms.find(session, vm_uuid)
         iso = templates.find(session, iso_uuid, is_iso=True)
         if vm.iso_id == iso.id:
             return
@@ -104,20 +104,20 @@ def attach(rt: Runtime, vm_uuid: str, iso_uuid: str) -> None:
         call = _host_call(rt, session, vm, path)
     _send(rt, call, f"attach ISO {iso.name}")
     with rt.db.write() as session:
-        vm = _vm(session, vm_uuid)
+        vm = vms.find(session, vm_uuid)
         vm.iso_id = iso.id
 
 
 def detach(rt: Runtime, vm_uuid: str) -> None:
     """The job: eject (running VM), then forget the ISO."""
     with rt.db.read() as session:
-        vm = _vm(session, vm_uuid)
+        vm = vms.find(session, vm_uuid)
         if vm.iso_id is None:
             return
         call = _host_call(rt, session, vm, None)
     _send(rt, call, "eject the ISO")
     with rt.db.write() as session:
-        _vm(session, vm_uuid).iso_id = None
+        vms.find(session, vm_uuid).iso_id = None
 
 
 def _send(rt: Runtime, call: volume_ops.HostCall | None, what: str) -> None:
@@ -126,15 +126,6 @@ def _send(rt: Runtime, call: volume_ops.HostCall | None, what: str) -> None:
     ok, why, _ = volume_ops.send(rt, call)
     if not ok:
         raise lifecycle.OperationFailed(f"Failed to {what}: {why}")
-
-
-def _vm(session: Session, uuid: str) -> VirtualMachine:
-    vm = session.scalar(
-        select(VirtualMachine).where(VirtualMachine.uuid == uuid, VirtualMachine.removed.is_(None))
-    )
-    if vm is None:
-        raise ParamError(f"Unable to find virtual machine with id {uuid}")
-    return vm
 
 
 def start_disks(session: Session, vm: VirtualMachine) -> list[DiskSpec]:

@@ -199,18 +199,23 @@ def test_bad_posts_leave_nothing(sim: SimZone, tenant: Tenant) -> None:
     assert counts(sim.cloud, tenant)["volume"] == before - 1
 
 
-def _send_cut(params: dict[str, Any], declared: int, sent: bytes) -> bytes:
-    """A raw POST that declares ``declared`` bytes, sends ``sent`` and hangs up: the reply
-    read so far (empty when the server was still waiting for the rest)."""
+def raw_head(params: dict[str, Any], declared: int) -> bytes:
+    """The head of a raw POST to postURL that declares ``declared`` body bytes."""
     url = urlsplit(params["postURL"])
-    head = (
+    return (
         f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {declared}\r\n"
         "Content-Type: application/octet-stream\r\n"
         + "".join(f"{k}: {v}\r\n" for k, v in headers(params).items())
         + "\r\n"
     ).encode()
+
+
+def _send_cut(params: dict[str, Any], declared: int, sent: bytes) -> bytes:
+    """A raw POST that declares ``declared`` bytes, sends ``sent`` and hangs up: the reply
+    read so far (empty when the server was still waiting for the rest)."""
+    url = urlsplit(params["postURL"])
     with socket.create_connection((url.hostname or "", url.port or 80)) as sock:
-        sock.sendall(head + sent)
+        sock.sendall(raw_head(params, declared) + sent)
         sock.settimeout(0.5)
         try:
             return sock.recv(4096)
@@ -285,4 +290,38 @@ def test_expired_link_is_refused_then_abandoned(sim: SimZone, tenant: Tenant) ->
         assert time.monotonic() < deadline, "the expired upload was never abandoned"
         time.sleep(0.5)
     assert counts(sim.cloud, tenant)["volume"] == used - 1
+    assert leftovers(sim, params["id"]) == []
+
+
+def test_upload_whose_server_went_away_is_failed_by_the_sweep(sim: SimZone, tenant: Tenant) -> None:
+    """An upload still InProgress a day after its link expired: its server died mid-body.
+    The sweep puts it in UploadError with no staged file; a late end of the body gets 409."""
+    import sqlite3
+
+    db = sim.cloud.data_dir / "cumulo.db"
+    if not db.exists():
+        pytest.skip("ages the transfer row in the SQLite database directly")
+    image = qcow2(1, pad=1 << 20)
+    params = volume_params(sim, tenant)
+    url = urlsplit(params["postURL"])
+    with socket.create_connection((url.hostname or "", url.port or 80)) as sock:
+        sock.sendall(raw_head(params, len(image)) + image[:4096])
+        deadline = time.monotonic() + 20
+        while state(tenant, params["id"]) != "UploadInProgress":
+            assert time.monotonic() < deadline, state(tenant, params["id"])
+            time.sleep(0.2)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "UPDATE image_transfers SET expires = '2000-01-01 00:00:00.000000' WHERE uuid = ?",
+                (url.path.rsplit("/", 1)[1],),
+            )
+        deadline = time.monotonic() + 30
+        while state(tenant, params["id"]) != "UploadError":
+            assert time.monotonic() < deadline, state(tenant, params["id"])
+            time.sleep(0.5)
+        sock.sendall(image[4096:])
+        sock.settimeout(30)
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 409"), reply
+    assert state(tenant, params["id"]) == "UploadError"
     assert leftovers(sim, params["id"]) == []

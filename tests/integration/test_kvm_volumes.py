@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import httpx
 import pytest
 from cs import CloudStack
 
@@ -217,6 +218,16 @@ def test_volumes_and_snapshots_on_a_real_host(kvm: Kvm) -> None:  # noqa: F811
         assert plugged(state, name, vol) is None
     spec = json.loads((state / "vms" / name / "vm.json").read_text())["spec"]
     assert [d["kind"] for d in spec["disks"]] == ["ROOT"]
+
+    # extract the (detached) volume: the downloaded qcow2 holds what the VM wrote last
+    extracted = result(
+        api, api.extractVolume(id=volume["id"], zoneid=zone, mode="HTTP_DOWNLOAD"), "volume"
+    )
+    assert extracted["state"] == "DOWNLOAD_URL_CREATED"
+    downloaded = state / "extracted.qcow2"
+    downloaded.write_bytes(httpx.get(extracted["url"], timeout=120).raise_for_status().content)
+    assert image_info(downloaded)["format"] == "qcow2" and file_has(downloaded, "0xcd")
+    downloaded.unlink()
 
     # revert the (detached) volume: its file holds the snapshot's content again
     assert file_has(vol_file, "0xcd")

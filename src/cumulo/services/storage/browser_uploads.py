@@ -48,6 +48,10 @@ NOT_UPLOADED, IN_PROGRESS = "NotUploaded", "UploadInProgress"
 UPLOAD_ERROR, ABANDONED = "UploadError", "UploadAbandoned"
 ISO_MAGIC_AT, ISO_MAGIC = 0x8001, b"CD001"
 HEAD_BYTES = ISO_MAGIC_AT + len(ISO_MAGIC)
+# An upload still InProgress this long after its link expired lost the server receiving it
+# (a crash mid-body): the sweep puts it in UploadError and removes what it staged.
+STALE_AFTER = timedelta(hours=24)
+STALE_REASON = "the upload stopped: the server receiving it went away"
 
 UPLOAD_TIMEOUT = define(
     ConfigKey(
@@ -386,21 +390,30 @@ async def receive(rt: Runtime, begun: Begun, chunks: AsyncIterator[bytes]) -> No
         # Synchronously: a cancelled task could not await a thread here.
         writer.abort()
         reason = err.text if isinstance(err, Refused) else f"the upload did not complete: {err!r}"
-        fail(rt, begun, reason)
+        if not fail(rt, begun, reason) and isinstance(err, Exception):
+            # Swept as stale meanwhile (its staged file went with it): answered as a replay.
+            raise Refused(409, STALE_REASON) from err
         raise
     await asyncio.to_thread(_done, rt, begun, sink)
 
 
-def fail(rt: Runtime, begun: Begun, reason: str) -> None:
+def fail(rt: Runtime, begun: Begun, reason: str) -> bool:
+    """UploadError with the reason; False if the transfer was no longer in progress."""
     with rt.db.write() as session:
         transfer = session.get_one(ImageTransfer, begun.transfer_id)
         if transfer.state != "InProgress":
-            return
+            return False
         transfer.state, transfer.error = "Failed", reason
         _set_resource_state(session, transfer, UPLOAD_ERROR, reason)
+        return True
 
 
 def _done(rt: Runtime, begun: Begun, sink: _Sink) -> None:
+    with rt.db.read() as session:
+        live = session.get_one(ImageTransfer, begun.transfer_id).state == "InProgress"
+    if not live:  # swept as stale meanwhile: the resource is in UploadError already
+        backend_for(begun.store).delete(begun.path)
+        raise Refused(409, STALE_REASON)
     if begun.kind == Kind.VOLUME:
         _volume_done(rt, begun, sink)
         return
@@ -408,7 +421,7 @@ def _done(rt: Runtime, begun: Begun, sink: _Sink) -> None:
         transfer = session.get_one(ImageTransfer, begun.transfer_id)
         transfer.state = "Done"
         ref = _template_ref(session, transfer)
-        if ref is None:  # deleted while it uploaded
+        if ref is None or ref.state != IN_PROGRESS:  # deleted while it uploaded
             backend_for(begun.store).delete(begun.path)
             return
         ref.state = templates.DOWNLOADING
@@ -435,7 +448,8 @@ def _volume_done(rt: Runtime, begun: Begun, sink: _Sink) -> None:
             transition(session, volume, Event.UPLOADED, size=vsize, error=None)
             return
     backend_for(begun.store).delete(begun.path)
-    fail(rt, begun, reason)
+    if not fail(rt, begun, reason):
+        raise Refused(409, STALE_REASON)
     raise Refused(413, reason)
 
 
@@ -458,6 +472,18 @@ def sweep(rt: Runtime) -> int:
                 _abandon(session, transfer)
                 n += 1
             transfer.state = "Abandoned"
+        stale = session.scalars(
+            select(ImageTransfer).where(
+                ImageTransfer.state == "InProgress",
+                ImageTransfer.kind != "Extract",
+                ImageTransfer.expires < utcnow() - STALE_AFTER,
+            )
+        ).all()
+        for transfer in stale:  # the server receiving it died: no answer will ever come
+            store = session.get_one(ImageStore, transfer.image_store_id)
+            backend_for(store).delete(transfer.path)  # with what it staged beside the path
+            transfer.state, transfer.error = "Failed", STALE_REASON
+            _set_resource_state(session, transfer, UPLOAD_ERROR, STALE_REASON)
     return n
 
 

@@ -158,6 +158,7 @@ def test_restart_gc_and_delete_leave_nothing_on_the_hosts(stack: Stack) -> None:
     c("updateConfiguration", name="network.gc.wait", value="4")
     for vm in vms:
         job(stack.cloud, "stopVirtualMachine", id=vm["id"])
+    assert _network(stack, network["id"])["state"] == "Implemented", "not before the GC wait"
     no_leaks(stack, [network["id"]])
     vni = _network(stack, network["id"])["vlan"]
     wait_for(lambda: _network(stack, network["id"])["state"] == "Shutdown", 60, "network GC")

@@ -26,12 +26,16 @@ def canned(name: str, owner_id: str, owner_name: str, bucket_owner: str | None =
 
 
 def from_headers(
-    headers: Mapping[str, str], owner_id: str, owner_name: str, bucket_owner: str | None = None
+    headers: Mapping[str, str],
+    owner_id: str,
+    owner_name: str,
+    bucket_owner: str | None = None,
+    resolve_email: rules.EmailResolver | None = None,
 ) -> Acl:
     """The ACL a request asks for: a canned x-amz-acl, explicit grants, or private."""
     owner = _owner(owner_id, owner_name)
     bucket = _owner(bucket_owner) if bucket_owner else None
-    found = rules.acl_from_headers(headers, owner, bucket)
+    found = rules.acl_from_headers(headers, owner, bucket, resolve_email)
     return rules.to_stored(found if found is not None else rules.canned_acl("private", owner))
 
 
@@ -50,6 +54,13 @@ def render(acl: Acl, names: Mapping[str, str] | None = None) -> bytes:
     return rules.render_acl_xml(rules.Acl(parsed.owner, tuple(ordered)), names)
 
 
-def parse(body: bytes, owner_id: str, owner_name: str) -> Acl:
+def parse(
+    body: bytes, owner_id: str, owner_name: str, resolve_email: rules.EmailResolver | None = None
+) -> Acl:
     """An AccessControlPolicy body; the owner may not be changed by it."""
-    return rules.to_stored(rules.parse_acl_xml(body, _owner(owner_id, owner_name)))
+    return rules.to_stored(rules.parse_acl_xml(body, _owner(owner_id, owner_name), resolve_email))
+
+
+def grantee_ids(stored: Acl) -> list[str]:
+    """The user ids an ACL's grants name (whose display names a rendering wants)."""
+    return [who for kind, who, _ in stored.get("grants", []) if kind == "user"]

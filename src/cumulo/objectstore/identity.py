@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cumulo.common.secretbox import SecretBox
 from cumulo.db.engine import Database
@@ -58,6 +58,29 @@ class CloudIdentity:
         stmt = select(Account.id).where(Account.uuid == account_uuid, Account.removed.is_(None))
         with self._db.read() as session:
             return session.scalar(stmt) is not None
+
+    def account_name(self, account_uuid: str) -> str | None:
+        """A live account's name: the display name grants to it show."""
+        stmt = select(Account.name).where(Account.uuid == account_uuid, Account.removed.is_(None))
+        with self._db.read() as session:
+            return session.scalar(stmt)
+
+    def account_by_email(self, email: str) -> str | None:
+        """The account of the live user with this e-mail address (grants by e-mail name
+        the account, as every other grant does)."""
+        stmt = (
+            select(Account.uuid)
+            .join(User, User.account_id == Account.id)
+            .where(
+                func.lower(User.email) == email.strip().lower(),
+                User.removed.is_(None),
+                Account.removed.is_(None),
+            )
+            .order_by(User.id)
+            .limit(1)
+        )
+        with self._db.read() as session:
+            return session.scalar(stmt)
 
     def _load(self, access_key: str) -> Credentials | None:
         stmt = (
@@ -125,6 +148,20 @@ class Identities:
         if user is not None and user.canonical_id == canonical_id:
             return True
         return self.cloud.account_exists(canonical_id)
+
+    def display_name(self, canonical_id: str) -> str | None:
+        """The name GetBucketAcl/GetObjectAcl show next to a grantee's id."""
+        user = self.users.get(canonical_id)
+        if user is not None and user.canonical_id == canonical_id:
+            return user.name
+        return self.cloud.account_name(canonical_id)
+
+    def owner_by_email(self, email: str) -> str | None:
+        """Whom an ``emailAddress`` grant names: an S3-only user or a cloud account."""
+        user = self.users.by_email(email)
+        if user is not None:
+            return user.canonical_id
+        return self.cloud.account_by_email(email)
 
     def owner_of(self, ref: str) -> str | None:
         """The owner id an admin means by ``ref``: an S3-only user's key id or canonical id,

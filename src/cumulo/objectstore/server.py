@@ -61,6 +61,8 @@ def build_service(settings: Settings) -> tuple[Service, Identities]:
     identity = Identities(UserStore(meta_db, box), CloudIdentity(cloud_db, box))
     svc.lookup = identity.lookup
     svc.owner_exists = identity.owner_exists
+    svc.display_name = identity.display_name
+    svc.resolve_email = identity.owner_by_email
     return svc, identity
 
 

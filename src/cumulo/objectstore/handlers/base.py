@@ -34,6 +34,9 @@ class Service:
     lookup: Callable[[str], Credentials | None] | None = None
     # Whether a canonical user id names someone (grants to nobody are refused).
     owner_exists: Callable[[str], bool] | None = None
+    # A grantee's display name, and whom an e-mail grant names (None: nobody).
+    display_name: Callable[[str], str | None] | None = None
+    resolve_email: Callable[[str], str | None] | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ from cumulo.objectstore.handlers.access import authorize
 from cumulo.objectstore.handlers.base import Ctx
 from cumulo.objectstore.http import Response, xml_response
 from cumulo.objectstore.meta.store import Bucket
+from cumulo.objectstore.meta.users import owner_limits
 from cumulo.objectstore.xml import Node, parse, render, timestamp
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -117,7 +118,23 @@ async def _location(ctx: Ctx) -> str:
 async def head_bucket(ctx: Ctx) -> Response:
     bucket = await ctx.bucket()
     authorize(ctx, bucket, "s3:ListBucket")
-    return Response(200, [("x-amz-bucket-region", bucket.region)])
+    headers = [("x-amz-bucket-region", bucket.region)]
+    if ctx.req.arg("read-stats") == "true":
+        headers += await _read_stats(ctx, bucket)
+    return Response(200, headers)
+
+
+async def _read_stats(ctx: Ctx, bucket: Bucket) -> list[tuple[str, str]]:
+    """radosgw's ``?read-stats=true`` HeadBucket extension (S3 ignores the parameter): the
+    bucket's object and byte counts and the owner's bucket limit (-1: unlimited)."""
+    objects, size = await ctx.run(ctx.svc.meta.bucket_usage, bucket)
+    lim = await ctx.run(owner_limits, ctx.svc.meta.db, bucket.owner_id)
+    max_buckets = -1 if lim.max_buckets is None else lim.max_buckets
+    return [
+        ("X-RGW-Object-Count", str(objects)),
+        ("X-RGW-Bytes-Used", str(size)),
+        ("X-RGW-Quota-Max-Buckets", str(max_buckets)),
+    ]
 
 
 async def delete_bucket(ctx: Ctx) -> Response:

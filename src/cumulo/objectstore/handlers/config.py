@@ -60,7 +60,7 @@ async def put_versioning(ctx: Ctx) -> Response:
 
 async def get_bucket_acl(ctx: Ctx) -> Response:
     bucket = await _bucket_for(ctx, "s3:GetBucketAcl")
-    return xml_response(acl.render(bucket.acl))
+    return xml_response(acl.render(bucket.acl, await _names(ctx, bucket.acl, {})))
 
 
 async def put_bucket_acl(ctx: Ctx) -> Response:
@@ -77,11 +77,27 @@ async def _acl_from_request(ctx: Ctx, owner_id: str, owner_name: str) -> dict[st
     if body.strip():
         if "x-amz-acl" in h:
             raise S3Error("UnexpectedContent", "This request does not support content")
-        new = acl.parse(body, owner_id, owner_name)
+        new = await ctx.run(acl.parse, body, owner_id, owner_name, ctx.svc.resolve_email)
     else:
-        new = acl.from_headers(h, owner_id, owner_name)
+        new = await ctx.run(
+            acl.from_headers, h, owner_id, owner_name, resolve_email=ctx.svc.resolve_email
+        )
     await _check_grantees(ctx, new)
     return new
+
+
+async def _names(ctx: Ctx, stored: dict[str, Any], known: dict[str, str]) -> dict[str, str]:
+    """Display names of an ACL's grantees (S3 shows each grant's DisplayName)."""
+    lookup = ctx.svc.display_name
+    names = dict(known)
+    if lookup is None:
+        return names
+    for who in acl.grantee_ids(stored):
+        if who not in names and who != stored["owner"][0]:
+            name = await ctx.run(lookup, who)
+            if name is not None:
+                names[who] = name
+    return names
 
 
 async def _check_grantees(ctx: Ctx, new: dict[str, Any]) -> None:
@@ -108,7 +124,8 @@ async def _object_row(ctx: Ctx, action: str) -> Any:
 
 async def get_object_acl(ctx: Ctx) -> Response:
     bucket, row = await _object_row(ctx, "s3:GetObjectAcl")
-    return xml_response(acl.render(row.acl, {bucket.owner_id: bucket.owner_name}))
+    names = await _names(ctx, row.acl, {bucket.owner_id: bucket.owner_name})
+    return xml_response(acl.render(row.acl, names))
 
 
 async def put_object_acl(ctx: Ctx) -> Response:

@@ -152,10 +152,23 @@ async def _readable_bucket(ctx: Ctx, action: str = "s3:ListBucket") -> Bucket:
     return bucket
 
 
+def _check_unordered(ctx: Ctx, delimiter: str) -> None:
+    """radosgw's ``allow-unordered=true`` extension: this listing is always in order (which
+    any unordered listing may be), but the combination radosgw refuses is refused alike so
+    clients written for it see the same answer. S3 never sees the parameter."""
+    if delimiter and ctx.req.arg("allow-unordered") == "true":
+        raise S3Error(
+            "InvalidArgument",
+            "allow-unordered cannot be used with a delimiter",
+            ArgumentName="allow-unordered",
+        )
+
+
 async def list_objects_v1(ctx: Ctx) -> Response:
     bucket = await _readable_bucket(ctx)
     enc, limit = Encoder(ctx), max_keys(ctx)
     prefix, delim = ctx.req.arg("prefix") or "", ctx.req.arg("delimiter") or ""
+    _check_unordered(ctx, delim)
     marker = ctx.req.arg("marker") or None
     fetch = _fetch_latest(ctx, bucket)
     page = await ctx.run(collect, fetch, prefix, delim, marker, limit)
@@ -198,6 +211,7 @@ async def list_objects_v2(ctx: Ctx) -> Response:
     bucket = await _readable_bucket(ctx)
     enc, limit = Encoder(ctx), max_keys(ctx)
     prefix, delim = ctx.req.arg("prefix") or "", ctx.req.arg("delimiter") or ""
+    _check_unordered(ctx, delim)
     token, start_after = ctx.req.arg("continuation-token"), ctx.req.arg("start-after")
     after = _untoken(token) if token is not None else (start_after or None)
     owner = ctx.req.arg("fetch-owner") == "true"

@@ -130,6 +130,13 @@ class UserStore:
             row = s.execute(stmt).first()
         return _user(row) if row is not None else None
 
+    def by_email(self, email: str) -> S3User | None:
+        """E-mail addresses are stored lower-case (``check_email``)."""
+        stmt = _user_select().where(users.c.email == email.strip().lower())
+        with self.db.read() as s:
+            row = s.execute(stmt).first()
+        return _user(row) if row is not None else None
+
     def list(self, status: str | None) -> list[S3User]:
         stmt = _user_select().order_by(users.c.id)
         if status is not None:
@@ -196,6 +203,13 @@ class UserStore:
         """(buckets, objects, bytes) the owner stores now."""
         with self.db.read() as s:
             return owner_totals(s, owner_id)
+
+
+def owner_limits(db: Database, owner_id: str) -> Limits:
+    """An owner's limits without a ``UserStore`` (no secrets needed to read them)."""
+    with db.read() as s:
+        row = s.execute(select(limits).where(limits.c.owner_id == owner_id)).first()
+    return _limits(row)
 
 
 def _user_select() -> Any:

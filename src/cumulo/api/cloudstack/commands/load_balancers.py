@@ -479,13 +479,23 @@ def _delete_policy(ctx: Ctx, kind: PolicyKind, id: str) -> Success:
     return Success()
 
 
-def _listed_rule(ctx: Ctx, kind: PolicyKind, lbruleid: str | None, id: str | None) -> NetworkRule:
-    """The rule whose policies a list call shows: named by a policy id or by the rule."""
+def _listed_rules(
+    ctx: Ctx, kind: PolicyKind, lbruleid: str | None, id: str | None
+) -> list[NetworkRule]:
+    """The rules whose policies a list call shows: named by a policy id or by the rule; with
+    neither, the caller's own rules that have a policy of this kind."""
     if id is not None:
-        return _rule_of_policy(ctx, rules.find_policy(ctx.session, kind, id))
+        return [_rule_of_policy(ctx, rules.find_policy(ctx.session, kind, id))]
     if lbruleid is not None:
-        return _owned(ctx, lbruleid)
-    raise ParamError("Either lbruleid or id is required")
+        return [_owned(ctx, lbruleid)]
+    with_policy = select(kind.rule_id)
+    return list(
+        ctx.session.scalars(
+            select(NetworkRule)
+            .where(NetworkRule.id.in_(with_policy), NetworkRule.account_id == ctx.caller.account_id)
+            .order_by(NetworkRule.id)
+        )
+    )
 
 
 STICKY_FIELDS = ("lbruleid", "name", "account", "domainid", "domain", "zoneid", "state",
@@ -576,8 +586,10 @@ def list_lb_stickiness_policies(
     ] = None,
     id: Annotated[UUIDStr | None, Param("the ID of the load balancer stickiness policy")] = None,
 ) -> Listing:
-    rule = _listed_rule(ctx, LbStickinessPolicy, lbruleid, id)
-    return Listing([_stickiness_of(ctx, rule)], 1)
+    found = [
+        _stickiness_of(ctx, rule) for rule in _listed_rules(ctx, LbStickinessPolicy, lbruleid, id)
+    ]
+    return Listing(found, len(found))
 
 
 @command(
@@ -662,5 +674,7 @@ def list_lb_health_check_policies(
     ] = None,
     id: Annotated[UUIDStr | None, Param("the ID of the health check policy")] = None,
 ) -> Listing:
-    rule = _listed_rule(ctx, LbHealthCheckPolicy, lbruleid, id)
-    return Listing([_health_of(ctx, rule)], 1)
+    found = [
+        _health_of(ctx, rule) for rule in _listed_rules(ctx, LbHealthCheckPolicy, lbruleid, id)
+    ]
+    return Listing(found, len(found))

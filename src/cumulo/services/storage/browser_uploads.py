@@ -39,7 +39,7 @@ from cumulo.services.errors import ParamError, PermissionDenied, ResourceLimitEx
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import download, templates, uploads, volumes
-from cumulo.services.storage.imagestore import StoreWriter, backend_for
+from cumulo.services.storage.imagestore import StoreUnavailable, StoreWriter, backend_for
 from cumulo.services.storage.volume_states import Event, State, transition
 
 PREFIX = "/upload/v1/"
@@ -205,9 +205,12 @@ def for_template(
             .order_by(TemplateStoreRef.id)
         )
     )
-    for extra in refs[1:]:  # one store receives the upload; others copy later, as copyTemplate
-        session.delete(extra)
-    ref = refs[0]
+    ref = next((r for r in refs if _writable(session.get_one(ImageStore, r.image_store_id))), None)
+    if ref is None:
+        raise ParamError("Failed to find an image store this server can write in the zone")
+    for extra in refs:  # one store receives the upload; others copy later, as copyTemplate
+        if extra is not ref:
+            session.delete(extra)
     ref.state = NOT_UPLOADED
     store = session.get_one(ImageStore, ref.image_store_id)
     assert ref.install_path is not None
@@ -220,6 +223,14 @@ def for_template(
     )  # fmt: skip
     template.url = params.post_url
     return params
+
+
+def _writable(store: ImageStore) -> bool:
+    try:
+        backend_for(store)
+    except StoreUnavailable:
+        return False
+    return True
 
 
 def _with_url(reg: templates.Registration, base_url: str) -> templates.Registration:

@@ -16,6 +16,7 @@ back to the snapshot's content.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -322,6 +323,49 @@ def test_list_filters_and_scoping(sim: SimZone, tenant: Tenant, cloud: Cloud) ->
     )["vmSnapshot"]
     assert {s["id"] for s in seen} == {a["id"], b["id"], c["id"]}
     assert all(s["domainid"] == tenant.domain_id for s in seen)
+
+
+def usage_events(cloud: Cloud, uuid: str) -> list[tuple[str, int]]:
+    """The usage events of one VM snapshot, read from the server's SQLite database."""
+    db = cloud.data_dir / "cumulo.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT type, size FROM usage_events WHERE resource_type = 'VMSnapshot' "
+            "AND resource_uuid = ? ORDER BY id",
+            (uuid,),
+        ).fetchall()
+    return [(str(t), int(size)) for t, size in rows]
+
+
+def test_usage_events_carry_the_size_and_expunge_closes_them(
+    sim: SimZone, tenant: Tenant, cloud: Cloud
+) -> None:
+    if not (cloud.data_dir / "cumulo.db").exists():
+        pytest.skip("reads the usage events from the SQLite database")
+    vm = running_vm(sim, tenant)
+    disks = tenant.call("listVolumes", virtualmachineid=vm["id"])["volume"]
+    size = sum(int(d["size"]) for d in disks)
+    first = take(sim, tenant, vm)
+    memory = take(sim, tenant, vm, snapshotmemory=True)
+    with mock(sim, "CreateVMSnapshotCommand"):
+        failed(run(sim, tenant, "createVMSnapshot", virtualmachineid=vm["id"]))
+    [broken] = snaps(tenant, state="Error")
+    assert ok(run(sim, tenant, "deleteVMSnapshot", vmsnapshotid=first["id"]), "success")
+    assert usage_events(cloud, first["id"]) == [
+        ("VMSNAPSHOT.CREATE", size),
+        ("VMSNAPSHOT.DELETE", size),
+    ]
+    ram = int(vm["memory"]) << 20
+    assert usage_events(cloud, memory["id"]) == [("VMSNAPSHOT.CREATE", size + ram)]
+    submitted = cloud.call("destroyVirtualMachine", id=vm["id"], expunge=True)  # admin only
+    done = cloud.wait_job(submitted["jobid"])
+    assert done["jobstatus"] == 1, done
+    assert usage_events(cloud, memory["id"]) == [
+        ("VMSNAPSHOT.CREATE", size + ram),
+        ("VMSNAPSHOT.DELETE", size + ram),
+    ]
+    assert usage_events(cloud, broken["id"]) == []  # never taken, never metered
+    assert snaps(tenant, listall=True) == []
 
 
 def test_server_killed_mid_job_leaves_nothing_in_between(

@@ -594,6 +594,9 @@ def expunge_vm(rt: Runtime, vm_uuid: str) -> None:
         if vm.state != State.EXPUNGING:
             return
         _remove_volumes(session, vm)
+        from cumulo.services.storage import vm_snapshots  # it imports this module too
+
+        vm_snapshots.forget_vm(session, vm)  # its VM snapshots went with its disks
         now = utcnow()
         guest_nics.release(session, vm)  # NICs, their addresses, rules naming the VM
         session.execute(delete(AffinityGroupVmMap).where(AffinityGroupVmMap.vm_id == vm.id))

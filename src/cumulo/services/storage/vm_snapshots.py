@@ -494,6 +494,30 @@ def _unlink(session: Session, snap: VMSnapshot) -> None:
     )
 
 
+def forget_vm(session: Session, vm: VirtualMachine) -> None:
+    """The VM is being expunged: its snapshots go with its disks (as CloudStack deletes them),
+    the taken ones closing their usage with VMSNAPSHOT.DELETE."""
+    for snap in session.scalars(
+        select(VMSnapshot).where(VMSnapshot.vm_id == vm.id, VMSnapshot.removed.is_(None))
+    ):
+        metered = snap.error is None and snap.state in (S.READY, S.REVERTING, S.EXPUNGING)
+        if metered:
+            usage.record_owned(
+                session,
+                usage.VMSNAPSHOT_DELETE,
+                snap,
+                TAG_TYPE,
+                zone_id=snap.zone_id,
+                size=snap.size,
+            )
+        session.execute(
+            sql_delete(ResourceTag).where(
+                ResourceTag.resource_type == TAG_TYPE, ResourceTag.resource_id == snap.id
+            )
+        )
+        snap.removed, snap.current = utcnow(), False
+
+
 def abandon(rt: Runtime, uuid: str) -> None:
     """A job the engine gave up on: Creating → Error, Reverting → Ready (with the reason),
     Expunging → what it was, so the snapshot can be deleted (or used) again."""

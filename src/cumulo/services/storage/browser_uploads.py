@@ -35,7 +35,7 @@ from cumulo.db.models_transfers import ImageTransfer
 from cumulo.services import limits
 from cumulo.services.access import Caller
 from cumulo.services.config import ConfigKey, define
-from cumulo.services.errors import ParamError, PermissionDenied, ResourceLimitExceeded
+from cumulo.services.errors import ParamError, PermissionDenied
 from cumulo.services.limits import ResourceType
 from cumulo.services.runtime import Runtime
 from cumulo.services.storage import download, templates, uploads, volumes
@@ -442,21 +442,12 @@ def _done(rt: Runtime, begun: Begun, sink: _Sink) -> None:
 
 
 def _volume_done(rt: Runtime, begun: Begun, sink: _Sink) -> None:
-    reason = ""
     with rt.db.write() as session:
         transfer = session.get_one(ImageTransfer, begun.transfer_id)
         volume = volumes.find(session, begun.resource_uuid)
-        vsize = uploads.virtual_size(sink.head, sink.size)
-        try:
-            with session.begin_nested():
-                limits.check_and_increment_many(
-                    session, volume.account_id, {ResourceType.primary_storage: vsize}
-                )
-        except ResourceLimitExceeded as err:
-            reason = err.text
-        else:
+        reason = uploads.mark_uploaded(session, volume, sink.head, sink.size)
+        if reason is None:
             transfer.state = "Done"
-            transition(session, volume, Event.UPLOADED, size=vsize, error=None)
             return
     backend_for(begun.store).delete(begun.path)
     if not fail(rt, begun, reason):

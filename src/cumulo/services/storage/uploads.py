@@ -145,19 +145,26 @@ def run(rt: Runtime, volume_uuid: str, url: str, checksum: str | None) -> None:
         volume = volumes.find(session, volume_uuid)
         if volume.state != State.UPLOAD_OP:
             return
-        vsize = virtual_size(writer.head, size)
-        try:
-            with session.begin_nested():
-                limits.check_and_increment_many(
-                    session, volume.account_id, {ResourceType.primary_storage: vsize}
-                )
-        except ResourceLimitExceeded as err:
-            reason = err.text
-        else:
-            transition(session, volume, Event.UPLOADED, size=vsize, error=None)
+        reason = mark_uploaded(session, volume, writer.head, size)
+        if reason is None:
             return
     _fail(rt, volume_uuid, reason)
     raise ResourceLimitExceeded(reason)
+
+
+def mark_uploaded(session: Session, volume: Volume, head: bytes, size: int) -> str | None:
+    """Count the image's virtual size as ``primary_storage`` and move the volume to
+    Uploaded; the limit's text (nothing changed) when the owner is over it."""
+    vsize = virtual_size(head, size)
+    try:
+        with session.begin_nested():
+            limits.check_and_increment_many(
+                session, volume.account_id, {ResourceType.primary_storage: vsize}
+            )
+    except ResourceLimitExceeded as err:
+        return err.text
+    transition(session, volume, Event.UPLOADED, size=vsize, error=None)
+    return None
 
 
 def abandon(rt: Runtime, volume_uuid: str) -> None:

@@ -325,3 +325,18 @@ def test_upload_whose_server_went_away_is_failed_by_the_sweep(sim: SimZone, tena
     assert reply.startswith(b"HTTP/1.1 409"), reply
     assert state(tenant, params["id"]) == "UploadError"
     assert leftovers(sim, params["id"]) == []
+
+
+def test_cors_answers_only_this_servers_origin(sim: SimZone, tenant: Tenant) -> None:
+    params = volume_params(sim, tenant)
+    parts = urlsplit(params["postURL"])
+    own = f"{parts.scheme}://{parts.netloc}"
+    wanted = {"Access-Control-Request-Method": "POST"}
+    mine = httpx.options(params["postURL"], headers={"Origin": own, **wanted})
+    assert mine.status_code == 204 and mine.headers["access-control-allow-origin"] == own
+    assert "x-signature" in mine.headers["access-control-allow-headers"].lower()
+    other = httpx.options(params["postURL"], headers={"Origin": "https://evil.example", **wanted})
+    assert "access-control-allow-origin" not in other.headers
+    posted = post_form(params, qcow2(1), Origin="https://evil.example")
+    assert "access-control-allow-origin" not in posted.headers
+    assert state(tenant, params["id"]) == "Uploaded"  # CORS binds browsers, not the link

@@ -515,6 +515,10 @@ def test_vm_snapshots_on_a_real_host(kvm: Kvm) -> None:  # noqa: F811
     assert api.deleteVMSnapshot(vmsnapshotid=memory["id"], fetch_result=True)["success"]
     assert tags(root_file) == [disk["name"]] and tags(data_file) == [disk["name"]]
     wait(api, api.stopVirtualMachine(id=vm["id"], forced=True))
+    cold = result(api, api.createVMSnapshot(virtualmachineid=vm["id"], name="cold"), "vmsnapshot")
+    assert sorted(tags(data_file)) == sorted([disk["name"], cold["name"]])  # qemu-img -c
     assert api.deleteVMSnapshot(vmsnapshotid=disk["id"], fetch_result=True)["success"]
+    assert tags(root_file) == [cold["name"]] and tags(data_file) == [cold["name"]]
+    assert api.deleteVMSnapshot(vmsnapshotid=cold["id"], fetch_result=True)["success"]
     assert tags(root_file) == [] and tags(data_file) == []
     assert not api.listVMSnapshot(virtualmachineid=vm["id"]).get("vmSnapshot")

@@ -22,20 +22,18 @@ from cumulo.agent.drivers.qemu import tap_name
 from cumulo.agent.network.sg_nft import table_name
 from tests.integration.tenants import Tenant, make_tenant
 from tests.integration.test_agent import wait_for
-from tests.integration.test_kvm_networks import (  # noqa: F401 - fixtures used by name
+from tests.integration.test_kvm_networks import stack, tiny  # noqa: F401 - fixtures by name
+from tests.support.cloud import Cloud
+from tests.support.kvmnet import (
     PUBLIC_GW,
     Stack,
-    _leftovers,
-    _pids,
-    _router_namespaces,
     guest_ip,
     job,
+    no_leaks,
     ns_get,
+    router_namespaces,
     sh,
-    stack,
-    tiny,
 )
-from tests.support.cloud import Cloud
 from tests.support.netzone import libcloud_driver
 from tests.support.simzone import uniq
 
@@ -119,7 +117,7 @@ def test_security_groups_filter_real_guests_and_follow_them(stack: Stack) -> Non
         ips[vm["id"]] = leased
         assert _table(vm) in _sg_tables(_ns_of(stack, vm)), "filtered from the start"
     ip_a, ip_b = ips[a["id"]], ips[b["id"]]
-    assert router_ns in _router_namespaces()
+    assert router_ns in router_namespaces()
 
     # default deny ingress: the router (on the same bridge) reaches neither guest
     assert ns_get(router_ns, f"http://{ip_a}/", 5) is None
@@ -194,7 +192,7 @@ def test_security_groups_filter_real_guests_and_follow_them(stack: Stack) -> Non
     job(stack.cloud, "deleteNetwork", id=network["id"])
     assert driver.ex_delete_security_group(web_name) is True
     assert web_name not in {g["name"] for g in driver.ex_list_security_groups()}
-    _no_leaks(stack, [router_ns])
+    no_leaks(stack, [network["id"]])
 
 
 def _isolated_offering(stack: Stack, *, egress_allow: bool) -> dict[str, Any]:
@@ -268,15 +266,7 @@ def test_static_nat_and_egress_firewall_on_real_hosts(stack: Stack) -> None:
 
     job(stack.cloud, "destroyVirtualMachine", id=vm["id"], expunge=True)
     job(stack.cloud, "deleteNetwork", id=network["id"])
-    _no_leaks(stack, [router_ns])
-
-
-def _no_leaks(stack: Stack, spaces: list[str]) -> None:
-    wait_for(lambda: not set(spaces) & _router_namespaces(), 60, "router namespaces removed")
-    wait_for(lambda: not _pids(stack.states), 30, "no dnsmasq, haproxy, HTTP service or QEMU")
-    for ns, _ in stack.lab.hosts:
-        wait_for(lambda n=ns: _leftovers(n) == set(), 60, f"no guest links left on {ns}")
-        assert sh("ip", "netns", "exec", ns, "nft", "list", "tables").strip() == ""
+    no_leaks(stack, [network["id"]])
 
 
 def _spread(lab_: Any, url: str, count: int) -> collections.Counter[str]:
@@ -383,4 +373,4 @@ def test_load_balancing_three_vms_policies_and_secondary_ips(stack: Stack) -> No
     for vm in vms:
         job(stack.cloud, "destroyVirtualMachine", id=vm["id"], expunge=True)
     job(stack.cloud, "deleteNetwork", id=network["id"])
-    _no_leaks(stack, [router_ns])
+    no_leaks(stack, [network["id"]])

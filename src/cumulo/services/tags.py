@@ -342,14 +342,20 @@ register_taggable("Template", _image(False))
 register_taggable("ISO", _image(True))
 
 
-def _user_vm(session: Session, uuid: str) -> Taggable | None:
-    """A VM not yet expunged (a destroyed one can still be tagged, as in CloudStack)."""
-    row = session.execute(
-        select(VirtualMachine.id, VirtualMachine.account_id, VirtualMachine.domain_id).where(
-            VirtualMachine.uuid == uuid, VirtualMachine.removed.is_(None)
-        )
-    ).first()
-    return None if row is None else Taggable(row.id, uuid, row.account_id, row.domain_id)
+def owned(model: Any) -> Resolver:
+    """The resolver of an account-owned table with ``uuid``, ``account_id``, ``domain_id`` and
+    ``removed`` columns: a row not yet removed (a destroyed VM can still be tagged, as in
+    CloudStack)."""
+
+    def resolve(session: Session, uuid: str) -> Taggable | None:
+        row = session.execute(
+            select(model.id, model.account_id, model.domain_id).where(
+                model.uuid == uuid, model.removed.is_(None)
+            )
+        ).first()
+        return None if row is None else Taggable(row.id, uuid, row.account_id, row.domain_id)
+
+    return resolve
 
 
-register_taggable("UserVm", _user_vm)
+register_taggable("UserVm", owned(VirtualMachine))

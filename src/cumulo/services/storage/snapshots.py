@@ -465,16 +465,7 @@ def render(session: Session, caller: Caller, ids: Sequence[int]) -> list[dict[st
     return out
 
 
-def _taggable(session: Session, uuid: str) -> tags.Taggable | None:
-    row = session.execute(
-        select(Snapshot.id, Snapshot.account_id, Snapshot.domain_id).where(
-            Snapshot.uuid == uuid, Snapshot.removed.is_(None)
-        )
-    ).first()
-    return None if row is None else tags.Taggable(row.id, uuid, row.account_id, row.domain_id)
-
-
-tags.register_taggable(TAG_TYPE, _taggable)
+tags.register_taggable(TAG_TYPE, tags.owned(Snapshot))
 
 
 def _count_snapshots(session: Session, account: Account) -> int:

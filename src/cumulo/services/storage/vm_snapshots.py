@@ -638,13 +638,4 @@ def render(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
     return out
 
 
-def _taggable(session: Session, uuid: str) -> tags.Taggable | None:
-    row = session.execute(
-        select(VMSnapshot.id, VMSnapshot.account_id, VMSnapshot.domain_id).where(
-            VMSnapshot.uuid == uuid, VMSnapshot.removed.is_(None)
-        )
-    ).first()
-    return None if row is None else tags.Taggable(row.id, uuid, row.account_id, row.domain_id)
-
-
-tags.register_taggable(TAG_TYPE, _taggable)
+tags.register_taggable(TAG_TYPE, tags.owned(VMSnapshot))

@@ -465,13 +465,4 @@ def _response(row: Any, caller: Caller) -> dict[str, Any]:
 # --- taggable and counted from the truth -------------------------------------------------------
 
 
-def _taggable(session: Session, uuid: str) -> tags.Taggable | None:
-    row = session.execute(
-        select(Volume.id, Volume.account_id, Volume.domain_id).where(
-            Volume.uuid == uuid, Volume.removed.is_(None)
-        )
-    ).first()
-    return None if row is None else tags.Taggable(row.id, uuid, row.account_id, row.domain_id)
-
-
-tags.register_taggable(TAG_TYPE, _taggable)
+tags.register_taggable(TAG_TYPE, tags.owned(Volume))

@@ -470,6 +470,12 @@ def test_every_operator_command_explains_itself(cli: Cli, argv: list[str], says:
     assert says.lower() in done.stdout.lower()
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_waiting_but_not_the_job(tmp_path: Path) -> None:
     import signal
 
@@ -495,6 +501,10 @@ def test_ctrl_c_stops_waiting_but_not_the_job(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # A test run started in the background (`cmd &` in a script) inherits SIGINT
+            # ignored, and Python then installs no KeyboardInterrupt handler: give the CLI
+            # the default disposition a user's terminal gives it.
+            preexec_fn=_default_sigint,
         )
         # interrupt once the job is submitted (it sleeps 10 s before it runs)
         deadline = time.monotonic() + 30
